@@ -1,0 +1,101 @@
+"""Floating-point formats the harness speaks of, by their NumPy names.
+
+Everything that needs a format's properties (precision, exponent range, largest finite value) asks here, so the
+oracle, the comparison and the case generators agree on what "one ULP of float16" means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+__all__ = ["DTYPES", "FloatFormat", "cast", "float_format", "round_to_format"]
+
+
+@dataclass(frozen=True, slots=True)
+class FloatFormat:
+    """An IEEE-style binary format: `precision` significand bits (implicit bit included), `emin` the exponent of
+    the smallest normal number."""
+
+    name: str
+    numpy_dtype: np.dtype
+    precision: int
+    emin: int
+    max_finite: float
+
+    @property
+    def smallest_normal(self) -> float:
+        return float(2.0**self.emin)
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return float(2.0 ** (self.emin - self.precision + 1))
+
+    @property
+    def eps(self) -> float:
+        """Distance from 1 to the next larger number."""
+        return float(2.0 ** (1 - self.precision))
+
+    def ulp(self, value: np.ndarray | float) -> np.ndarray:
+        """The spacing of this format at |value| (below the smallest normal: the smallest subnormal).
+
+        For |value| at or above the largest finite number the spacing of the top binade is returned, so that
+        an overflowing exact value is still measured in a meaningful unit.
+        """
+        magnitude = np.abs(np.asarray(value, dtype=np.float64))
+        magnitude = np.where(np.isfinite(magnitude), magnitude, self.max_finite)
+        _, exponent = np.frexp(magnitude)  # magnitude = m * 2**exponent with m in [0.5, 1)
+        binade = np.where(magnitude == 0, self.emin, np.maximum(exponent - 1, self.emin))
+        binade = np.minimum(binade, int(np.frexp(self.max_finite)[1]) - 1)
+        return np.ldexp(1.0, binade - self.precision + 1)
+
+
+def _format(name: str, dtype: np.dtype) -> FloatFormat:
+    info = ml_dtypes.finfo(dtype)
+    return FloatFormat(
+        name=name,
+        numpy_dtype=np.dtype(dtype),
+        precision=int(info.nmant) + 1,
+        emin=int(info.minexp),
+        max_finite=float(info.max),
+    )
+
+
+DTYPES: dict[str, FloatFormat] = {
+    "float64": _format("float64", np.dtype(np.float64)),
+    "float32": _format("float32", np.dtype(np.float32)),
+    "float16": _format("float16", np.dtype(np.float16)),
+    "bfloat16": _format("bfloat16", np.dtype(ml_dtypes.bfloat16)),
+}
+
+
+def float_format(name: str) -> FloatFormat:
+    """Look up a format by its NumPy name; a clear error lists the known ones."""
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; known: {', '.join(DTYPES)}") from None
+
+
+def round_to_format(values: np.ndarray | float, fmt: FloatFormat) -> np.ndarray:
+    """Round float64 values once, to nearest with ties to even, onto `fmt`'s grid; the result stays float64.
+
+    Done here rather than by `astype`, because ml_dtypes converts float64 → bfloat16 through float32 and so
+    rounds twice (1 + 2**-8 + 2**-30 becomes 1.0 instead of 1 + 2**-7). Scaling by a power of two and `rint`
+    are exact, so this is a single correct rounding, overflow to ±inf and gradual underflow included.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    quantum = fmt.ulp(v)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rounded = np.rint(v / quantum) * quantum
+        return np.where(np.abs(rounded) > fmt.max_finite, np.copysign(np.inf, v), rounded)
+
+
+def cast(values: np.ndarray, dtype_name: str) -> np.ndarray:
+    """Round float64 master values to the named float dtype (once, ties to even), or convert to an int/bool dtype."""
+    if dtype_name in DTYPES:
+        fmt = DTYPES[dtype_name]
+        return round_to_format(values, fmt).astype(fmt.numpy_dtype)
+    return np.asarray(values).astype(np.dtype(dtype_name))

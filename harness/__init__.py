@@ -1,0 +1,23 @@
+"""bce-harness: compare every framework's binary cross-entropy with the exact value.
+
+Importing this package imports no framework: each one is loaded in its own worker process.
+"""
+
+from harness.api import UsageError, audit
+from harness.compare import Judgement, judge
+from harness.oracle import ORACLE_VERSION, Reference, reference
+from harness.runner import CONFORMANCE_COLUMNS, row_id
+from harness.tolerance import POLICY
+
+__all__ = [
+    "CONFORMANCE_COLUMNS",
+    "ORACLE_VERSION",
+    "POLICY",
+    "Judgement",
+    "Reference",
+    "UsageError",
+    "audit",
+    "judge",
+    "reference",
+    "row_id",
+]

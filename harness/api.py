@@ -1,0 +1,161 @@
+"""The Python API that the CLI and notebooks share: `audit(...)` returns the conformance DataFrame and writes
+the run folder."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cases import DTYPES, Case, builtin_cases, family_names, load_case_file
+from harness.environment import collect_environment
+from harness.oracle import ORACLE_VERSION
+from harness.runner import CONFORMANCE_COLUMNS, Progress, discover, run_conformance
+from harness.store import RunStore
+from harness.tolerance import POLICY
+from implementations import REDUCTIONS, Adapter, adapter_classes
+
+__all__ = ["DEVICES", "UsageError", "audit", "new_run_id", "resolve_frameworks"]
+
+DEVICES = ("cpu", "gpu")
+
+
+class UsageError(ValueError):
+    """Bad usage or bad input: the message names the problem and the fix (the CLI exits with code 2)."""
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def _choose(kind: str, given: Sequence[str] | None, known: Sequence[str]) -> list[str]:
+    if given is None:
+        return list(known)
+    chosen = [item.strip() for item in given if item.strip()]
+    if not chosen:
+        raise UsageError(f"no {kind} given; choose from: {', '.join(known)}")
+    for item in chosen:
+        if item not in known:
+            raise UsageError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {item!r}; "
+                             f"available: {', '.join(known)}")
+    return list(dict.fromkeys(chosen))
+
+
+def resolve_frameworks(frameworks: Sequence[str] | None) -> dict[str, type[Adapter]]:
+    """Adapters to run: all known ones by default (missing ones become `unavailable` rows); a framework named
+    explicitly must be installed."""
+    classes = adapter_classes()
+    chosen = _choose("frameworks", frameworks, list(classes))
+    if frameworks is not None:
+        missing = [name for name in chosen if not classes[name].is_available()]
+        if missing:
+            raise UsageError(f"framework {missing[0]!r} is not installed; install it (pip install "
+                             f"'bce-harness[{missing[0]}]') or leave it out of --frameworks")
+    return {name: classes[name] for name in chosen}
+
+
+def _cases(cases: str | Path | Sequence[Case] | None, families: Sequence[str] | None, seed: int) -> list[Case]:
+    if cases is not None and families is not None:
+        raise UsageError("--cases replaces the built-in families; give either --cases or --families")
+    if isinstance(cases, str | Path):
+        try:
+            return load_case_file(cases)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if cases is not None:
+        return list(cases)
+    return builtin_cases(seed, _choose("families", families, family_names()))
+
+
+def _case_digest(cases: Sequence[Case]) -> str:
+    h = hashlib.sha256()
+    for case in cases:
+        h.update(case.name.encode())
+        for value in (case.x, case.y, case.weight, case.pos_weight):
+            if value is not None:
+                h.update(repr(value.shape).encode())
+                h.update(value.tobytes())
+    return h.hexdigest()
+
+
+def audit(
+    frameworks: Sequence[str] | None = None,
+    dtypes: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    families: Sequence[str] | None = None,
+    cases: str | Path | Sequence[Case] | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+    jobs: int = 2,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+    write_report: bool = True,
+) -> pd.DataFrame:
+    """Run the conformance audit and return one row per implementation × case × dtype × device × reduction ×
+    quantity.
+
+    Args:
+        frameworks: import names (default: every known adapter; missing ones give `unavailable` rows).
+        dtypes: NumPy names (default: float64, float32, float16, bfloat16).
+        devices: "cpu" and/or "gpu" (default: cpu). Asking for gpu where no framework has one is a UsageError.
+        families: built-in case families (default: all).
+        cases: a JSON case file or a list of `Case`, replacing the built-in families.
+        out: the run folder to create (default: runs/<run_id>/).
+        seed: seed for the random families.
+        jobs: framework workers running at once.
+        use_cache: read and write the reference cache.
+        progress: callback (done, total, what).
+        write_report: also write report.md into the run folder.
+    """
+    adapters = resolve_frameworks(frameworks)
+    chosen_dtypes = _choose("dtypes", dtypes, list(DTYPES))
+    chosen_devices = _choose("devices", devices, DEVICES) if devices is not None else ["cpu"]
+    chosen_cases = _cases(cases, families, seed)
+    if "gpu" in chosen_devices:
+        found = discover({n: a for n, a in adapters.items() if a.is_available()})
+        if not any(isinstance(v, tuple) and "gpu" in v[1] for v in found.values()):
+            raise UsageError("--devices gpu: no installed framework sees a GPU here; use --devices cpu")
+    run_id = new_run_id()
+    folder = Path(out) if out is not None else Path("runs") / run_id
+    started = time.time()
+    meta: dict[str, Any] = {
+        "run_id": run_id,
+        "kind": "audit",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": seed,
+        "frameworks": list(adapters),
+        "dtypes": chosen_dtypes,
+        "devices": chosen_devices,
+        "reductions": list(REDUCTIONS),
+        "case_source": str(cases) if isinstance(cases, str | Path) else ("custom" if cases else "builtin"),
+        "families": sorted({c.family for c in chosen_cases}),
+        "case_count": len(chosen_cases),
+        "case_digest": _case_digest(chosen_cases),
+        "oracle_version": ORACLE_VERSION,
+        "tolerance_policy": POLICY,
+        "worker_threads": 1,
+        "jobs": jobs,
+        **collect_environment(),
+    }
+    store = RunStore.create(folder, meta)
+
+    def emit(rows: list[dict[str, Any]]) -> None:
+        store.append([dict(row, run_id=run_id) for row in rows])
+
+    workers = run_conformance(chosen_cases, adapters, chosen_dtypes, chosen_devices, jobs=jobs,
+                              use_cache=use_cache, emit=emit, progress=progress)
+    frame = store.consolidate(CONFORMANCE_COLUMNS)
+    store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=workers["workers"],
+                      rows=len(frame))
+    if write_report:
+        from reports import write_markdown
+
+        write_markdown(folder)
+    frame.attrs["run_dir"] = str(folder)
+    return frame

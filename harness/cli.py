@@ -1,0 +1,166 @@
+"""`python -m harness COMMAND`: a thin layer over the Python API.
+
+Exit codes: 0 the command ran (discrepancies are findings, not failures); 2 bad usage or bad input, with one
+line naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from harness.api import DEVICES, UsageError, audit, resolve_frameworks
+from harness.runner import discover
+from harness.store import RunFolderError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
+def _list_arg(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _int_arg(text: str) -> int:
+    """Integers, also written like 1e5."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    return int(value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m harness", description="Binary cross-entropy conformance harness.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    listing = commands.add_parser("list", help="frameworks, versions, devices and dtypes")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+
+    run = commands.add_parser("audit", help="compare every implementation with the exact reference")
+    run.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: all)")
+    run.add_argument("--dtypes", type=_list_arg, help="float64,float32,float16,bfloat16 (default: all)")
+    run.add_argument("--devices", type=_list_arg, help=f"{','.join(DEVICES)} (default: cpu)")
+    run.add_argument("--families", type=_list_arg, help="built-in case families (default: all)")
+    run.add_argument("--cases", type=Path, help="a JSON case file, replacing the built-in families")
+    run.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
+    run.add_argument("--seed", type=_int_arg, default=0, help="seed of the random families (default 0)")
+    run.add_argument("--jobs", type=_int_arg, default=2, help="framework workers at once (default 2)")
+    run.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    report = commands.add_parser("report", help="(re)write report.md of run folders")
+    report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    return parser
+
+
+def _print_summary(run_dir: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from reports import load_run, status_matrix
+
+    run = load_run(run_dir)
+    matrix = status_matrix(run.conformance)
+    table = Table(title="rows per status (implementation × dtype)", show_lines=False)
+    for column in matrix.columns:
+        table.add_column(str(column), justify="left" if column in ("impl", "dtype") else "right")
+    for row in matrix.itertuples(index=False):
+        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
+    console = Console()
+    console.print(table)
+    counts = run.conformance["status"].value_counts()
+    console.print("totals: " + ", ".join(f"{status} {count}" for status, count in counts.items()))
+    console.print(f"run folder: {run_dir}  (report.md, conformance.parquet, meta.json)")
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    options: dict[str, Any] = dict(
+        frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices, families=args.families,
+        cases=args.cases, out=args.out, seed=args.seed, jobs=args.jobs, use_cache=not args.no_cache,
+    )
+    if args.quiet or not sys.stderr.isatty():
+        frame = audit(**options)
+    else:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task("audit", total=None)
+
+            def progress(done: int, total: int, what: str) -> None:
+                bar.update(task, completed=done, total=total, description=f"audit: {what}")
+
+            frame = audit(**options, progress=progress)
+    _print_summary(frame.attrs["run_dir"])
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from cases import DTYPES, family_names
+
+    adapters = resolve_frameworks(None)
+    found = discover(adapters)
+    listing = {
+        "frameworks": {
+            name: {
+                "installed": adapter.is_available(),
+                "version": found[name][0].get(name) if isinstance(found[name], tuple) else None,
+                "devices": found[name][1] if isinstance(found[name], tuple) else [],
+                "dtypes": list(adapter.dtypes),
+                "implementations": [impl.impl for impl in adapter.implementations],
+                "problem": found[name] if isinstance(found[name], str) else "",
+            }
+            for name, adapter in adapters.items()
+        },
+        "dtypes": list(DTYPES),
+        "families": family_names(),
+    }
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    for name, info in listing["frameworks"].items():
+        if info["installed"] and not info["problem"]:
+            print(f"{name:<11} {info['version']:<14} devices: {','.join(info['devices']):<8} "
+                  f"implementations: {', '.join(info['implementations'])}")
+        else:
+            print(f"{name:<11} {'unavailable':<14} {info['problem']}")
+    print(f"dtypes: {', '.join(listing['dtypes'])}")
+    print(f"families: {', '.join(listing['families'])}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from reports import write_markdown
+
+    for run_dir in args.run_dirs:
+        print(write_markdown(run_dir))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"audit": _audit, "list": _list, "report": _report}
+    try:
+        return handlers[args.command](args)
+    except (UsageError, RunFolderError) as exc:
+        print(f"python -m harness {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # reports.RunReadError and other input problems
+        if type(exc).__name__ in ("RunReadError", "CaseFileError"):
+            print(f"python -m harness {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("interrupted; rows computed so far are in the run folder's journal.jsonl", file=sys.stderr)
+        return 130

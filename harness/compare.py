@@ -1,0 +1,90 @@
+"""Judging one result against the reference: errors in ULPs, NaN/inf agreement, the worst element, a status."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cases import FloatFormat, round_to_format
+from harness.tolerance import BAND_FACTOR, ELEMENT_STATUSES, pass_ulp
+
+__all__ = ["Judgement", "judge"]
+
+_PASS, _INEXACT, _FAIL, _NONFINITE = range(4)
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    status: str
+    max_ulp_error: float
+    max_abs_error: float
+    max_rel_error: float
+    n_bad: int
+    worst_index: tuple[int, ...] | None
+    got: float
+    expected: float
+    message: str = ""
+
+
+def judge(
+    got: np.ndarray,
+    hi: np.ndarray,
+    lo: np.ndarray,
+    band: np.ndarray,
+    fmt: FloatFormat,
+    reduced_over: int | None,
+) -> Judgement:
+    """Compare `got` (float64 holding the framework's values) with the exact value hi + lo.
+
+    Args:
+        got: the framework's result, converted exactly to float64.
+        hi, lo: the exact value as a double-double, same shape as expected.
+        band: the absolute condition band Σ|∂f/∂v|·½ulp(v) per element (multiplied by BAND_FACTOR here).
+        fmt: the dtype under test.
+        reduced_over: n for a reduced (scalar) loss, None for element-wise results.
+    """
+    got = np.asarray(got, dtype=np.float64)
+    hi, lo, band = (np.asarray(a, dtype=np.float64) for a in (hi, lo, band))
+    if got.shape != hi.shape:
+        return Judgement("fail", math.inf, math.inf, math.inf, max(got.size, hi.size), None, math.nan, math.nan,
+                         message=f"result has shape {got.shape}, but the inputs imply {hi.shape}")
+    if got.size == 0:
+        return Judgement("pass", 0.0, 0.0, 0.0, 0, None, math.nan, math.nan)
+    g, h, lw, b = got.ravel(), hi.ravel(), lo.ravel(), band.ravel()
+    rounded = round_to_format(h, fmt)
+
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        abs_err = np.abs((g - h) - lw)
+        ulp_err = abs_err / fmt.ulp(rounded)
+        rel_err = np.where(abs_err == 0, 0.0, abs_err / np.abs(h))
+    nan_got, nan_ref = np.isnan(g), np.isnan(h)
+    both_nan = nan_got & nan_ref
+    same_infinity = np.isinf(g) & (g == rounded)  # ±inf where the exact value rounds to that infinity
+    exact_zero_error = both_nan | same_infinity
+    nonfinite = (nan_got != nan_ref) | (np.isinf(g) & ~same_infinity & ~nan_ref) | (np.isinf(h) & ~np.isinf(g))
+    for errors in (abs_err, ulp_err, rel_err):
+        errors[exact_zero_error] = 0.0
+        errors[nonfinite] = np.inf
+
+    level = np.full(g.shape, _FAIL)
+    level[ulp_err <= pass_ulp(reduced_over)] = _PASS
+    level[(level == _FAIL) & (abs_err <= BAND_FACTOR * b)] = _INEXACT
+    level[nonfinite] = _NONFINITE
+    level[exact_zero_error] = _PASS
+
+    # worst: highest status, then the largest ULP error
+    order = np.lexsort((np.nan_to_num(ulp_err, nan=np.inf), level))
+    worst = int(order[-1])
+    worst_index = None if reduced_over is not None else tuple(int(i) for i in np.unravel_index(worst, hi.shape))
+    return Judgement(
+        status=ELEMENT_STATUSES[int(level[worst])],
+        max_ulp_error=float(np.max(ulp_err)),
+        max_abs_error=float(np.max(abs_err)),
+        max_rel_error=float(np.max(rel_err)),
+        n_bad=int(np.count_nonzero(level != _PASS)),
+        worst_index=worst_index,
+        got=float(g[worst]),
+        expected=float(rounded[worst]),
+    )

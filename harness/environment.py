@@ -1,0 +1,82 @@
+"""What was true of the machine and the software when a run was made (recorded in `meta.json`)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["collect_environment", "package_versions"]
+
+PACKAGES = ("numpy", "ml_dtypes", "pandas", "pyarrow", "mpmath", "gmpy2", "torch", "tensorflow-cpu",
+            "tensorflow", "keras", "jax", "jaxlib", "optax", "pytest-benchmark")
+ENV_VARIABLES = ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "TF_NUM_INTRAOP_THREADS", "KERAS_BACKEND",
+                 "JAX_ENABLE_X64", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED")
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "neon", "asimd")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _cpu() -> dict[str, Any]:
+    info: dict[str, Any] = {"machine": platform.machine(), "processor": platform.processor(),
+                            "logical_cpus": os.cpu_count()}
+    try:
+        info["affinity"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        text = cpuinfo.read_text(errors="replace")
+        for line in text.splitlines():
+            if line.startswith("model name") and "model" not in info:
+                info["model"] = line.split(":", 1)[1].strip()
+            if line.startswith(("flags", "Features")) and "flags" not in info:
+                present = set(line.split(":", 1)[1].split())
+                info["flags"] = [flag for flag in CPU_FLAGS if flag in present]
+    return info
+
+
+def _flush_to_zero() -> bool:
+    """Whether this process flushes float32 subnormals to zero (set by some BLAS and compilers' fast-math)."""
+    tiny = np.array([np.finfo(np.float32).smallest_subnormal], dtype=np.float32)
+    return bool((tiny * np.float32(1.0))[0] == 0)
+
+
+def _git_commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent, check=False)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parent, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    commit = done.stdout.strip()
+    return f"{commit}-dirty" if commit and dirty.stdout.strip() else commit
+
+
+def collect_environment() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "cpu": _cpu(),
+        "flush_to_zero": _flush_to_zero(),
+        "environment_variables": {name: os.environ[name] for name in ENV_VARIABLES if name in os.environ},
+        "git_commit": _git_commit(),
+        "command": " ".join(sys.argv),
+    }

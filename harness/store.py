@@ -1,0 +1,114 @@
+"""Run folders: `meta.json`, an append-only `journal.jsonl` of rows, consolidated into `conformance.parquet`.
+
+Rows are appended (and flushed) as they are judged, so an interrupted run keeps everything it computed.
+Nothing here reads with pickle or evaluates text: JSON and Parquet only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["SCHEMA_VERSION", "RunFolderError", "RunStore"]
+
+SCHEMA_VERSION = 1
+JOURNAL = "journal.jsonl"
+META = "meta.json"
+CONFORMANCE = "conformance.parquet"
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be created or read; the message says which and how to fix it."""
+
+
+class RunStore:
+    """One run folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | Path, meta: dict[str, Any]) -> RunStore:
+        """Create a new run folder; an existing non-empty folder is refused (results are never overwritten)."""
+        store = cls(path)
+        if store.path.exists() and (not store.path.is_dir() or any(store.path.iterdir())):
+            raise RunFolderError(f"output folder {str(store.path)!r} already exists and is not empty; "
+                                 "choose a new --out folder")
+        try:
+            store.path.mkdir(parents=True, exist_ok=True)
+            (store.path / JOURNAL).touch()
+        except OSError as exc:
+            raise RunFolderError(f"cannot create output folder {str(store.path)!r}: {exc.strerror}; "
+                                 "choose a writable --out folder") from None
+        store.write_meta(dict(meta, schema_version=SCHEMA_VERSION, complete=False))
+        return store
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        temporary = self.path / f".{META}.tmp"
+        temporary.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        os.replace(temporary, self.path / META)
+
+    def read_meta(self) -> dict[str, Any]:
+        file = self.path / META
+        if not file.is_file():
+            raise RunFolderError(f"{str(self.path)!r} is not a run folder (no {META}); pass a folder written by "
+                                 "'python -m harness audit'")
+        try:
+            meta = json.loads(file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RunFolderError(f"{str(file)!r} is corrupt (not JSON); rerun the audit into a new folder") from None
+        if not isinstance(meta, dict):
+            raise RunFolderError(f"{str(file)!r} is corrupt (not a JSON object); rerun the audit into a new folder")
+        return meta
+
+    def update_meta(self, **changes: Any) -> dict[str, Any]:
+        meta = self.read_meta()
+        meta.update(changes)
+        self.write_meta(meta)
+        return meta
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append rows to the journal, one JSON object a line, flushed to disk."""
+        lines = "".join(json.dumps(row, default=float) + "\n" for row in rows)
+        with open(self.path / JOURNAL, "a", encoding="utf-8") as journal:
+            journal.write(lines)
+            journal.flush()
+            os.fsync(journal.fileno())
+
+    def journal_rows(self) -> list[dict[str, Any]]:
+        """The journal's rows; a last line cut short by an interruption is dropped."""
+        file = self.path / JOURNAL
+        if not file.is_file():
+            return []
+        rows = []
+        for line in file.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def consolidate(self, columns: list[str]) -> pd.DataFrame:
+        """Write `conformance.parquet` from the journal (last row wins per row_id) and return it."""
+        frame = pd.DataFrame(self.journal_rows())
+        if frame.empty:
+            frame = pd.DataFrame(columns=columns)
+        frame = frame.drop_duplicates("row_id", keep="last").reset_index(drop=True)
+        frame = frame[[c for c in columns if c in frame.columns]]
+        frame.to_parquet(self.path / CONFORMANCE, index=False)
+        return frame
+
+    def conformance(self) -> pd.DataFrame:
+        file = self.path / CONFORMANCE
+        if not file.is_file():
+            raise RunFolderError(f"{str(self.path)!r} has no {CONFORMANCE}; the run did not finish — "
+                                 "rerun the audit")
+        try:
+            return pd.read_parquet(file)
+        except Exception as exc:
+            raise RunFolderError(f"{str(file)!r} is corrupt ({type(exc).__name__}); rerun the audit") from None

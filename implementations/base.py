@@ -1,0 +1,161 @@
+"""The adapter contract: what the harness may ask of a framework, and what it gets back.
+
+An adapter knows one framework: how to import and configure it, move arrays to a device and back, which dtypes
+and devices it has, and which of its APIs compute BCE (its implementations). It never judges a result.
+Capabilities are data on the class (`dtypes`, `implementations`), readable without importing the framework.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+
+__all__ = [
+    "REDUCTIONS",
+    "Adapter",
+    "Implementation",
+    "Output",
+    "Reduction",
+    "Unsupported",
+    "expected_loss_shape",
+    "thread_environment",
+]
+
+Reduction = Literal["none", "mean", "sum"]
+REDUCTIONS: tuple[Reduction, ...] = ("none", "mean", "sum")
+
+
+class Unsupported(Exception):
+    """The framework cannot do this combination (dtype, device or option); the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class Implementation:
+    """One API of a framework that computes BCE.
+
+    Attributes:
+        impl: id users type, `<framework>.<name>` (e.g. `torch.logits`).
+        input_form: "logits" or "probs".
+        api: the call made, as users would write it.
+        api_pos_weight: the call made when `pos_weight` is given (None: the API has no pos_weight).
+        grad: "autodiff" (the framework's own) or "analytic" (a hand-written derivative).
+    """
+
+    impl: str
+    input_form: Literal["logits", "probs"]
+    api: str
+    api_pos_weight: str | None = None
+    grad: Literal["autodiff", "analytic"] = "autodiff"
+
+    def api_for(self, has_pos_weight: bool) -> str:
+        if has_pos_weight:
+            if self.api_pos_weight is None:
+                raise Unsupported(f"{self.impl}: {self.api} has no pos_weight")
+            return self.api_pos_weight
+        return self.api
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What an implementation returned, converted exactly to float64 NumPy arrays.
+
+    `loss` is the reduced loss (0-d) or the per-element loss (`none`); `grad` is the gradient of the reduced loss
+    (of the sum for `none`) with respect to the input; `out_dtype` is the dtype the framework produced.
+    """
+
+    loss: np.ndarray
+    grad: np.ndarray | None
+    out_dtype: str
+    grad_dtype: str | None
+    api: str
+
+
+def expected_loss_shape(x_shape: tuple[int, ...], reduction: Reduction) -> tuple[int, ...]:
+    return x_shape if reduction == "none" else ()
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment variables that cap the thread pools of the numeric libraries underneath every framework."""
+    count = str(threads)
+    return {
+        "OMP_NUM_THREADS": count,
+        "MKL_NUM_THREADS": count,
+        "OPENBLAS_NUM_THREADS": count,
+        "TF_NUM_INTRAOP_THREADS": count,
+        "TF_NUM_INTEROP_THREADS": "1",
+    }
+
+
+class Adapter(ABC):
+    """One framework. Subclasses set the class variables and implement `load`, `devices` and `compute`."""
+
+    framework: ClassVar[str]  # import name, as users type it
+    distributions: ClassVar[tuple[str, ...]]  # pip distributions whose version is the framework's version
+    companions: ClassVar[tuple[str, ...]] = ()  # other distributions whose versions change results
+    dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32", "float16", "bfloat16")
+    implementations: ClassVar[tuple[Implementation, ...]]
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Whether the framework can be imported, found without importing it."""
+        return importlib.util.find_spec(cls.framework) is not None
+
+    @classmethod
+    def installed_version(cls) -> str | None:
+        for name in cls.distributions:
+            try:
+                return importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None
+
+    @classmethod
+    def implementation(cls, impl: str) -> Implementation:
+        for candidate in cls.implementations:
+            if candidate.impl == impl:
+                return candidate
+        known = ", ".join(i.impl for i in cls.implementations)
+        raise ValueError(f"unknown implementation {impl!r}; {cls.framework} has: {known}")
+
+    def load(self, threads: int = 1) -> dict[str, str]:
+        """Import and configure the framework in this process; return its version and those of its companions."""
+        os.environ.update(thread_environment(threads))
+        self._load(threads)
+        versions = {self.framework: self.runtime_version()}
+        for name in self.companions:
+            try:
+                versions[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return versions
+
+    @abstractmethod
+    def _load(self, threads: int) -> None: ...
+
+    @abstractmethod
+    def runtime_version(self) -> str: ...
+
+    @abstractmethod
+    def devices(self) -> list[str]:
+        """Devices this framework can use here, from "cpu" and "gpu"."""
+
+    @abstractmethod
+    def compute(
+        self,
+        impl: Implementation,
+        arrays: Mapping[str, np.ndarray],
+        reduction: Reduction,
+        device: str,
+    ) -> Output:
+        """Run `impl` on `arrays` (x, y and optionally weight, pos_weight, already in the dtype under test).
+
+        Raises `Unsupported` for a combination the framework cannot do; any other exception is the framework's
+        own answer and is recorded as such.
+        """

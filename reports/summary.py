@@ -1,0 +1,35 @@
+"""Summaries of a conformance table, as DataFrames (renderers format them, never compute more)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["STATUS_ORDER", "discrepancies", "status_matrix"]
+
+STATUS_ORDER = ["pass", "inexact", "deviation", "fail", "nonfinite", "error", "rejected", "unsupported",
+                "unavailable", "crashed", "timeout"]
+_NOT_FINDINGS = {"pass", "unsupported", "unavailable"}
+
+
+def status_matrix(conformance: pd.DataFrame) -> pd.DataFrame:
+    """Implementation × dtype: the count of rows per status, and the worst finite ULP error of judged rows."""
+    if conformance.empty:
+        return pd.DataFrame(columns=["impl", "dtype", *STATUS_ORDER, "worst_ulp"])
+    counts = (conformance.groupby(["impl", "dtype", "status"]).size().unstack("status", fill_value=0)
+              .reindex(columns=STATUS_ORDER, fill_value=0))
+    counts = counts.loc[:, (counts != 0).any(axis=0)]
+    ulp = conformance["max_ulp_error"].where(conformance["max_ulp_error"].abs() != float("inf"))
+    worst = ulp.groupby([conformance["impl"], conformance["dtype"]]).max().rename("worst_ulp")
+    table = counts.join(worst).reset_index()
+    dtype_order = {name: i for i, name in enumerate(["float64", "float32", "float16", "bfloat16"])}
+    table["_order"] = table["dtype"].map(dtype_order).fillna(len(dtype_order))
+    return table.sort_values(["impl", "_order"]).drop(columns="_order").reset_index(drop=True)
+
+
+def discrepancies(conformance: pd.DataFrame) -> pd.DataFrame:
+    """Rows that are findings (not pass, unsupported or unavailable), worst first."""
+    rank = {status: i for i, status in enumerate(STATUS_ORDER)}
+    found = conformance[~conformance["status"].isin(_NOT_FINDINGS)].copy()
+    found["_rank"] = found["status"].map(rank)
+    return (found.sort_values(["_rank", "impl", "case", "dtype", "reduction", "quantity"], ascending=[False] + [True] * 5)
+            .drop(columns="_rank").reset_index(drop=True))
