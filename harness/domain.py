@@ -37,7 +37,7 @@ def domain_violation(inputs: CaseInputs, input_form: str) -> str | None:
     if problem:
         return problem
     for name, value in inputs.arrays().items():
-        if value.dtype.kind == "f" and np.isnan(value.astype(np.float64)).any():
+        if np.isnan(value.astype(np.float64)).any():
             return f"NaN in {name}"
     y = inputs.y.astype(np.float64)
     if ((y < 0) | (y > 1)).any():

@@ -32,12 +32,12 @@ from pathlib import Path
 import mpmath
 import numpy as np
 
-from cases import CaseInputs, FloatFormat, float_format
+from cases import DTYPES, CaseInputs, FloatFormat, float_format
 from harness.domain import shape_problem
 
 __all__ = ["ORACLE_VERSION", "Reference", "cache_dir", "reference", "reference_uncached"]
 
-ORACLE_VERSION = 1
+ORACLE_VERSION = 2
 _U = 2.0**-53  # unit roundoff of float64
 _FAST_ERROR_FACTOR = 32.0  # a-priori bound: ≤ 16 roundings' worth, doubled for margin (see module docstring)
 _ACCEPT = 2.0**-10  # accept a value whose error is below this fraction of the target ULP
@@ -116,7 +116,7 @@ def _operands(inputs: CaseInputs, fmt: FloatFormat) -> _Operands:
 
     def half_ulp(values: np.ndarray, given: np.ndarray | None) -> np.ndarray:
         # An absent or integer-typed input is exact; an infinite one is not a rounded number.
-        if given is None or given.dtype.kind != "f":
+        if given is None or given.dtype.name not in DTYPES:
             return np.zeros_like(values)
         return np.where(np.isfinite(values), 0.5 * fmt.ulp(values), 0.0)
 

@@ -48,10 +48,11 @@ class TorchAdapter(Adapter):
         raise Unsupported(f"torch has no {device!r} device here")
 
     def _tensor(self, array: np.ndarray, device: Any) -> Any:
+        owned = np.array(array, copy=True, order="C")  # writable, contiguous, 0-d kept 0-d
         if array.dtype.name == "bfloat16":  # NumPy has no bfloat16 of its own: pass the bits
-            tensor = self.torch.from_numpy(np.ascontiguousarray(array).view(np.int16)).view(self.torch.bfloat16)
+            tensor = self.torch.from_numpy(owned.view(np.int16)).view(self.torch.bfloat16)
         else:
-            tensor = self.torch.from_numpy(np.ascontiguousarray(array))
+            tensor = self.torch.from_numpy(owned)
         return tensor.to(device)
 
     def _numpy(self, tensor: Any) -> np.ndarray:
