@@ -34,16 +34,16 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def _choose(kind: str, given: Sequence[str] | None, known: Sequence[str]) -> list[str]:
+def _choose(noun: str, given: Sequence[str] | None, known: Sequence[str]) -> list[str]:
+    """Validate a list of names of one kind (`noun`, singular) against the known ones; None means all."""
     if given is None:
         return list(known)
     chosen = [item.strip() for item in given if item.strip()]
     if not chosen:
-        raise UsageError(f"no {kind} given; choose from: {', '.join(known)}")
+        raise UsageError(f"no {noun} given; choose from: {', '.join(known)}")
     for item in chosen:
         if item not in known:
-            raise UsageError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {item!r}; "
-                             f"available: {', '.join(known)}")
+            raise UsageError(f"unknown {noun} {item!r}; available: {', '.join(known)}")
     return list(dict.fromkeys(chosen))
 
 
@@ -51,7 +51,7 @@ def resolve_frameworks(frameworks: Sequence[str] | None) -> dict[str, type[Adapt
     """Adapters to run: all known ones by default (missing ones become `unavailable` rows); a framework named
     explicitly must be installed."""
     classes = adapter_classes()
-    chosen = _choose("frameworks", frameworks, list(classes))
+    chosen = _choose("framework", frameworks, list(classes))
     if frameworks is not None:
         missing = [name for name in chosen if not classes[name].is_available()]
         if missing:
@@ -70,7 +70,7 @@ def _cases(cases: str | Path | Sequence[Case] | None, families: Sequence[str] | 
             raise UsageError(str(exc)) from None
     if cases is not None:
         return list(cases)
-    return builtin_cases(seed, _choose("families", families, family_names()))
+    return builtin_cases(seed, _choose("family", families, family_names()))
 
 
 def _case_digest(cases: Sequence[Case]) -> str:
@@ -114,8 +114,8 @@ def audit(
         write_report: also write report.md into the run folder.
     """
     adapters = resolve_frameworks(frameworks)
-    chosen_dtypes = _choose("dtypes", dtypes, list(DTYPES))
-    chosen_devices = _choose("devices", devices, DEVICES) if devices is not None else ["cpu"]
+    chosen_dtypes = _choose("dtype", dtypes, list(DTYPES))
+    chosen_devices = _choose("device", devices, DEVICES) if devices is not None else ["cpu"]
     chosen_cases = _cases(cases, families, seed)
     if "gpu" in chosen_devices:
         found = discover({n: a for n, a in adapters.items() if a.is_available()})
@@ -148,8 +148,10 @@ def audit(
     def emit(rows: list[dict[str, Any]]) -> None:
         store.append([dict(row, run_id=run_id) for row in rows])
 
+    logs = folder / "logs"
+    logs.mkdir()
     workers = run_conformance(chosen_cases, adapters, chosen_dtypes, chosen_devices, jobs=jobs,
-                              use_cache=use_cache, emit=emit, progress=progress)
+                              use_cache=use_cache, log_dir=logs, emit=emit, progress=progress)
     frame = store.consolidate(CONFORMANCE_COLUMNS)
     store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=workers["workers"],
                       rows=len(frame))

@@ -111,32 +111,29 @@ def _list(args: argparse.Namespace) -> int:
 
     adapters = resolve_frameworks(None)
     found = discover(adapters)
-    listing = {
-        "frameworks": {
-            name: {
-                "installed": adapter.is_available(),
-                "version": found[name][0].get(name) if isinstance(found[name], tuple) else None,
-                "devices": found[name][1] if isinstance(found[name], tuple) else [],
-                "dtypes": list(adapter.dtypes),
-                "implementations": [impl.impl for impl in adapter.implementations],
-                "problem": found[name] if isinstance(found[name], str) else "",
-            }
-            for name, adapter in adapters.items()
-        },
-        "dtypes": list(DTYPES),
-        "families": family_names(),
-    }
+    frameworks: dict[str, dict[str, Any]] = {}
+    for name, adapter in adapters.items():
+        loaded = found[name] if isinstance(found[name], tuple) else None
+        frameworks[name] = {
+            "installed": adapter.is_available(),
+            "version": loaded[0].get(name) if loaded else None,
+            "devices": loaded[1] if loaded else [],
+            "dtypes": list(adapter.dtypes),
+            "implementations": [impl.impl for impl in adapter.implementations],
+            "problem": "" if loaded else found[name],
+        }
+    listing = {"frameworks": frameworks, "dtypes": list(DTYPES), "families": family_names()}
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
-    for name, info in listing["frameworks"].items():
+    for name, info in frameworks.items():
         if info["installed"] and not info["problem"]:
             print(f"{name:<11} {info['version']:<14} devices: {','.join(info['devices']):<8} "
                   f"implementations: {', '.join(info['implementations'])}")
         else:
             print(f"{name:<11} {'unavailable':<14} {info['problem']}")
-    print(f"dtypes: {', '.join(listing['dtypes'])}")
-    print(f"families: {', '.join(listing['families'])}")
+    print(f"dtypes: {', '.join(DTYPES)}")
+    print(f"families: {', '.join(family_names())}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -35,10 +36,8 @@ def package_versions() -> dict[str, str]:
 def _cpu() -> dict[str, Any]:
     info: dict[str, Any] = {"machine": platform.machine(), "processor": platform.processor(),
                             "logical_cpus": os.cpu_count()}
-    try:
+    with contextlib.suppress(AttributeError):  # not on every OS
         info["affinity"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         text = cpuinfo.read_text(errors="replace")

@@ -14,6 +14,7 @@ import queue as queue_module
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,6 +184,7 @@ def run_conformance(
     threads: int = 1,
     use_cache: bool = True,
     silence_timeout: float = 600.0,
+    log_dir: Path | None = None,
     emit: Callable[[list[dict[str, Any]]], None],
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -190,7 +192,7 @@ def run_conformance(
 
     Frameworks that are not installed give `unavailable` rows, dtypes an adapter lacks give `unsupported` rows;
     the rest run in up to `jobs` worker processes at once, each with `threads` threads, while this process
-    computes the references.
+    computes the references. Each worker's own output goes to `log_dir/<framework>.log` when given.
     """
     plan = _Plan(list(cases), dict(adapters), list(dtypes), list(devices), tuple(reductions))
     report: dict[str, Any] = {"workers": {}}
@@ -238,8 +240,9 @@ def run_conformance(
     def start_workers() -> None:
         while waiting and len(running) < max(1, jobs):
             name = waiting.pop(0)
+            log_path = None if log_dir is None else str(log_dir / f"{name}.log")
             process = ctx.Process(target=worker_main, name=f"bce-{name}",
-                                  args=(name, threads, plan.cases, plan.jobs[name], channel), daemon=True)
+                                  args=(name, threads, plan.cases, plan.jobs[name], channel, log_path), daemon=True)
             process.start()
             running[name] = process
             last_heard[name] = time.monotonic()
@@ -297,9 +300,9 @@ def run_conformance(
             close_worker(name, "crashed", "the worker ended without a result for this cell")
             start_workers()
         else:
-            key: _Key = message[2]
-            rows = _result_rows(plan, adapter, key, versions.get(name, ""), message, references[(key[1], key[2])])
-            plan.keys[name].discard(key)
+            cell: _Key = message[2]
+            rows = _result_rows(plan, adapter, cell, versions.get(name, ""), message, references[(cell[1], cell[2])])
+            plan.keys[name].discard(cell)
             emit(rows)
             advance(1, name)
     return report

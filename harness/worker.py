@@ -33,8 +33,20 @@ def _adapter(framework: str) -> Adapter:
     return adapter_classes()[framework]()
 
 
-def worker_main(framework: str, threads: int, cases: list[Case], jobs: list[Job], queue: Queue[Any]) -> None:
+def _redirect_output(log_path: str | None) -> None:
+    """Send the framework's own chatter (import banners, C++ logging) to a log file, not the user's terminal."""
+    if log_path is None:
+        return
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+
+
+def worker_main(
+    framework: str, threads: int, cases: list[Case], jobs: list[Job], queue: Queue[Any], log_path: str | None = None
+) -> None:
     """Load the framework, run every job, and report each result as it is produced."""
+    _redirect_output(log_path)
     try:
         adapter = _adapter(framework)
         versions = adapter.load(threads)
@@ -62,6 +74,7 @@ def worker_main(framework: str, threads: int, cases: list[Case], jobs: list[Job]
 
 def describe(framework: str, threads: int, queue: Queue[Any]) -> None:
     """Load the framework and report its versions and devices (for `list` and device checks)."""
+    _redirect_output(os.devnull)
     try:
         adapter = _adapter(framework)
         versions = adapter.load(threads)

@@ -68,7 +68,7 @@ class JaxAdapter(Adapter):
         raise Unsupported(f"jax has no {device!r} device here")
 
     def _per_element(self, impl: Implementation, tensors: Mapping[str, Any]) -> Callable[[Any], Any]:
-        jax, jnp, optax = self.jax, self.jnp, self.optax
+        jax, optax = self.jax, self.optax
         y = tensors["y"]
         if impl.input_form == "logits":
             if "pos_weight" in tensors:

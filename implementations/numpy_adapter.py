@@ -105,7 +105,9 @@ class NumpyAdapter(Adapter):
         has_pos_weight = "pos_weight" in arrays
         api = impl.api_for(has_pos_weight)
         xw, yw = x.astype(work), y.astype(work)
-        pos_weight = np.broadcast_to(arrays["pos_weight"].astype(work), x.shape) if has_pos_weight else work(1)
+        pos_weight: np.ndarray | float = (
+            np.broadcast_to(arrays["pos_weight"].astype(work), x.shape) if has_pos_weight else 1.0
+        )
         per_element = bce_logits if impl.input_form == "logits" else bce_probs
         loss, grad = per_element(xw, yw, pos_weight)
         if "weight" in arrays:

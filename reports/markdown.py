@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from reports.load import Run, load_run
-from reports.summary import discrepancies, status_matrix
+from reports.summary import STATUS_ORDER, discrepancies, status_matrix
 
 __all__ = ["render_markdown", "write_markdown"]
 
@@ -67,7 +67,8 @@ def render_markdown(run: Run) -> str:
         lines.append("")
     lines.append(_table(shown))
     lines += ["## Tolerance policy", ""]
-    lines += [f"- `{status}`: {text}" for status, text in meta.get("tolerance_policy", {}).items()]
+    policy = meta.get("tolerance_policy", {})
+    lines += [f"- `{status}`: {policy[status]}" for status in STATUS_ORDER if status in policy]
     return "\n".join(lines) + "\n"
 
 

@@ -31,5 +31,6 @@ def discrepancies(conformance: pd.DataFrame) -> pd.DataFrame:
     rank = {status: i for i, status in enumerate(STATUS_ORDER)}
     found = conformance[~conformance["status"].isin(_NOT_FINDINGS)].copy()
     found["_rank"] = found["status"].map(rank)
-    return (found.sort_values(["_rank", "impl", "case", "dtype", "reduction", "quantity"], ascending=[False] + [True] * 5)
-            .drop(columns="_rank").reset_index(drop=True))
+    order = ["_rank", "impl", "case", "dtype", "reduction", "quantity"]
+    found = found.sort_values(order, ascending=[False] + [True] * 5)
+    return found.drop(columns="_rank").reset_index(drop=True)

@@ -1,0 +1,135 @@
+"""End to end through `python -m harness`: a small matrix, its run folder, and bad usage (exit 2, one line)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.runner import CONFORMANCE_COLUMNS, run_conformance
+from implementations import Adapter
+from implementations.numpy_adapter import NumpyAdapter
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "small"
+    done = run_cli("audit", "--frameworks", "numpy,torch", "--dtypes", "float32,float64", "--families",
+                   "seed,large", "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "rows per status" in done.stdout and str(out) in done.stdout
+    return out
+
+
+def test_run_folder_contents(small_run: Path) -> None:
+    meta = json.loads((small_run / "meta.json").read_text())
+    assert meta["complete"] is True and meta["schema_version"] == 1
+    assert meta["packages"]["torch"].startswith("2.13.0") and meta["workers"]["torch"]["devices"] == ["cpu"]
+    assert set(meta["tolerance_policy"]) >= {"pass", "inexact", "fail", "nonfinite"}
+    table = pd.read_parquet(small_run / "conformance.parquet")
+    assert list(table.columns) == CONFORMANCE_COLUMNS
+    # 2 frameworks × (3 logits-form + 1 probs-form ... ) cells: seed (2 cases) + large (1 logits case)
+    # logits impls: 2 cases × 2 dtypes × 3 reductions × 2 quantities = 24 rows; probs impls: 12 rows
+    assert len(table) == 2 * (24 + 12)
+    assert table["row_id"].is_unique
+    assert "# BCE conformance audit" in (small_run / "report.md").read_text()
+
+
+def test_seed_passes_and_known_torch_finding(small_run: Path) -> None:
+    table = pd.read_parquet(small_run / "conformance.parquet")
+    seed = table[table["family"] == "seed"]
+    assert set(seed["status"]) == {"pass"}
+    mean64 = seed[(seed["dtype"] == "float64") & (seed["reduction"] == "mean") & (seed["quantity"] == "loss")]
+    assert (mean64["expected"] == 0.6219186506146224).all()
+    # torch computes log(e^-m + e^(-x-m)) instead of log1p: in float32 a loss of 9.36e-14 at x = -30, y = 0
+    # comes out as 0, millions of ULP off
+    row = table[(table["impl"] == "torch.logits") & (table["case"] == "large_logits") & (table["dtype"] == "float32")
+                & (table["reduction"] == "none") & (table["quantity"] == "loss")].iloc[0]
+    assert row["status"] == "fail" and row["got"] == 0.0
+    assert row["worst_y"] == 0.0 and row["worst_x"] <= -15
+    assert row["expected"] == pytest.approx(9.357622968839737e-14, rel=2**-23)
+    numpy_large = table[(table["impl"] == "numpy.logits") & (table["case"] == "large_logits")]
+    assert set(numpy_large["status"]) == {"pass"}  # the stable formula holds at every |x|
+
+
+def test_report_command_rewrites_markdown(small_run: Path) -> None:
+    (small_run / "report.md").unlink()
+    done = run_cli("report", str(small_run))
+    assert done.returncode == 0 and (small_run / "report.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["audit", "--frameworks", "pytorch"], "unknown framework 'pytorch'; available: numpy, torch"),
+        (["audit", "--dtypes", "float8"], "unknown dtype 'float8'; available: float64"),
+        (["audit", "--devices", "tpu"], "unknown device 'tpu'; available: cpu, gpu"),
+        (["audit", "--families", "sead"], "unknown family 'sead'"),
+        (["audit", "--cases", "no-such-file.json"], "does not exist"),
+        (["audit", "--seed", "x"], "argument --seed"),
+        (["audit", "--bogus"], "unrecognized arguments: --bogus"),
+        (["report", "no-such-run"], "is not a run folder"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(args: list[str], fragment: str) -> None:
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert fragment in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_existing_output_folder_is_refused(small_run: Path) -> None:
+    done = run_cli("audit", "--frameworks", "numpy", "--families", "seed", "--out", str(small_run))
+    assert done.returncode == 2 and "already exists" in done.stderr
+    assert (small_run / "conformance.parquet").is_file()  # nothing lost
+
+
+def test_malformed_case_file_names_case_and_field(tmp_path: Path) -> None:
+    file = tmp_path / "cases.json"
+    file.write_text(json.dumps({"cases": [{"name": "p0", "input_form": "probs", "x": [0.0]}]}))
+    done = run_cli("audit", "--frameworks", "numpy", "--cases", str(file), "--out", str(tmp_path / "r"))
+    assert done.returncode == 2 and "case 'p0': missing field 'y'" in done.stderr
+
+
+def test_user_case_file_end_to_end(tmp_path: Path) -> None:
+    file = tmp_path / "cases.json"
+    file.write_text(json.dumps({"cases": [
+        {"name": "p0_y1", "input_form": "probs", "x": [0.0], "y": [1.0]},
+        {"name": "big", "input_form": "logits", "x": [[1e4, "-inf"]], "y": [[1, 0]], "pos_weight": [3.0]},
+        {"name": "oops", "input_form": "logits", "x": [0.5, 1.0], "y": [[1.0], [0.0]]},
+    ]}))
+    out = tmp_path / "run"
+    done = run_cli("audit", "--frameworks", "numpy", "--dtypes", "float64", "--cases", str(file), "--out", str(out),
+                   "--quiet")
+    assert done.returncode == 0, done.stderr
+    table = pd.read_parquet(out / "conformance.parquet").set_index(["case", "reduction", "quantity"])
+    # log 0 = -inf: the exact loss is +inf and NumPy's composed formula returns it
+    assert table.loc[("p0_y1", "none", "loss"), "status"] == "pass"
+    assert table.loc[("p0_y1", "none", "loss"), "expected"] == float("inf")
+    assert table.loc[("big", "none", "loss"), "status"] == "pass"
+    assert table.loc[("oops", "none", "loss"), "status"] == "rejected"  # mismatched shapes: raising is right
+
+
+class _Missing(Adapter):
+    framework = "notinstalled"
+    distributions = ("notinstalled",)
+    implementations = NumpyAdapter.implementations
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return False
+
+
+def test_missing_framework_gives_unavailable_rows() -> None:
+    rows: list[dict] = []
+    from cases import builtin_cases
+
+    run_conformance(builtin_cases(families=["seed"]), {"notinstalled": _Missing}, ["float32"], ["cpu"],
+                    emit=rows.extend)
+    assert len(rows) == 2 * 3 * 2  # 2 implementations × 3 reductions × 2 quantities
+    assert {row["status"] for row in rows} == {"unavailable"}
+    assert "not installed" in rows[0]["error_message"]
