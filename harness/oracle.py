@@ -1,7 +1,8 @@
 """The exact reference: BCE evaluated exactly on the inputs as rounded to the dtype under test.
 
-Per element, with weight w, pos_weight p and the convention that a term whose coefficient is 0 is absent
-(so 0·log 0 = 0 and 0·∞ = 0):
+Per element, with weight w, pos_weight p and the convention that a label term whose coefficient is 0 is
+absent (0·log 0 = 0, as PyTorch's BCELoss documentation intends); the weight multiplies the loss as a plain
+product (IEEE: a weight of 0 on an infinite loss gives NaN, in every framework and here):
 
     logits:  l = w·[(1 − y)·softplus(x) + p·y·softplus(−x)],      dl/dx = w·[(1 − y)·σ(x) − p·y·σ(−x)]
     probs:   l = −w·[p·y·log q + (1 − y)·log(1 − q)],              dl/dq = w·[−p·y/q + (1 − y)/(1 − q)]
@@ -37,7 +38,7 @@ from harness.domain import shape_problem
 
 __all__ = ["ORACLE_VERSION", "Reference", "cache_dir", "reference", "reference_uncached"]
 
-ORACLE_VERSION = 2
+ORACLE_VERSION = 3
 _U = 2.0**-53  # unit roundoff of float64
 _FAST_ERROR_FACTOR = 32.0  # a-priori bound: ≤ 16 roundings' worth, doubled for margin (see module docstring)
 _ACCEPT = 2.0**-10  # accept a value whose error is below this fraction of the target ULP
@@ -159,7 +160,7 @@ def _fast_logits(o: _Operands) -> _Fast:
         sig_pos, sig_neg = np.where(x >= 0, big, small), np.where(x >= 0, small, big)  # σ(x), σ(-x)
         a, py = 1.0 - y, p * y
         term_a, term_b = _times(a, sp_pos), _times(py, sp_neg)
-        loss = _times(w, term_a + term_b)
+        loss = w * (term_a + term_b)
         grad_a, grad_b = a * sig_pos, py * sig_neg
         grad = w * (grad_a - grad_b)
         loss_bound = _FAST_ERROR_FACTOR * _U * np.abs(w) * (np.abs(term_a) + np.abs(term_b))
@@ -180,7 +181,7 @@ def _fast_probs(o: _Operands) -> _Fast:
         a, py = 1.0 - y, p * y
         log_q, log_1mq = np.log(q), np.log1p(-q)
         term_a, term_b = _times(py, log_q), _times(a, log_1mq)
-        loss = -_times(w, term_a + term_b)
+        loss = -(w * (term_a + term_b))
         inv_q, inv_1mq = 1.0 / q, 1.0 / (1.0 - q)
         grad_a, grad_b = _times(py, inv_q), _times(a, inv_1mq)
         grad = w * (grad_b - grad_a)
@@ -220,7 +221,7 @@ def _mp_logits(x: float, y: float, w: float, p: float) -> tuple[mpmath.mpf, mpma
         sp_pos, sp_neg = max(mx, 0) + log_term, max(-mx, 0) + log_term
         big, small = 1 / (1 + t), t / (1 + t)
         sig_pos, sig_neg = (big, small) if x >= 0 else (small, big)
-    loss = _mp_times(_MP.mpf(w), _mp_times(a, sp_pos) + _mp_times(py, sp_neg))
+    loss = w * (_mp_times(a, sp_pos) + _mp_times(py, sp_neg))
     grad = w * (a * sig_pos - py * sig_neg)
     return loss, grad
 
@@ -235,7 +236,7 @@ def _mp_probs(q: float, y: float, w: float, p: float) -> tuple[mpmath.mpf, mpmat
     log_1mq = -_INF if q == 1 else (_MP.log1p(-mq) if q < 1 else _MP.nan)
     inv_q = _INF if q == 0 else 1 / mq
     inv_1mq = _INF if q == 1 else 1 / (1 - mq)
-    loss = -_mp_times(_MP.mpf(w), _mp_times(py, log_q) + _mp_times(a, log_1mq))
+    loss = -(w * (_mp_times(py, log_q) + _mp_times(a, log_1mq)))
     grad = w * (_mp_times(a, inv_1mq) - _mp_times(py, inv_q))
     return loss, grad
 

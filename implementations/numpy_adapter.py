@@ -112,7 +112,7 @@ class NumpyAdapter(Adapter):
         loss, grad = per_element(xw, yw, pos_weight)
         if "weight" in arrays:
             weight = np.broadcast_to(arrays["weight"].astype(work), x.shape)
-            loss, grad = _times(weight, loss), weight * grad
+            loss, grad = weight * loss, weight * grad
         if reduction == "sum":
             loss = np.sum(loss, dtype=work)
         elif reduction == "mean":
