@@ -74,10 +74,11 @@ def _print_summary(run_dir: str) -> None:
     matrix = status_matrix(run.conformance)
     table = Table(title="rows per status (implementation × dtype)", show_lines=False)
     for column in matrix.columns:
-        table.add_column(str(column), justify="left" if column in ("impl", "dtype") else "right")
+        text = column in ("impl", "dtype")
+        table.add_column(str(column), justify="left" if text else "right", no_wrap=text)
     for row in matrix.itertuples(index=False):
         table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # logs and CI get the whole table
     console.print(table)
     counts = run.conformance["status"].value_counts()
     console.print("totals: " + ", ".join(f"{status} {count}" for status, count in counts.items()))

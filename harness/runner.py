@@ -22,7 +22,7 @@ import numpy as np
 from cases import Case, float_format
 from harness.compare import Judgement, judge
 from harness.domain import domain_violation
-from harness.oracle import Reference, reference
+from harness.oracle import Reference, cache_dir, reference
 from harness.worker import Job, describe, worker_main
 from implementations import REDUCTIONS, Adapter, Output
 
@@ -241,8 +241,9 @@ def run_conformance(
         while waiting and len(running) < max(1, jobs):
             name = waiting.pop(0)
             log_path = None if log_dir is None else str(log_dir / f"{name}.log")
-            process = ctx.Process(target=worker_main, name=f"bce-{name}",
-                                  args=(name, threads, plan.cases, plan.jobs[name], channel, log_path), daemon=True)
+            compile_cache = str(cache_dir().parent / "compiled" / name) if use_cache else None
+            process = ctx.Process(target=worker_main, name=f"bce-{name}", daemon=True,
+                                  args=(name, threads, plan.cases, plan.jobs[name], channel, log_path, compile_cache))
             process.start()
             running[name] = process
             last_heard[name] = time.monotonic()

@@ -43,13 +43,19 @@ def _redirect_output(log_path: str | None) -> None:
 
 
 def worker_main(
-    framework: str, threads: int, cases: list[Case], jobs: list[Job], queue: Queue[Any], log_path: str | None = None
+    framework: str,
+    threads: int,
+    cases: list[Case],
+    jobs: list[Job],
+    queue: Queue[Any],
+    log_path: str | None = None,
+    compile_cache: str | None = None,
 ) -> None:
     """Load the framework, run every job, and report each result as it is produced."""
     _redirect_output(log_path)
     try:
         adapter = _adapter(framework)
-        versions = adapter.load(threads)
+        versions = adapter.load(threads, compile_cache)
         devices = adapter.devices()
     except Exception as exc:  # the framework failed to import or configure: every job is an error
         queue.put(("load_failed", framework, type(exc).__name__, f"{exc}"[:2000], traceback.format_exc()[-4000:]))

@@ -124,9 +124,16 @@ class Adapter(ABC):
         known = ", ".join(i.impl for i in cls.implementations)
         raise ValueError(f"unknown implementation {impl!r}; {cls.framework} has: {known}")
 
-    def load(self, threads: int = 1) -> dict[str, str]:
-        """Import and configure the framework in this process; return its version and those of its companions."""
+    compile_cache: str | None = None
+
+    def load(self, threads: int = 1, compile_cache: str | None = None) -> dict[str, str]:
+        """Import and configure the framework in this process; return its version and those of its companions.
+
+        `compile_cache` is a folder the framework may keep compiled programs in between runs (it changes no
+        result, only the time spent compiling).
+        """
         os.environ.update(thread_environment(threads))
+        self.compile_cache = compile_cache
         self._load(threads)
         versions = {self.framework: self.runtime_version()}
         for name in self.companions:

@@ -41,6 +41,10 @@ class JaxAdapter(Adapter):
         import jax
 
         jax.config.update("jax_enable_x64", True)
+        if self.compile_cache:  # eager dispatch compiles each primitive per shape and dtype: keep them
+            jax.config.update("jax_compilation_cache_dir", self.compile_cache)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         import jax.numpy as jnp
         import jax.scipy.special
         import optax
