@@ -28,6 +28,13 @@ class Judgement:
     message: str = ""
 
 
+def _ulp_at_exact(hi: np.ndarray, lo: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """The dtype's ULP at |hi + lo|: when hi is a power of two and lo points towards zero, the exact value lies
+    in the binade below, whose ULP is half as large."""
+    below = (lo != 0) & (np.sign(lo) != np.sign(hi)) & (np.frexp(hi)[0] == np.copysign(0.5, hi))
+    return np.where(below, fmt.ulp(np.nextafter(hi, 0.0)), fmt.ulp(hi))
+
+
 def judge(
     got: np.ndarray,
     hi: np.ndarray,
@@ -57,13 +64,14 @@ def judge(
 
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         abs_err = np.abs((g - h) - lw)
-        ulp_err = abs_err / fmt.ulp(rounded)
+        ulp_err = abs_err / _ulp_at_exact(h, lw, fmt)
         rel_err = np.where(abs_err == 0, 0.0, abs_err / np.abs(h))
     nan_got, nan_ref = np.isnan(g), np.isnan(h)
     both_nan = nan_got & nan_ref
     same_infinity = np.isinf(g) & (g == rounded)  # ±inf where the exact value rounds to that infinity
     exact_zero_error = both_nan | same_infinity
-    nonfinite = (nan_got != nan_ref) | (np.isinf(g) & ~same_infinity & ~nan_ref) | (np.isinf(h) & ~np.isinf(g))
+    # an exact value that rounds past the largest finite number counts as infinite, and vice versa
+    nonfinite = (nan_got != nan_ref) | (np.isinf(g) & ~same_infinity & ~nan_ref) | (np.isinf(rounded) & ~np.isinf(g))
     for errors in (abs_err, ulp_err, rel_err):
         errors[exact_zero_error] = 0.0
         errors[nonfinite] = np.inf

@@ -43,7 +43,6 @@ POLICY = {
     "fail": "beyond both",
     "nonfinite": "NaN or ±inf where the exact value (rounded to the dtype) is finite, the reverse, or the wrong "
                  "infinity",
-    "deviation": "matches a documented convention of the framework (named in the row)",
     "error": "raised on an input inside the domain",
     "rejected": "raised on an input outside the domain (mismatched shapes, NaN, labels or probabilities "
                 "outside [0, 1]): the right answer",

@@ -61,10 +61,24 @@ def test_reductions_get_log2_n_more() -> None:
         (-math.inf, math.inf, "nonfinite"),
         (math.inf, math.inf, "pass"),
         (math.inf, 3.5e38, "pass"),  # the exact value rounds to +inf in float32
+        (3.4028234663852886e38, 3.5e38, "nonfinite"),  # ... so the largest finite float32 is the wrong class
     ],
 )
 def test_nonfinite_agreement(got: float, exact: float, status: str) -> None:
     assert _judge([got], [exact]).status == status
+
+
+def test_overflow_by_rounding_counts_as_infinite_in_float16() -> None:
+    f16 = float_format("float16")
+    assert _judge([65504.0], [65530.0], fmt=f16).status == "nonfinite"  # 65530 rounds to +inf in float16
+    assert _judge([math.inf], [65530.0], fmt=f16).status == "pass"
+    assert _judge([65504.0], [65519.0], fmt=f16).status == "pass"  # 65519 rounds to 65504
+
+
+def test_ulp_is_taken_at_the_exact_value_below_a_power_of_two() -> None:
+    # exact = 1 - 2^-60 (a double-double 1.0 + (-2^-60)): float32's ULP there is 2^-24, not 2^-23
+    verdict = judge(np.array([1.0 - 2.0**-24]), np.array([1.0]), np.array([-(2.0**-60)]), np.zeros(1), F32, None)
+    assert verdict.max_ulp_error == pytest.approx(1.0 - 2.0**-36, rel=1e-12)
 
 
 def test_worst_is_nonfinite_before_large_error() -> None:
