@@ -54,6 +54,11 @@ class Case:
 
     Master values are float64; `inputs(dtype)` rounds them (once, ties to even) to the dtype under test, and the
     reference is computed from those rounded values, so every framework is judged on the same problem.
+
+    `dtypes` limits the case to the dtypes it was derived for (None: every dtype). `recipe` is NumPy code that
+    regenerates x, y (and weight, pos_weight) bit for bit, for cases too large to print in a reproducer.
+    Tags steer the matrix: "path" (compiled paths run on it by default), "batch" (element alone vs in a batch),
+    "full" (only with --full).
     """
 
     name: str
@@ -66,6 +71,8 @@ class Case:
     description: str = ""
     tags: tuple[str, ...] = ()
     y_dtype: str | None = None
+    dtypes: tuple[str, ...] | None = None
+    recipe: str = ""
     _cache: dict[str, CaseInputs] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +83,15 @@ class Case:
         for attr in ("x", "y", "weight", "pos_weight"):
             object.__setattr__(self, attr, _frozen(getattr(self, attr)))
         object.__setattr__(self, "tags", tuple(self.tags))
+        if self.dtypes is not None:
+            object.__setattr__(self, "dtypes", tuple(self.dtypes))
+            unknown = [d for d in self.dtypes if d not in DTYPES]
+            if unknown:
+                raise ValueError(f"case {self.name!r}: unknown dtype {unknown[0]!r}; known: {', '.join(DTYPES)}")
+
+    def runs_in(self, dtype: str) -> bool:
+        """Whether the case is meant for `dtype`."""
+        return self.dtypes is None or dtype in self.dtypes
 
     def __str__(self) -> str:
         return self.name
