@@ -1,14 +1,16 @@
 """Shared inputs: the same bytes go to every framework."""
 
-from cases.builtin import FAMILIES, SEED_MEAN_LOSS, builtin_cases, family_names
-from cases.casefile import CaseFileError, load_case_file, parse_cases
+from cases.builtin import FAMILIES, SCALE_SIZES, SEED_MEAN_LOSS, builtin_cases, family_names
+from cases.casefile import CaseFileError, case_entry, load_case_file, parse_cases
 from cases.dtypes import DTYPES, FloatFormat, cast, float_format, round_to_format
+from cases.extreme import logit_threshold_neighbours, logit_thresholds_for, prob_edges_for, round_exact
 from cases.model import INPUT_FORMS, Case, CaseInputs, InputForm
 
 __all__ = [
     "DTYPES",
     "FAMILIES",
     "INPUT_FORMS",
+    "SCALE_SIZES",
     "SEED_MEAN_LOSS",
     "Case",
     "CaseFileError",
@@ -16,10 +18,15 @@ __all__ = [
     "FloatFormat",
     "InputForm",
     "builtin_cases",
+    "case_entry",
     "cast",
     "family_names",
     "float_format",
     "load_case_file",
+    "logit_threshold_neighbours",
+    "logit_thresholds_for",
     "parse_cases",
+    "prob_edges_for",
+    "round_exact",
     "round_to_format",
 ]

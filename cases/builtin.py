@@ -2,7 +2,8 @@
 
 Each family is a function of the seed returning cases; `FAMILIES` maps its name to it. The extreme values are
 float64 masters: a value that a smaller dtype cannot hold becomes that dtype's rounding of it (1e30 is +inf in
-float16), and the reference follows the rounded value, so a family is meaningful in every dtype.
+float16), and the reference follows the rounded value, so a family is meaningful in every dtype. The families
+derived from one dtype's own limits (thresholds, probability edges) live in `cases.extreme` and run only in it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cases.model import Case
+from cases.extreme import grid, labels, logit_thresholds, prob_edges
+from cases.model import Case, InputForm
 
-__all__ = ["FAMILIES", "builtin_cases", "family_names"]
+__all__ = ["FAMILIES", "SCALE_SIZES", "builtin_cases", "family_names"]
 
 INF = np.inf
-NAN = np.nan
 
 # The worked example every framework must reproduce: mean BCE = 0.6219186506146224 (float64).
 SEED_LABELS = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 1]], dtype=np.float64)
@@ -28,18 +29,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _grid(xs: list[float], ys: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Every pairing of the given inputs and labels, flattened."""
-    gx, gy = np.meshgrid(np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), indexing="ij")
-    return gx.ravel(), gy.ravel()
-
-
 def seed(_: int) -> list[Case]:
     return [
         Case("seed_logits", "seed", "logits", SEED_LOGITS, SEED_LABELS,
-             description="worked example, BCEWithLogits(x, y); mean = 0.6219186506146224", tags=("seed",)),
+             description="worked example, BCEWithLogits(x, y); mean = 0.6219186506146224", tags=("seed", "path")),
         Case("seed_probs", "seed", "probs", _sigmoid(SEED_LOGITS), SEED_LABELS,
-             description="worked example, BCE(sigmoid(x), y) with sigmoid rounded to float64", tags=("seed",)),
+             description="worked example, BCE(sigmoid(x), y) with sigmoid rounded to float64",
+             tags=("seed", "path")),
     ]
 
 
@@ -65,43 +61,17 @@ def random(seed_value: int) -> list[Case]:
 def large_logits(_: int) -> list[Case]:
     """Large |x| with hard labels: saturation of the loss and of sigmoid, exp overflow in naive formulas."""
     xs = [-1e30, -1e4, -104.0, -90.0, -30.0, -17.0, -15.0, 15.0, 17.0, 30.0, 90.0, 104.0, 1e4, 1e30]
-    x, y = _grid(xs, [0.0, 1.0])
+    x, y = grid(xs, [0.0, 1.0])
     return [Case("large_logits", "large", "logits", x, y,
                  description="|x| from 15 to 1e30 against y = 0 and 1 (x = -15, y = 0 loses float32 precision"
                  " in naive formulas)", tags=("extreme",))]
 
 
-def nonfinite(_: int) -> list[Case]:
-    """Infinite and NaN logits and labels."""
-    x, y = _grid([-INF, INF], [0.0, 1.0, 0.5])
-    return [
-        Case("inf_logits", "nonfinite", "logits", x, y,
-             description="x = ±inf with y = 0, 1, 0.5: the loss is 0 or +inf, the gradient finite",
-             tags=("extreme",)),
-        Case("nan_logits", "nonfinite", "logits", np.array([NAN, 0.0, 1.0]), np.array([1.0, 0.0, 1.0]),
-             description="a NaN logit among finite ones (outside the domain)", tags=("invalid",)),
-        Case("nan_labels", "nonfinite", "logits", np.array([0.5, 0.0, -1.0]), np.array([1.0, NAN, 0.0]),
-             description="a NaN label among finite ones (outside the domain)", tags=("invalid",)),
-    ]
-
-
-def probs_edges(_: int) -> list[Case]:
-    """Probabilities exactly 0 and 1, and just inside."""
-    p, y = _grid([0.0, 1e-30, 0.5, 1.0 - 2.0**-24, 1.0], [0.0, 1.0, 0.5])
-    return [
-        Case("probs_edges", "probs_edges", "probs", p, y,
-             description="p in {0, 1e-30, 0.5, 1 - 2^-24, 1} against y = 0, 1, 0.5 (log 0 = -inf)",
-             tags=("extreme",)),
-        Case("probs_out_of_range", "probs_edges", "probs", np.array([-0.1, 1.1, 0.5]), np.array([0.0, 1.0, 1.5]),
-             description="p and y just outside [0, 1] (outside the domain)", tags=("invalid",)),
-    ]
-
-
 def soft_labels(_: int) -> list[Case]:
     xs = [-20.0, -3.0, -0.5, 0.0, 0.5, 3.0, 20.0]
     ys = [0.1, 0.25, 0.5, 0.75, 0.9]
-    x, y = _grid(xs, ys)
-    p, yp = _grid([1e-6, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0 - 1e-6], ys)
+    x, y = grid(xs, ys)
+    p, yp = grid([1e-6, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0 - 1e-6], ys)
     return [
         Case("soft_labels_logits", "soft", "logits", x, y, description="soft labels against moderate logits",
              tags=("soft",)),
@@ -149,15 +119,140 @@ def shapes(_: int) -> list[Case]:
     ]
 
 
+def weights_extra(_: int) -> list[Case]:
+    """Zero, negative and 0-d weights, zero pos_weight, weight (N, 1) with pos_weight (C,), and weights that do
+    not broadcast to x (raising is the right outcome there)."""
+    x = np.array([[-40.0, -3.0, -0.5, 0.0], [0.5, 3.0, 40.0, 1.0], [-1.0, 2.0, -20.0, 20.0]])
+    y = np.array([[0.0, 1.0, 0.5, 1.0], [0.0, 1.0, 0.0, 0.25], [1.0, 0.0, 1.0, 0.75]])
+    p = np.array([[1e-6, 0.05, 0.4, 0.5], [0.6, 0.95, 1.0 - 1e-6, 0.73], [0.27, 0.88, 1e-3, 0.999]])
+    zero_some = np.array([[0.0, 1.0, 0.0, 2.0], [1.0, 0.0, 0.5, 0.0], [0.0, 3.0, 0.0, 1.0]])
+    signed = np.array([-1.0, -0.5, 0.5, 2.0])
+    # at ±inf the loss is 0 or +inf; a 0 weight times +inf is NaN (plain product), a 0 coefficient drops the term
+    x_inf, y_inf = grid([-INF, INF], [0.0, 1.0])
+    row_weight = np.array([[0.5], [2.0], [-1.0]])
+    class_pos_weight = np.array([0.0, 0.5, 2.0, 10.0])
+    return [
+        Case("weight_zero", "weights_extra", "logits", x, y, weight=zero_some,
+             description="weight (N, C) with zeros: those elements' loss and gradient are 0", tags=("path",)),
+        Case("weight_zero_probs", "weights_extra", "probs", p, y, weight=zero_some,
+             description="weight (N, C) with zeros, probabilities form", tags=("path",)),
+        Case("weight_zero_inf_logits", "weights_extra", "logits", x_inf, y_inf, weight=np.zeros(4),
+             description="weight 0 on x = ±inf, y = 0, 1: loss 0·0 = 0 or 0·inf = NaN (plain product)",
+             tags=("extreme",)),
+        Case("weight_negative", "weights_extra", "logits", x, y, weight=signed,
+             description="weight (C,) = [-1, -0.5, 0.5, 2]: negative weights flip the loss's sign"),
+        Case("weight_negative_probs", "weights_extra", "probs", p, y, weight=signed,
+             description="weight (C,) = [-1, -0.5, 0.5, 2], probabilities form"),
+        Case("pos_weight_zero", "weights_extra", "logits", x, y, pos_weight=np.array([0.0]),
+             description="pos_weight = [0]: the y·log σ(x) term vanishes, only (1 - y)·softplus(x) remains"),
+        Case("pos_weight_zero_inf_logits", "weights_extra", "logits", x_inf, y_inf, pos_weight=np.array([0.0]),
+             description="pos_weight = [0] at x = -inf, y = 1: the term's coefficient is 0, so it is absent (0, not"
+                         " 0·inf = NaN)", tags=("extreme",)),
+        Case("weight_0d_all_0d", "weights_extra", "logits", np.array(-3.0), np.array(0.25), weight=np.array(1.5),
+             description="0-d x, y and weight"),
+        Case("pos_weight_0d", "weights_extra", "logits", x, y, pos_weight=np.array(3.0),
+             description="0-d pos_weight = 3"),
+        Case("weight_rows_pos_weight_classes", "weights_extra", "logits", x, y, weight=row_weight,
+             pos_weight=class_pos_weight,
+             description="weight (N, 1) with a negative row, pos_weight (C,) with a 0, |x| up to 40, soft labels"),
+        Case("weight_not_broadcastable", "weights_extra", "logits", x[:2], y[:2], weight=np.array([1.0, 2.0, 3.0]),
+             description="weight (3,) against x (2, 4): raising is right, any value is not",
+             tags=("shape", "invalid")),
+        Case("pos_weight_not_broadcastable", "weights_extra", "logits", x[:2], y[:2],
+             pos_weight=np.array([1.0, 2.0, 3.0]),
+             description="pos_weight (3,) against x (2, 4): raising is right, any value is not",
+             tags=("shape", "invalid")),
+    ]
+
+
+_NARROW = ("float32", "float16", "bfloat16")
+
+
+def targets(_: int) -> list[Case]:
+    """Integer and bool targets, and float64 labels against narrower inputs (mixed dtypes), in both forms."""
+    hard_logits, hard_logit_labels = grid([-20.0, -2.0, -0.5, 0.0, 0.5, 2.0, 20.0], [0.0, 1.0])
+    hard_probs, hard_prob_labels = grid([0.0, 1e-4, 0.1, 0.5, 0.9, 1.0 - 1e-4, 1.0], [0.0, 1.0])
+    # labels no narrower dtype holds exactly: kept in float64, the reference uses them unrounded
+    soft = [0.1, 1.0 / 3.0, 0.7, 1.0 - 2.0**-20, 2.0**-30]
+    soft_logits, soft_logit_labels = grid([-20.0, -2.0, 0.0, 2.0, 20.0], soft)
+    soft_probs, soft_prob_labels = grid([1e-4, 0.1, 0.5, 0.9, 1.0 - 1e-4], soft)
+    out: list[Case] = []
+    for y_dtype in ("int64", "bool"):
+        out.append(Case(f"targets_{y_dtype}_logits", "targets", "logits", hard_logits, hard_logit_labels,
+                        description=f"{y_dtype} targets in {{0, 1}} against logits", y_dtype=y_dtype,
+                        tags=("targets", *(("path",) if y_dtype == "int64" else ()))))
+        out.append(Case(f"targets_{y_dtype}_probs", "targets", "probs", hard_probs, hard_prob_labels,
+                        description=f"{y_dtype} targets in {{0, 1}} against probabilities", y_dtype=y_dtype,
+                        tags=("targets", *(("path",) if y_dtype == "int64" else ()))))
+    out.append(Case("targets_float64_logits", "targets", "logits", soft_logits, soft_logit_labels,
+                    description="float64 labels (0.1, 1/3, 0.7, 1 - 2^-20, 2^-30) against narrower logits",
+                    y_dtype="float64", dtypes=_NARROW, tags=("targets",)))
+    out.append(Case("targets_float64_probs", "targets", "probs", soft_probs, soft_prob_labels,
+                    description="float64 labels (0.1, 1/3, 0.7, 1 - 2^-20, 2^-30) against narrower probabilities",
+                    y_dtype="float64", dtypes=_NARROW, tags=("targets",)))
+    return out
+
+
+# Long reductions in the half-precision dtypes. The mean loss is ≈ 1.07 for x ~ N(0, 2²) with hard labels and ≈ 1
+# for p ~ U(0.001, 0.99), so a float16 sum passes 65504 from n ≈ 61 000 on. The largest size runs only with --full.
+SCALE_SIZES = (1_000, 10_000, 100_000, 1_000_000)
+_FULL_SIZE = 1_000_000
+_SCALE_PROBS_SIZES = (100_000, 1_000_000)
+_SCALE_DTYPES = ("float16", "bfloat16")
+# Each case's own stream default_rng([seed, k]); the recipes spell out the same operations, run by `exec` with `np`.
+_LOGITS_RECIPE = """rng = np.random.default_rng([{seed}, {k}])
+x = rng.standard_normal({n}) * 2.0
+y = rng.integers(0, 2, {n}).astype(np.float64)"""
+_PROBS_RECIPE = """rng = np.random.default_rng([{seed}, {k}])
+x = rng.uniform(0.001, 0.99, {n})
+y = rng.integers(0, 2, {n}).astype(np.float64)"""
+
+
+def _scale_logits(seed_value: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng([seed_value, k])
+    x = rng.standard_normal(n) * 2.0
+    return x, rng.integers(0, 2, n).astype(np.float64)
+
+
+def _scale_probs(seed_value: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    # uniform away from 0 and 1: 0.99 stays below 1 in bfloat16 (whose largest number below 1 is 1 - 2^-8)
+    rng = np.random.default_rng([seed_value, k])
+    x = rng.uniform(0.001, 0.99, n)
+    return x, rng.integers(0, 2, n).astype(np.float64)
+
+
+def scale(seed_value: int) -> list[Case]:
+    """`mean` and `sum` over long float16/bfloat16 inputs (1e3 to 1e6 elements), each with its NumPy recipe."""
+    plan: list[tuple[InputForm, int]] = [("logits", n) for n in SCALE_SIZES]
+    plan += [("probs", n) for n in _SCALE_PROBS_SIZES]
+    out: list[Case] = []
+    for k, (form, n) in enumerate(plan):
+        make, recipe, law = ((_scale_logits, _LOGITS_RECIPE, "x ~ N(0, 2²)") if form == "logits"
+                             else (_scale_probs, _PROBS_RECIPE, "p ~ U(0.001, 0.99)"))
+        x, y = make(seed_value, k, n)
+        out.append(Case(
+            f"scale_{form}_n{n}", "scale", form, x, y,
+            description=f"{law}, y in {{0, 1}}, n = {n}: long low-precision reductions (float16 sums overflow"
+                        " past 65504 from n ≈ 61 000)",
+            tags=("scale", *(("full",) if n >= _FULL_SIZE else ())),
+            dtypes=_SCALE_DTYPES, recipe=recipe.format(seed=seed_value, k=k, n=n),
+        ))
+    return out
+
+
 FAMILIES: dict[str, Callable[[int], list[Case]]] = {
     "seed": seed,
     "random": random,
     "large": large_logits,
-    "nonfinite": nonfinite,
-    "probs_edges": probs_edges,
+    "logit_thresholds": logit_thresholds,
+    "prob_edges": prob_edges,
+    "labels": labels,
     "soft": soft_labels,
     "weights": weights,
+    "weights_extra": weights_extra,
+    "targets": targets,
     "shapes": shapes,
+    "scale": scale,
 }
 
 

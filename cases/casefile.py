@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from cases.dtypes import DTYPES
 from cases.model import INPUT_FORMS, Case
 
-__all__ = ["MAX_CASE_FILE_BYTES", "CaseFileError", "load_case_file", "parse_cases"]
+__all__ = ["MAX_CASE_FILE_BYTES", "CaseFileError", "case_entry", "load_case_file", "parse_cases"]
 
 MAX_CASE_FILE_BYTES = 64 * 1024 * 1024
-_FIELDS = {"name", "input_form", "x", "y", "weight", "pos_weight", "family", "description", "tags", "y_dtype"}
+_FIELDS = {"name", "input_form", "x", "y", "weight", "pos_weight", "family", "description", "tags", "y_dtype",
+           "dtypes"}
 _Y_DTYPES = {"float64", "float32", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"}
 _SPECIAL = {"inf": np.inf, "+inf": np.inf, "-inf": -np.inf, "nan": np.nan, "infinity": np.inf,
             "-infinity": -np.inf}
@@ -92,6 +94,9 @@ def _case(entry: Any, index: int, source: str) -> Case:
     y_dtype = entry.get("y_dtype")
     if y_dtype is not None and y_dtype not in _Y_DTYPES:
         raise CaseFileError(f"{label}: field 'y_dtype' is {y_dtype!r}; use one of {', '.join(sorted(_Y_DTYPES))}")
+    dtypes = entry.get("dtypes")
+    if dtypes is not None and (not isinstance(dtypes, list) or not dtypes or any(d not in DTYPES for d in dtypes)):
+        raise CaseFileError(f"{label}: field 'dtypes' must be a non-empty list of {', '.join(DTYPES)}")
     tags = entry.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise CaseFileError(f"{label}: field 'tags' must be a list of strings")
@@ -111,6 +116,7 @@ def _case(entry: Any, index: int, source: str) -> Case:
         description=entry.get("description", ""),
         tags=tuple(tags),
         y_dtype=y_dtype,
+        dtypes=None if dtypes is None else tuple(dtypes),
     )
 
 
@@ -147,3 +153,24 @@ def load_case_file(path: str | Path) -> list[Case]:
         raise CaseFileError(f"case file {str(file)!r} is not valid JSON: {exc.msg} at line {exc.lineno} "
                             f"column {exc.colno}") from None
     return parse_cases(document, source=file.name)
+
+
+def _hex_values(values: np.ndarray) -> object:
+    """Nested lists of exact hex strings ("0x1.8p+1", "inf", "nan"), shaped like `values`."""
+    flat = [float(v).hex() if np.isfinite(v) else str(float(v)) for v in values.ravel().tolist()]
+    return np.array(flat, dtype=object).reshape(values.shape).tolist()
+
+
+def case_entry(case: Case) -> dict[str, object]:
+    """The case as a case-file entry, with every value exact (hex floats): `parse_cases` reads it back."""
+    entry: dict[str, object] = {"name": case.name, "family": case.family, "input_form": case.input_form,
+                                "description": case.description, "tags": list(case.tags)}
+    for key in ("x", "y", "weight", "pos_weight"):
+        value = getattr(case, key)
+        if value is not None:
+            entry[key] = _hex_values(value)
+    if case.y_dtype is not None:
+        entry["y_dtype"] = case.y_dtype
+    if case.dtypes is not None:
+        entry["dtypes"] = list(case.dtypes)
+    return entry

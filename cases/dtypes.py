@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-__all__ = ["DTYPES", "FloatFormat", "cast", "float_format", "round_to_format"]
+__all__ = ["DTYPES", "FloatFormat", "cast", "float_format", "round_in_format", "round_to_format", "ulp_in_format"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +44,26 @@ class FloatFormat:
         For |value| at or above the largest finite number the spacing of the top binade is returned, so that
         an overflowing exact value is still measured in a meaningful unit.
         """
-        magnitude = np.abs(np.asarray(value, dtype=np.float64))
-        magnitude = np.where(np.isfinite(magnitude), magnitude, self.max_finite)
-        _, exponent = np.frexp(magnitude)  # magnitude = m * 2**exponent with m in [0.5, 1)
-        binade = np.where(magnitude == 0, self.emin, np.maximum(exponent - 1, self.emin))
-        binade = np.minimum(binade, int(np.frexp(self.max_finite)[1]) - 1)
-        return np.ldexp(1.0, binade - self.precision + 1)
+        return ulp_in_format(value, self.precision, self.emin, self.max_finite)
+
+
+def ulp_in_format(value: np.ndarray | float, precision: int, emin: int, max_finite: float) -> np.ndarray:
+    """The spacing at |value| of the binary format with `precision` bits, `emin`, `max_finite` (see ulp)."""
+    magnitude = np.abs(np.asarray(value, dtype=np.float64))
+    magnitude = np.where(np.isfinite(magnitude), magnitude, max_finite)
+    _, exponent = np.frexp(magnitude)  # magnitude = m * 2**exponent with m in [0.5, 1)
+    binade = np.where(magnitude == 0, emin, np.maximum(exponent - 1, emin))
+    binade = np.minimum(binade, int(np.frexp(max_finite)[1]) - 1)
+    return np.ldexp(1.0, binade - precision + 1)
+
+
+def round_in_format(values: np.ndarray | float, precision: int, emin: int, max_finite: float) -> np.ndarray:
+    """Round float64 values once, to nearest with ties to even, onto the format's grid (as float64)."""
+    v = np.asarray(values, dtype=np.float64)
+    quantum = ulp_in_format(v, precision, emin, max_finite)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rounded = np.rint(v / quantum) * quantum
+        return np.where(np.abs(rounded) > max_finite, np.copysign(np.inf, v), rounded)
 
 
 def _format(name: str, dtype: np.dtype) -> FloatFormat:
@@ -86,11 +100,7 @@ def round_to_format(values: np.ndarray | float, fmt: FloatFormat) -> np.ndarray:
     rounds twice (1 + 2**-8 + 2**-30 becomes 1.0 instead of 1 + 2**-7). Scaling by a power of two and `rint`
     are exact, so this is a single correct rounding, overflow to ±inf and gradual underflow included.
     """
-    v = np.asarray(values, dtype=np.float64)
-    quantum = fmt.ulp(v)
-    with np.errstate(invalid="ignore", over="ignore"):
-        rounded = np.rint(v / quantum) * quantum
-        return np.where(np.abs(rounded) > fmt.max_finite, np.copysign(np.inf, v), rounded)
+    return round_in_format(values, fmt.precision, fmt.emin, fmt.max_finite)
 
 
 def cast(values: np.ndarray, dtype_name: str) -> np.ndarray:

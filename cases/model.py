@@ -89,6 +89,16 @@ class Case:
             if unknown:
                 raise ValueError(f"case {self.name!r}: unknown dtype {unknown[0]!r}; known: {', '.join(DTYPES)}")
 
+    def digest(self) -> str:
+        """Content hash of the master values (float64 bytes and shapes)."""
+        h = hashlib.sha256(self.name.encode())
+        for name in ("x", "y", "weight", "pos_weight"):
+            value = getattr(self, name)
+            if value is not None:
+                h.update(f"|{name}:{value.shape}|".encode())
+                h.update(np.ascontiguousarray(value).tobytes())
+        return h.hexdigest()
+
     def runs_in(self, dtype: str) -> bool:
         """Whether the case is meant for `dtype`."""
         return self.dtypes is None or dtype in self.dtypes

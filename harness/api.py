@@ -14,7 +14,9 @@ from typing import Any
 import pandas as pd
 
 from cases import DTYPES, Case, builtin_cases, family_names, load_case_file
+from harness.conventions import load_conventions
 from harness.environment import collect_environment
+from harness.matrix import Scope
 from harness.oracle import ORACLE_VERSION
 from harness.runner import CONFORMANCE_COLUMNS, Progress, discover, run_conformance
 from harness.store import RunStore
@@ -74,14 +76,7 @@ def _cases(cases: str | Path | Sequence[Case] | None, families: Sequence[str] | 
 
 
 def _case_digest(cases: Sequence[Case]) -> str:
-    h = hashlib.sha256()
-    for case in cases:
-        h.update(case.name.encode())
-        for value in (case.x, case.y, case.weight, case.pos_weight):
-            if value is not None:
-                h.update(repr(value.shape).encode())
-                h.update(value.tobytes())
-    return h.hexdigest()
+    return hashlib.sha256("".join(case.digest() for case in cases).encode()).hexdigest()
 
 
 def audit(
@@ -92,6 +87,7 @@ def audit(
     cases: str | Path | Sequence[Case] | None = None,
     out: str | Path | None = None,
     seed: int = 0,
+    full: bool = False,
     jobs: int = 2,
     use_cache: bool = True,
     progress: Progress | None = None,
@@ -108,6 +104,7 @@ def audit(
         cases: a JSON case file or a list of `Case`, replacing the built-in families.
         out: the run folder to create (default: runs/<run_id>/).
         seed: seed for the random families.
+        full: run every compiled path on every case and the longest reductions (cases tagged "full").
         jobs: framework workers running at once.
         use_cache: read and write the reference cache.
         progress: callback (done, total, what).
@@ -121,6 +118,7 @@ def audit(
         found = discover({n: a for n, a in adapters.items() if a.is_available()})
         if not any(isinstance(v, tuple) and "gpu" in v[1] for v in found.values()):
             raise UsageError("--devices gpu: no installed framework sees a GPU here; use --devices cpu")
+    conventions = load_conventions()
     run_id = new_run_id()
     folder = Path(out) if out is not None else Path("runs") / run_id
     started = time.time()
@@ -139,22 +137,28 @@ def audit(
         "case_digest": _case_digest(chosen_cases),
         "oracle_version": ORACLE_VERSION,
         "tolerance_policy": POLICY,
+        "full": full,
+        "conventions": [{"id": c.id, "impls": list(c.impls), "quantity": c.quantity, "kind": c.kind,
+                         "reason": c.reason, "link": c.link, **c.parameters} for c in conventions],
         "worker_threads": 1,
         "jobs": jobs,
         **collect_environment(),
     }
     store = RunStore.create(folder, meta)
+    store.write_cases(chosen_cases, seed)
 
     def emit(rows: list[dict[str, Any]]) -> None:
         store.append([dict(row, run_id=run_id) for row in rows])
 
     logs = folder / "logs"
     logs.mkdir()
-    workers = run_conformance(chosen_cases, adapters, chosen_dtypes, chosen_devices, jobs=jobs,
-                              use_cache=use_cache, log_dir=logs, emit=emit, progress=progress)
+    workers = run_conformance(chosen_cases, adapters, chosen_dtypes, chosen_devices,
+                              scope=Scope.everything() if full else Scope.default(), conventions=conventions,
+                              jobs=jobs, use_cache=use_cache, log_dir=logs, emit=emit, progress=progress)
     frame = store.consolidate(CONFORMANCE_COLUMNS)
     store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=workers["workers"],
-                      rows=len(frame))
+                      rows=len(frame), stale_conventions=workers["stale_conventions"],
+                      matched_conventions=workers["matched_conventions"])
     if write_report:
         from reports import write_markdown
 

@@ -55,9 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cases", type=Path, help="a JSON case file, replacing the built-in families")
     run.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
     run.add_argument("--seed", type=_int_arg, default=0, help="seed of the random families (default 0)")
+    run.add_argument("--full", action="store_true",
+                     help="every compiled path on every case, and the longest reductions (minutes)")
     run.add_argument("--jobs", type=_int_arg, default=2, help="framework workers at once (default 2)")
     run.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    repro = commands.add_parser("repro", help="print a standalone script reproducing one row")
+    repro.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    repro.add_argument("row_id", metavar="ROW_ID")
+    repro.add_argument("--out", type=Path, help="write the script to this file instead of printing it")
 
     report = commands.add_parser("report", help="(re)write report.md of run folders")
     report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
@@ -90,7 +97,8 @@ def _audit(args: argparse.Namespace) -> int:
 
     options: dict[str, Any] = dict(
         frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices, families=args.families,
-        cases=args.cases, out=args.out, seed=args.seed, jobs=args.jobs, use_cache=not args.no_cache,
+        cases=args.cases, out=args.out, seed=args.seed, full=args.full, jobs=args.jobs,
+        use_cache=not args.no_cache,
     )
     if args.quiet or not sys.stderr.isatty():
         frame = audit(**options)
@@ -146,16 +154,28 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repro(args: argparse.Namespace) -> int:
+    from harness.repro import reproducer
+
+    script = reproducer(args.run_dir, args.row_id)
+    if args.out is None:
+        print(script, end="")
+    else:
+        args.out.write_text(script, encoding="utf-8")
+        print(f"wrote {args.out}; run it with: python {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"audit": _audit, "list": _list, "report": _report}
+    handlers = {"audit": _audit, "list": _list, "report": _report, "repro": _repro}
     try:
         return handlers[args.command](args)
     except (UsageError, RunFolderError) as exc:
         print(f"python -m harness {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # reports.RunReadError and other input problems
-        if type(exc).__name__ in ("RunReadError", "CaseFileError"):
+        if type(exc).__name__ in ("RunReadError", "CaseFileError", "ReproError"):
             print(f"python -m harness {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise

@@ -14,10 +14,14 @@ from typing import Any
 
 import pandas as pd
 
+from cases import Case, CaseFileError, builtin_cases, case_entry, parse_cases
+
 __all__ = ["SCHEMA_VERSION", "RunFolderError", "RunStore"]
 
 SCHEMA_VERSION = 1
 JOURNAL = "journal.jsonl"
+CASES = "cases.json"
+INLINE_LIMIT = 4096  # cases up to this many elements are stored value by value; larger ones by recipe
 META = "meta.json"
 CONFORMANCE = "conformance.parquet"
 
@@ -71,6 +75,40 @@ class RunStore:
         meta.update(changes)
         self.write_meta(meta)
         return meta
+
+    def write_cases(self, cases: Iterable[Case], seed: int) -> None:
+        """Store the run's inputs: small cases value by value (exact hex), large built-in ones by family, seed,
+        recipe and a hash of their bytes, from which `read_cases` regenerates and checks them."""
+        inline, generated = [], []
+        for case in cases:
+            if case.size > INLINE_LIMIT and case.recipe:
+                generated.append({"name": case.name, "family": case.family, "digest": case.digest(),
+                                  "recipe": case.recipe})
+            else:
+                inline.append(case_entry(case))
+        document = {"seed": seed, "cases": inline, "generated": generated}
+        (self.path / CASES).write_text(json.dumps(document) + "\n", encoding="utf-8")
+
+    def read_cases(self) -> dict[str, Case]:
+        """The run's cases by name, regenerated and checked against their hashes where stored by recipe."""
+        file = self.path / CASES
+        if not file.is_file():
+            raise RunFolderError(f"{str(self.path)!r} has no {CASES}; it was written by an older version — rerun "
+                                 "the audit")
+        try:
+            document = json.loads(file.read_text(encoding="utf-8"))
+            inline = parse_cases(document, source=str(file)) if document.get("cases") else []
+            found = {case.name: case for case in inline}
+        except (json.JSONDecodeError, CaseFileError) as exc:
+            raise RunFolderError(f"{str(file)!r} is corrupt ({exc}); rerun the audit") from None
+        for entry in document.get("generated", []):
+            family_cases = {c.name: c for c in builtin_cases(document.get("seed", 0), [entry["family"]])}
+            case = family_cases.get(entry["name"])
+            if case is None or case.digest() != entry["digest"]:
+                raise RunFolderError(f"case {entry['name']!r} of {str(file)!r} no longer regenerates to the same "
+                                     "bytes (the family changed); rerun the audit")
+            found[case.name] = case
+        return found
 
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append rows to the journal, one JSON object a line, flushed to disk."""

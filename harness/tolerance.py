@@ -43,6 +43,8 @@ POLICY = {
     "fail": "beyond both",
     "nonfinite": "NaN or ±inf where the exact value (rounded to the dtype) is finite, the reverse, or the wrong "
                  "infinity",
+    "deviation": "beyond pass, but matches the value a documented convention of the framework predicts "
+                 "(the convention is named in the row, with its reason and link in meta.json)",
     "error": "raised on an input inside the domain",
     "rejected": "raised on an input outside the domain (mismatched shapes, NaN, labels or probabilities "
                 "outside [0, 1]): the right answer",

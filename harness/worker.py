@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import os
 import traceback
-from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from typing import Any
 
+import numpy as np
+
 from cases import Case
-from implementations import Adapter, Unsupported, adapter_classes
+from harness.matrix import BATCH_SIZE, Job
+from implementations import Adapter, Output, Unsupported, adapter_classes
 
-__all__ = ["Job", "worker_main"]
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One (case, dtype, implementation, device) with the reductions to run."""
-
-    case_index: int
-    dtype: str
-    impl: str
-    device: str
-    reductions: tuple[str, ...]
+__all__ = ["describe", "worker_main"]
 
 
 def _adapter(framework: str) -> Adapter:
@@ -65,17 +56,39 @@ def worker_main(
         case = cases[job.case_index]
         impl = adapter.implementation(job.impl)
         arrays = case.inputs(job.dtype).arrays()
-        for reduction in job.reductions:
-            key = (job.impl, job.case_index, job.dtype, job.device, reduction)
+        for cell in job.cells():
             try:
-                output = adapter.compute(impl, arrays, reduction, job.device)  # type: ignore[arg-type]
+                if job.check == "batch":
+                    queue.put(("batch", framework, cell, *_alone_and_batched(adapter, impl, arrays, cell.device)))
+                    continue
+                output = adapter.compute(impl, arrays, cell.reduction, cell.device, cell.mode)  # type: ignore[arg-type]
             except Unsupported as exc:
-                queue.put(("unsupported", framework, key, str(exc)))
+                queue.put(("unsupported", framework, cell, str(exc)))
             except Exception as exc:
-                queue.put(("raised", framework, key, type(exc).__name__, f"{exc}"[:2000]))
+                queue.put(("raised", framework, cell, type(exc).__name__, _one_line(exc)))
             else:
-                queue.put(("result", framework, key, output))
+                queue.put(("result", framework, cell, output))
     queue.put(("done", framework))
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's message without the framework's traceback decorations: its last non-empty line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else "")[:500]
+
+
+def _alone_and_batched(adapter: Adapter, impl: Any, arrays: dict[str, np.ndarray], device: str) -> tuple[Output, ...]:
+    """Each element computed alone (a 1-element array), and all of them tiled into one batch of BATCH_SIZE."""
+    x, y = arrays["x"].ravel(), arrays["y"].ravel()
+    alone = [adapter.compute(impl, {"x": x[i:i + 1], "y": y[i:i + 1]}, "none", device) for i in range(x.size)]
+    tiled = np.resize(np.arange(x.size), BATCH_SIZE)
+    batched = adapter.compute(impl, {"x": x[tiled], "y": y[tiled]}, "none", device)
+    stacked = Output(
+        loss=np.concatenate([out.loss for out in alone]),
+        grad=np.concatenate([out.grad for out in alone if out.grad is not None]),
+        out_dtype=alone[0].out_dtype, grad_dtype=alone[0].grad_dtype, api=alone[0].api,
+    )
+    return stacked, batched
 
 
 def describe(framework: str, threads: int, queue: Queue[Any]) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import inspect
 import os
+import textwrap
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -25,6 +27,7 @@ __all__ = [
     "Reduction",
     "Unsupported",
     "expected_loss_shape",
+    "source_of",
     "thread_environment",
 ]
 
@@ -75,6 +78,12 @@ class Output:
     out_dtype: str
     grad_dtype: str | None
     api: str
+    compiled: str = ""  # for a compiled mode: evidence that compiled code ran (e.g. "compiled calls: 1")
+
+
+def source_of(*functions: Any) -> str:
+    """The source of module-level functions, for a reproducer: what runs is what the user reads."""
+    return "\n\n".join(textwrap.dedent(inspect.getsource(function)) for function in functions) + "\n"
 
 
 def expected_loss_shape(x_shape: tuple[int, ...], reduction: Reduction) -> tuple[int, ...]:
@@ -101,6 +110,7 @@ class Adapter(ABC):
     companions: ClassVar[tuple[str, ...]] = ()  # other distributions whose versions change results
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32", "float16", "bfloat16")
     implementations: ClassVar[tuple[Implementation, ...]]
+    modes: ClassVar[tuple[str, ...]] = ("eager",)  # "eager" first, then each compiled path the framework has
 
     @classmethod
     def is_available(cls) -> bool:
@@ -160,9 +170,18 @@ class Adapter(ABC):
         arrays: Mapping[str, np.ndarray],
         reduction: Reduction,
         device: str,
+        mode: str = "eager",
     ) -> Output:
         """Run `impl` on `arrays` (x, y and optionally weight, pos_weight, already in the dtype under test).
 
+        `mode` is "eager" or one of the adapter's compiled `modes`; a compiled mode must prove in
+        `Output.compiled` that compiled code ran, and must raise rather than fall back to eager.
         Raises `Unsupported` for a combination the framework cannot do; any other exception is the framework's
         own answer and is recorded as such.
         """
+
+    @abstractmethod
+    def repro_source(self, impl: Implementation, mode: str) -> str:
+        """Standalone Python (the framework and NumPy only) defining `run(x, y, weight, pos_weight)` → (loss, grad)
+        as float64 NumPy arrays, computed exactly as `compute` does. The script around it defines DTYPE, Y_DTYPE
+        and REDUCTION, and passes float64 arrays whose values are exact in those dtypes."""

@@ -1,5 +1,9 @@
-"""JAX: `optax.losses.sigmoid_binary_cross_entropy`, a `jax.nn.log_sigmoid` composition for `pos_weight`, and
-`jax.scipy.special.xlogy`/`xlog1py` for probabilities; gradients by `jax.grad`. Float64 needs x64 mode."""
+"""JAX: `optax.losses.sigmoid_binary_cross_entropy`, the `jax.nn.log_sigmoid` formula, `jax.scipy.special.xlogy`
+/ `xlog1py` for probabilities and the worked example's log-sum-exp formula; gradients by `jax.vjp`; eager or
+`jax.jit`. Float64 needs x64 mode, which the adapter turns on.
+
+The module-level functions are what runs, and their source is what a reproducer prints.
+"""
 
 from __future__ import annotations
 
@@ -9,54 +13,136 @@ from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported
+from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported, source_of
 
 __all__ = ["JaxAdapter"]
 
+jax: Any = None  # imported by JaxAdapter._load, inside the worker process
+jnp: Any = None
+optax: Any = None
+
 _REDUCE = "; w·l, then jnp.sum / n (mean) or jnp.sum (sum)"
+_LOG_SIGMOID = "-(y·jax.nn.log_sigmoid(x) + (1-y)·jax.nn.log_sigmoid(-x))"
+_LOG_SIGMOID_POS = "-(p·y·jax.nn.log_sigmoid(x) + (1-y)·jax.nn.log_sigmoid(-x))"
+_LSE = ("worked example: max_val = jnp.maximum(-x, 0); x - x·y + max_val + log(exp(-max_val) + exp(-x - max_val))"
+        "; × weight; jnp.mean / jnp.sum")
+_LSE_POS = ("worked example: max_val = jnp.maximum(-x, 0); lw = 1 + (p - 1)·y; x - x·y + lw·(log(exp(-max_val) + "
+            "exp(-x - max_val)) + max_val); × weight; jnp.mean / jnp.sum")
+
+
+def array(values: Any, dtype_name: str) -> Any:
+    """float64 values that are exact in `dtype_name` → a JAX array of that dtype (no rounding happens)."""
+    return jnp.asarray(np.array(values, dtype=np.float64)).astype(dtype_name)
+
+
+def to_numpy(values: Any) -> np.ndarray:
+    return np.asarray(values).astype(np.float64)
+
+
+def weighted_reduction(loss: Any, reduction: str, weight: Any = None) -> Any:
+    """w·l, then the sum, or the sum over the number of elements (the mean with weights included)."""
+    if weight is not None:
+        loss = weight * loss
+    if reduction == "sum":
+        return jnp.sum(loss)
+    if reduction == "mean":
+        return jnp.sum(loss) / jnp.asarray(loss.size, dtype=loss.dtype)
+    return loss
+
+
+def jax_log_sigmoid(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    p = 1 if pos_weight is None else pos_weight
+    loss = -(p * y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x))
+    return weighted_reduction(loss, reduction, weight)
+
+
+def jax_logits(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    if pos_weight is not None:  # optax has no pos_weight: the log_sigmoid composition
+        return jax_log_sigmoid(x, y, reduction, weight, pos_weight)
+    return weighted_reduction(optax.losses.sigmoid_binary_cross_entropy(x, y), reduction, weight)
+
+
+def jax_probs(q: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    p = 1 if pos_weight is None else pos_weight
+    loss = -(p * jax.scipy.special.xlogy(y, q) + jax.scipy.special.xlog1py(1 - y, -q))
+    return weighted_reduction(loss, reduction, weight)
+
+
+def jax_lse_formula(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    max_val = jnp.maximum(-x, 0)
+    log_term = jnp.log(jnp.exp(-max_val) + jnp.exp(-x - max_val))
+    if pos_weight is None:
+        loss = x - x * y + max_val + log_term
+    else:
+        loss = x - x * y + (1 + (pos_weight - 1) * y) * (log_term + max_val)
+    if weight is not None:
+        loss = loss * weight
+    return jnp.mean(loss) if reduction == "mean" else jnp.sum(loss) if reduction == "sum" else loss
+
+
+def loss_and_grad(function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> tuple[Any, Any]:
+    """The reduced loss and d(sum of it)/dx through jax.vjp (a cotangent of ones)."""
+    loss, pullback = jax.vjp(lambda value: function(value, y, reduction, **options), x)
+    (grad,) = pullback(jnp.ones_like(loss))
+    return loss, grad
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "jax.logits": jax_logits, "jax.probs": jax_probs, "jax.log_sigmoid": jax_log_sigmoid,
+    "jax.lse_formula": jax_lse_formula,
+}
+_HELPERS: dict[str, tuple[Callable[..., Any], ...]] = {
+    "jax.logits": (weighted_reduction, jax_log_sigmoid), "jax.probs": (weighted_reduction,),
+    "jax.log_sigmoid": (weighted_reduction,),
+}
 
 
 class JaxAdapter(Adapter):
     framework = "jax"
     distributions = ("jax",)
     companions = ("jaxlib", "optax")
+    modes = ("eager", "jax.jit")
     implementations = (
         Implementation(
             "jax.logits", "logits",
             api="optax.losses.sigmoid_binary_cross_entropy(x, y)" + _REDUCE,
-            api_pos_weight="composed -(p·y·jax.nn.log_sigmoid(x) + (1-y)·jax.nn.log_sigmoid(-x)) "
-                           "(optax has no pos_weight)" + _REDUCE,
+            api_pos_weight=f"composed {_LOG_SIGMOID_POS} (optax has no pos_weight)" + _REDUCE,
         ),
         Implementation(
             "jax.probs", "probs",
             api="composed -(jax.scipy.special.xlogy(y, p) + jax.scipy.special.xlog1py(1-y, -p))" + _REDUCE,
             api_pos_weight="composed -(p·xlogy(y, q) + xlog1py(1-y, -q)) with jax.scipy.special" + _REDUCE,
         ),
+        Implementation("jax.log_sigmoid", "logits", api=f"composed {_LOG_SIGMOID}" + _REDUCE,
+                       api_pos_weight=f"composed {_LOG_SIGMOID_POS}" + _REDUCE),
+        Implementation("jax.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS),
     )
 
     def _load(self, threads: int) -> None:
+        global jax, jnp, optax
         # JAX has no public intra-op thread setting; XLA's flag keeps its CPU client to one Eigen pool thread.
         if threads == 1:
             os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-        import jax
+        import jax as jax_module
 
+        jax = jax_module
         jax.config.update("jax_enable_x64", True)
         if self.compile_cache:  # eager dispatch compiles each primitive per shape and dtype: keep them
             jax.config.update("jax_compilation_cache_dir", self.compile_cache)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        import jax.numpy as jnp
+        import jax.numpy as jnp_module
         import jax.scipy.special
-        import optax
+        import optax as optax_module
 
-        self.jax, self.jnp, self.optax = jax, jnp, optax
+        jnp, optax = jnp_module, optax_module
 
     def runtime_version(self) -> str:
-        return str(self.jax.__version__)
+        return str(jax.__version__)
 
     def _gpu_devices(self) -> list[Any]:
         try:
-            return list(self.jax.devices("gpu"))
+            return list(jax.devices("gpu"))
         except RuntimeError:
             return []
 
@@ -65,53 +151,57 @@ class JaxAdapter(Adapter):
 
     def _device(self, device: str) -> Any:
         if device == "cpu":
-            return self.jax.devices("cpu")[0]
+            return jax.devices("cpu")[0]
         gpus = self._gpu_devices()
         if device == "gpu" and gpus:
             return gpus[0]
         raise Unsupported(f"jax has no {device!r} device here")
 
-    def _per_element(self, impl: Implementation, tensors: Mapping[str, Any]) -> Callable[[Any], Any]:
-        jax, optax = self.jax, self.optax
-        y = tensors["y"]
-        if impl.input_form == "logits":
-            if "pos_weight" in tensors:
-                p = tensors["pos_weight"]
-                return lambda x: -(p * y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x))
-            return lambda x: optax.losses.sigmoid_binary_cross_entropy(x, y)
-        special = jax.scipy.special
-        pw = tensors.get("pos_weight")
-        if pw is not None:
-            return lambda q: -(pw * special.xlogy(y, q) + special.xlog1py(1 - y, -q))
-        return lambda q: -(special.xlogy(y, q) + special.xlog1py(1 - y, -q))
-
     def compute(
-        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str
+        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+        mode: str = "eager",
     ) -> Output:
-        jax, jnp = self.jax, self.jnp
+        if mode not in self.modes:
+            raise Unsupported(f"jax has no mode {mode!r}")
         api = impl.api_for("pos_weight" in arrays)
         where = self._device(device)
-        tensors = {name: jax.device_put(jnp.asarray(value), where) for name, value in arrays.items()}
-        per_element = self._per_element(impl, tensors)
-        weight = tensors.get("weight")
-
-        def reduced(x: Any) -> Any:
-            loss = per_element(x)
-            if weight is not None:
-                loss = weight * loss
-            if reduction == "sum":
-                return jnp.sum(loss)
-            if reduction == "mean":
-                return jnp.sum(loss) / jnp.asarray(loss.size, dtype=loss.dtype)
-            return loss
-
-        loss, pullback = jax.vjp(reduced, tensors["x"])
-        (grad,) = pullback(jnp.ones_like(loss))  # cotangent of ones: the gradient of the sum
+        tensors = {name: jax.device_put(array(value, value.dtype.name), where) for name, value in arrays.items()}
+        x, y = tensors.pop("x"), tensors.pop("y")
+        function = _FUNCTIONS[impl.impl]
+        evidence = ""
+        if mode == "eager":
+            loss, grad = loss_and_grad(function, x, y, reduction, **tensors)
+        else:
+            # Lower and compile explicitly: the executable that runs is XLA's, never an op-by-op fallback.
+            step = jax.jit(loss_and_grad, static_argnames=("function", "reduction"))
+            compiled = step.lower(function=function, x=x, y=y, reduction=reduction, **tensors).compile()
+            loss, grad = compiled(x=x, y=y, **tensors)
+            evidence = "XLA executable from jax.jit(...).lower(...).compile()"
         grad.block_until_ready()
         return Output(
-            loss=np.asarray(loss).astype(np.float64),
-            grad=np.asarray(grad).astype(np.float64),
+            loss=to_numpy(loss),
+            grad=to_numpy(grad),
             out_dtype=str(loss.dtype),
             grad_dtype=str(grad.dtype),
             api=api,
+            compiled=evidence,
         )
+
+    def repro_source(self, impl: Implementation, mode: str) -> str:
+        step = "loss_and_grad"
+        if mode == "jax.jit":
+            step = 'jax.jit(loss_and_grad, static_argnames=("function", "reduction"))'
+        function = _FUNCTIONS[impl.impl].__name__
+        driver = f'''
+def run(x, y, weight, pos_weight):
+    options = {{name: array(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+               if value is not None}}
+    loss, grad = {step}(function={function}, x=array(x, DTYPE), y=array(y, Y_DTYPE), reduction=REDUCTION,
+                        **options)
+    return to_numpy(loss), to_numpy(grad)
+'''
+        header = ('import jax\n\njax.config.update("jax_enable_x64", True)\nimport jax.numpy as jnp\n'
+                  'import jax.scipy.special\nimport optax\n\n')
+        helpers = _HELPERS.get(impl.impl, ())
+        return header + source_of(array, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver
+

@@ -1,41 +1,45 @@
-"""NumPy: the harness's own numerically stable BCE, with an analytic gradient.
+"""NumPy: the harness's own numerically stable BCE, the probabilities form, and the worked example's formula,
+each with an analytic gradient.
 
-Computed in the input's precision (float16 and bfloat16 in float32, as NumPy's own float16 ufuncs do, then
-rounded once), so its rows show what a careful implementation achieves in each dtype, not a reference.
+The stable forms compute in the input's precision (float16 and bfloat16 in float32, as NumPy's own float16
+ufuncs do, then rounded once), so their rows show what a careful implementation achieves in each dtype, not a
+reference. The worked example runs op by op in the input dtype. The module-level functions are what runs, and
+their source is what a reproducer prints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported
+from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported, source_of
 
-__all__ = ["NumpyAdapter", "bce_logits", "bce_probs"]
+__all__ = ["NumpyAdapter", "bce_logits", "bce_probs", "worked_example"]
 
-_COMPUTE_DTYPE = {"float64": np.float64, "float32": np.float32, "float16": np.float32, "bfloat16": np.float32}
+COMPUTE_DTYPE = {"float64": "float64", "float32": "float32", "float16": "float32", "bfloat16": "float32"}
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
+def softplus(x: np.ndarray) -> np.ndarray:
     """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, and e^x's precision kept for x ≪ 0."""
     with np.errstate(invalid="ignore"):  # inf - inf for x = ±inf is masked below
         return np.where(np.isinf(x) & (x < 0), 0.0, np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     """σ(x) without overflow: 1 / (1 + e^-x) for x ≥ 0, e^x / (1 + e^x) for x < 0."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _times(coefficient: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """coefficient·value with 0·∞ = 0: a term whose coefficient is zero is absent from the loss."""
+def times(coefficient: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """coefficient·value with 0·∞ = 0: a label term whose coefficient is zero is absent from the loss."""
     with np.errstate(invalid="ignore"):
         return np.where(coefficient == 0, 0.0, coefficient * value)
 
 
-def bce_logits(x: np.ndarray, y: np.ndarray, pos_weight: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def bce_logits(x: np.ndarray, y: np.ndarray, pos_weight: Any = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-element loss and d loss / dx from logits.
 
     l = (1 − y)·softplus(x) + p·y·softplus(−x) (= (1 − y)x + (1 + (p − 1)y)·softplus(−x));
@@ -43,12 +47,12 @@ def bce_logits(x: np.ndarray, y: np.ndarray, pos_weight: np.ndarray | float = 1.
     """
     negative_weight = (1 - y).astype(x.dtype)
     positive_weight = (pos_weight * y).astype(x.dtype)
-    loss = _times(negative_weight, _softplus(x)) + _times(positive_weight, _softplus(-x))
-    grad = negative_weight * _sigmoid(x) - positive_weight * _sigmoid(-x)
+    loss = times(negative_weight, softplus(x)) + times(positive_weight, softplus(-x))
+    grad = negative_weight * sigmoid(x) - positive_weight * sigmoid(-x)
     return loss, grad
 
 
-def bce_probs(p: np.ndarray, y: np.ndarray, pos_weight: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def bce_probs(p: np.ndarray, y: np.ndarray, pos_weight: Any = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-element loss and d loss / dp from probabilities.
 
     l = −[p_w·y·log p + (1 − y)·log1p(−p)], each term absent when its coefficient is 0 (so 0·log 0 = 0);
@@ -57,9 +61,81 @@ def bce_probs(p: np.ndarray, y: np.ndarray, pos_weight: np.ndarray | float = 1.0
     positive_weight = (pos_weight * y).astype(p.dtype)
     negative_weight = (1 - y).astype(p.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
-        loss = -(_times(positive_weight, np.log(p)) + _times(negative_weight, np.log1p(-p)))
-        grad = -_times(positive_weight, 1 / p) + _times(negative_weight, 1 / (1 - p))
+        loss = -(times(positive_weight, np.log(p)) + times(negative_weight, np.log1p(-p)))
+        grad = -times(positive_weight, 1 / p) + times(negative_weight, 1 / (1 - p))
     return loss, grad
+
+
+def worked_example(x: np.ndarray, y: np.ndarray, pos_weight: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The original worked example's log-sum-exp formula, op by op in x's own dtype, with its analytic gradient.
+
+    l = x − x·y + lw·(max_val + log(e^−max_val + e^(−x−max_val))), max_val = max(−x, 0), lw = 1 + (p − 1)·y;
+    dl/dx = 1 − y − lw·σ(−x), with σ(−x) = e^(−x−max_val) / (e^−max_val + e^(−x−max_val)).
+    """
+    one = x.dtype.type(1)
+    y = y.astype(x.dtype)
+    max_val = np.maximum(-x, x.dtype.type(0))
+    low, high = np.exp(-max_val), np.exp(-x - max_val)
+    log_weight = one if pos_weight is None else one + (np.asarray(pos_weight).astype(x.dtype) - one) * y
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss = x - x * y + log_weight * (max_val + np.log(low + high))
+        grad = one - y - log_weight * (high / (low + high))
+    return loss, grad
+
+
+def stable(per_element: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callable[..., tuple[Any, Any]]:
+    """The stable forms: per-element loss and gradient in the compute dtype, weighted, reduced, rounded once."""
+
+    def loss_and_grad(x: np.ndarray, y: np.ndarray, reduction: str, weight: Any = None,
+                      pos_weight: Any = None) -> tuple[Any, Any]:
+        if x.shape != y.shape:
+            raise ValueError(f"x and y must have the same shape. Received: x.shape={x.shape}, y.shape={y.shape}")
+        work = np.dtype(COMPUTE_DTYPE[x.dtype.name])
+        p = 1.0 if pos_weight is None else np.broadcast_to(np.asarray(pos_weight).astype(work), x.shape)
+        loss, grad = per_element(x.astype(work), y.astype(work), p)
+        if weight is not None:
+            w = np.broadcast_to(np.asarray(weight).astype(work), x.shape)
+            loss, grad = w * loss, w * grad
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if reduction == "mean":
+                count = work.type(loss.size)
+                loss, grad = np.sum(loss, dtype=work) / count, grad / count
+            elif reduction == "sum":
+                loss = np.sum(loss, dtype=work)
+        return np.asarray(loss).astype(x.dtype), np.asarray(grad).astype(x.dtype)
+
+    return loss_and_grad
+
+
+def lse_loss_and_grad(x: np.ndarray, y: np.ndarray, reduction: str, weight: Any = None,
+                      pos_weight: Any = None) -> tuple[Any, Any]:
+    """The worked example, weighted, then np.mean / np.sum."""
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape. Received: x.shape={x.shape}, y.shape={y.shape}")
+    loss, grad = worked_example(x, y, pos_weight)
+    if weight is not None:
+        w = np.broadcast_to(np.asarray(weight).astype(x.dtype), x.shape)
+        loss, grad = loss * w, grad * w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if reduction == "mean":
+            loss, grad = np.mean(loss), grad / x.dtype.type(max(loss.size, 1))
+        elif reduction == "sum":
+            loss = np.sum(loss)
+    return np.asarray(loss), np.broadcast_to(grad, x.shape)
+
+
+numpy_logits = stable(bce_logits)
+numpy_probs = stable(bce_probs)
+_FUNCTIONS: dict[str, Callable[..., tuple[Any, Any]]] = {
+    "numpy.logits": numpy_logits, "numpy.probs": numpy_probs, "numpy.lse_formula": lse_loss_and_grad,
+}
+_SOURCES: dict[str, tuple[Callable[..., Any], ...]] = {
+    "numpy.logits": (softplus, sigmoid, times, bce_logits, stable),
+    "numpy.probs": (times, bce_probs, stable),
+    "numpy.lse_formula": (worked_example, lse_loss_and_grad),
+}
+_ENTRY = {"numpy.logits": "stable(bce_logits)", "numpy.probs": "stable(bce_probs)",
+          "numpy.lse_formula": "lse_loss_and_grad"}
 
 
 class NumpyAdapter(Adapter):
@@ -70,6 +146,15 @@ class NumpyAdapter(Adapter):
             "numpy.logits", "logits",
             api="harness stable formula (1-y)·softplus(x) + y·softplus(-x) in NumPy; analytic gradient",
             api_pos_weight="harness stable formula (1-y)·softplus(x) + p·y·softplus(-x) in NumPy; analytic gradient",
+            grad="analytic",
+        ),
+        Implementation(
+            "numpy.lse_formula", "logits",
+            api="worked example in NumPy, in the input dtype: max_val = np.maximum(-x, 0); x - x·y + max_val + "
+                "log(exp(-max_val) + exp(-x - max_val)); × weight; np.mean / np.sum; analytic gradient",
+            api_pos_weight="worked example in NumPy, in the input dtype: lw = 1 + (p - 1)·y; x - x·y + "
+                           "lw·(log(exp(-max_val) + exp(-x - max_val)) + max_val); × weight; np.mean / np.sum; "
+                           "analytic gradient",
             grad="analytic",
         ),
         Implementation(
@@ -90,39 +175,40 @@ class NumpyAdapter(Adapter):
         return ["cpu"]
 
     def compute(
-        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str
+        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+        mode: str = "eager",
     ) -> Output:
+        if mode != "eager":
+            raise Unsupported(f"numpy has no mode {mode!r}")
         if device != "cpu":
             raise Unsupported(f"numpy runs on the CPU only, not {device!r}")
         x = arrays["x"]
-        out_dtype = x.dtype
-        work = _COMPUTE_DTYPE.get(out_dtype.name)
-        if work is None:
-            raise Unsupported(f"numpy adapter has no {out_dtype.name} arithmetic")
-        y = arrays["y"]
-        if x.shape != y.shape:
-            raise ValueError(f"x and y must have the same shape. Received: x.shape={x.shape}, y.shape={y.shape}")
-        has_pos_weight = "pos_weight" in arrays
-        api = impl.api_for(has_pos_weight)
-        xw, yw = x.astype(work), y.astype(work)
-        pos_weight: np.ndarray | float = (
-            np.broadcast_to(arrays["pos_weight"].astype(work), x.shape) if has_pos_weight else 1.0
-        )
-        per_element = bce_logits if impl.input_form == "logits" else bce_probs
-        loss, grad = per_element(xw, yw, pos_weight)
-        if "weight" in arrays:
-            weight = np.broadcast_to(arrays["weight"].astype(work), x.shape)
-            loss, grad = weight * loss, weight * grad
-        if reduction == "sum":
-            loss = np.sum(loss, dtype=work)
-        elif reduction == "mean":
-            count = work(loss.size)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                loss, grad = np.sum(loss, dtype=work) / count, grad / count
+        if x.dtype.name not in COMPUTE_DTYPE:
+            raise Unsupported(f"numpy adapter has no {x.dtype.name} arithmetic")
+        api = impl.api_for("pos_weight" in arrays)
+        options = {name: value for name, value in arrays.items() if name not in ("x", "y")}
+        loss, grad = _FUNCTIONS[impl.impl](x, arrays["y"], reduction, **options)
         return Output(
-            loss=np.asarray(np.asarray(loss).astype(out_dtype), dtype=np.float64),
-            grad=np.asarray(grad.astype(out_dtype), dtype=np.float64),
-            out_dtype=out_dtype.name,
-            grad_dtype=out_dtype.name,
+            loss=np.asarray(loss, dtype=np.float64),
+            grad=np.asarray(grad, dtype=np.float64),
+            out_dtype=np.asarray(loss).dtype.name,
+            grad_dtype=np.asarray(grad).dtype.name,
             api=api,
         )
+
+    def repro_source(self, impl: Implementation, mode: str) -> str:
+        driver = f'''
+def run(x, y, weight, pos_weight):
+    def cast(values, name):
+        return None if values is None else np.asarray(values, dtype=np.float64).astype(DTYPES.get(name, name))
+
+    loss, grad = {_ENTRY[impl.impl]}(cast(x, DTYPE), cast(y, Y_DTYPE), REDUCTION, weight=cast(weight, DTYPE),
+                                      pos_weight=cast(pos_weight, DTYPE))
+    return np.asarray(loss, dtype=np.float64), np.asarray(grad, dtype=np.float64)
+'''
+        prelude = ("COMPUTE_DTYPE = " + repr(COMPUTE_DTYPE) + "\n"
+                   "DTYPES = {'float64': np.float64, 'float32': np.float32, 'float16': np.float16, "
+                   "'int64': np.int64, 'bool': np.bool_}\n"
+                   "if DTYPE == 'bfloat16' or Y_DTYPE == 'bfloat16':\n"
+                   "    import ml_dtypes\n    DTYPES['bfloat16'] = ml_dtypes.bfloat16\n\n")
+        return prelude + source_of(*_SOURCES[impl.impl]) + driver

@@ -1,25 +1,122 @@
-"""TensorFlow: `tf.nn.sigmoid_cross_entropy_with_logits` / `weighted_cross_entropy_with_logits` and Keras's
-`binary_crossentropy`, gradients by `tf.GradientTape`."""
+"""TensorFlow and Keras: `tf.nn.sigmoid_cross_entropy_with_logits` / `weighted_cross_entropy_with_logits`,
+`keras.losses.binary_crossentropy`, the `keras.losses.BinaryCrossentropy` class (both forms) and the worked
+example's log-sum-exp formula; gradients by `tf.GradientTape`; eager, `tf.function` or
+`tf.function(jit_compile=True)`.
+
+The module-level functions are what runs, and their source is what a reproducer prints.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported
+from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported, source_of
 
 __all__ = ["TensorflowAdapter"]
 
+tf: Any = None  # imported by TensorflowAdapter._load, inside the worker process
+keras: Any = None
+
 _REDUCE = "; w·l, then tf.reduce_sum / n (mean) or tf.reduce_sum (sum)"
+_CLASS = ("keras.losses.BinaryCrossentropy(from_logits={}, reduction=None | 'sum_over_batch_size' | 'sum')"
+          "(y[..., None], {}[..., None], sample_weight=w)")
+_LSE = ("worked example: max_val = tf.maximum(-x, 0); x - x·y + max_val + log(exp(-max_val) + exp(-x - max_val))"
+        "; × weight; tf.reduce_mean / tf.reduce_sum")
+_LSE_POS = ("worked example: max_val = tf.maximum(-x, 0); lw = 1 + (p - 1)·y; x - x·y + lw·(log(exp(-max_val) + "
+            "exp(-x - max_val)) + max_val); × weight; tf.reduce_mean / tf.reduce_sum")
+
+
+def tensor(values: Any, dtype_name: str) -> Any:
+    """float64 values that are exact in `dtype_name` → a tensor of that dtype (no rounding happens)."""
+    return tf.cast(tf.constant(np.array(values, dtype=np.float64)), dtype_name)
+
+
+def to_numpy(values: Any) -> np.ndarray:
+    return np.asarray(tf.cast(values, tf.float64).numpy())
+
+
+def weighted_reduction(loss: Any, reduction: str, weight: Any = None) -> Any:
+    """w·l, then the sum, or the sum over the number of elements (the mean with weights included)."""
+    if weight is not None:
+        loss = weight * loss
+    if reduction == "sum":
+        return tf.reduce_sum(loss)
+    if reduction == "mean":
+        return tf.reduce_sum(loss) / tf.cast(tf.size(loss), loss.dtype)
+    return loss
+
+
+def tensorflow_logits(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    if pos_weight is None:
+        loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x)
+    else:
+        loss = tf.nn.weighted_cross_entropy_with_logits(labels=y, logits=x, pos_weight=pos_weight)
+    return weighted_reduction(loss, reduction, weight)
+
+
+def keras_probs(p: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    # Keras averages over the last axis: a trailing axis of size 1 makes the loss per element
+    return weighted_reduction(keras.losses.binary_crossentropy(y[..., None], p[..., None]), reduction, weight)
+
+
+def keras_class(from_logits: bool, x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    keras_reduction = {"none": None, "mean": "sum_over_batch_size", "sum": "sum"}[reduction]
+    loss_object = keras.losses.BinaryCrossentropy(from_logits=from_logits, reduction=keras_reduction)
+    sample_weight = None if weight is None else tf.broadcast_to(weight, tf.shape(x))
+    return loss_object(y[..., None], x[..., None], sample_weight=sample_weight)
+
+
+def keras_class_probs(p: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    return keras_class(False, p, y, reduction, weight)
+
+
+def keras_class_logits(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    return keras_class(True, x, y, reduction, weight)
+
+
+def tensorflow_lse_formula(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    max_val = tf.maximum(-x, tf.zeros_like(x))
+    log_term = tf.math.log(tf.exp(-max_val) + tf.exp(-x - max_val))
+    if pos_weight is None:
+        loss = x - x * y + max_val + log_term
+    else:
+        loss = x - x * y + (1 + (pos_weight - 1) * y) * (log_term + max_val)
+    if weight is not None:
+        loss = loss * weight
+    if reduction == "mean":
+        return tf.reduce_mean(loss)
+    return tf.reduce_sum(loss) if reduction == "sum" else loss
+
+
+def loss_and_grad(function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> tuple[Any, Any]:
+    """The reduced loss and d(sum of it)/dx through tf.GradientTape."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = function(x, y, reduction, **options)
+        total = tf.reduce_sum(loss)
+    return loss, tape.gradient(total, x)
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "tensorflow.logits": tensorflow_logits, "tensorflow.keras_probs": keras_probs,
+    "tensorflow.keras_class_probs": keras_class_probs, "tensorflow.keras_class_logits": keras_class_logits,
+    "tensorflow.lse_formula": tensorflow_lse_formula,
+}
+_HELPERS: dict[str, tuple[Callable[..., Any], ...]] = {
+    "tensorflow.logits": (weighted_reduction,), "tensorflow.keras_probs": (weighted_reduction,),
+    "tensorflow.keras_class_probs": (keras_class,), "tensorflow.keras_class_logits": (keras_class,),
+}
 
 
 class TensorflowAdapter(Adapter):
     framework = "tensorflow"
     distributions = ("tensorflow-cpu", "tensorflow", "tensorflow-gpu")
     companions = ("keras",)
+    modes = ("eager", "tf.function", "tf.function(jit_compile=True)")
     implementations = (
         Implementation(
             "tensorflow.logits", "logits",
@@ -31,66 +128,94 @@ class TensorflowAdapter(Adapter):
             api="keras.losses.binary_crossentropy(y[..., None], p[..., None]) (trailing axis: per element)"
                 + _REDUCE,
         ),
+        Implementation("tensorflow.keras_class_probs", "probs", api=_CLASS.format("False", "p")),
+        Implementation("tensorflow.keras_class_logits", "logits", api=_CLASS.format("True", "x")),
+        Implementation("tensorflow.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS),
     )
 
     def _load(self, threads: int) -> None:
+        global tf, keras
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ["KERAS_BACKEND"] = "tensorflow"
-        import keras
-        import tensorflow as tf
+        import keras as keras_module
+        import tensorflow as tf_module
 
+        tf, keras = tf_module, keras_module
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-        self.tf, self.keras = tf, keras
+        self._graphs: dict[tuple[str, str, str], Any] = {}
 
     def runtime_version(self) -> str:
-        return str(self.tf.__version__)
+        return str(tf.__version__)
 
     def devices(self) -> list[str]:
-        return ["cpu", "gpu"] if self.tf.config.list_physical_devices("GPU") else ["cpu"]
+        return ["cpu", "gpu"] if tf.config.list_physical_devices("GPU") else ["cpu"]
 
     def _device_name(self, device: str) -> str:
         if device == "cpu":
             return "/CPU:0"
-        if device == "gpu" and self.tf.config.list_physical_devices("GPU"):
+        if device == "gpu" and tf.config.list_physical_devices("GPU"):
             return "/GPU:0"
         raise Unsupported(f"tensorflow has no {device!r} device here")
 
-    def _numpy(self, tensor: Any) -> np.ndarray:
-        return np.asarray(self.tf.cast(tensor, self.tf.float64).numpy())
+    def _graph(self, impl: Implementation, reduction: str, mode: str) -> Any:
+        key = (impl.impl, reduction, mode)
+        if key not in self._graphs:
+            function = _FUNCTIONS[impl.impl]
+            # one trace per input signature: Keras needs the rank, which relaxed retracing would hide
+            self._graphs[key] = tf.function(lambda x, y, **options: loss_and_grad(function, x, y, reduction, **options),
+                                            jit_compile=mode.endswith("(jit_compile=True)"))
+        return self._graphs[key]
 
     def compute(
-        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str
+        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+        mode: str = "eager",
     ) -> Output:
-        tf = self.tf
+        if mode not in self.modes:
+            raise Unsupported(f"tensorflow has no mode {mode!r}")
         api = impl.api_for("pos_weight" in arrays)
+        evidence = ""
         with tf.device(self._device_name(device)):
-            tensors = {name: tf.constant(value) for name, value in arrays.items()}
-            x, y = tensors["x"], tensors["y"]
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                if impl.input_form == "logits":
-                    if "pos_weight" in tensors:
-                        loss = tf.nn.weighted_cross_entropy_with_logits(
-                            labels=y, logits=x, pos_weight=tensors["pos_weight"])
-                    else:
-                        loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x)
-                else:
-                    loss = self.keras.losses.binary_crossentropy(y[..., None], x[..., None])
-                if "weight" in tensors:
-                    loss = tensors["weight"] * loss
-                if reduction == "sum":
-                    loss = tf.reduce_sum(loss)
-                elif reduction == "mean":
-                    loss = tf.reduce_sum(loss) / tf.cast(tf.size(loss), loss.dtype)
-                total = tf.reduce_sum(loss)
-            grad = tape.gradient(total, x)
+            tensors = {name: tensor(value, value.dtype.name) for name, value in arrays.items()}
+            x, y = tensors.pop("x"), tensors.pop("y")
+            if mode == "eager":
+                loss, grad = loss_and_grad(_FUNCTIONS[impl.impl], x, y, reduction, **tensors)
+            else:
+                if tf.config.functions_run_eagerly():
+                    raise RuntimeError("tf.config.run_functions_eagerly is on: tf.function would run eagerly")
+                graph = self._graph(impl, reduction, mode)
+                loss, grad = graph(x, y, **tensors)
+                evidence = f"traced graphs: {graph.experimental_get_tracing_count()}"
         if grad is None:
             raise RuntimeError("tf.GradientTape returned no gradient for x")
         return Output(
-            loss=self._numpy(loss),
-            grad=self._numpy(grad),
+            loss=to_numpy(loss),
+            grad=to_numpy(grad),
             out_dtype=loss.dtype.name,
             grad_dtype=grad.dtype.name,
             api=api,
+            compiled=evidence,
         )
+
+    def repro_source(self, impl: Implementation, mode: str) -> str:
+        function = _FUNCTIONS[impl.impl].__name__
+        call = f"loss_and_grad({function}, x, y, REDUCTION, **options)"
+        if mode == "eager":
+            step = f"lambda x, y, **options: {call}"
+        else:
+            jit = "True" if mode.endswith("(jit_compile=True)") else "False"
+            step = f"tf.function(lambda x, y, **options: {call}, jit_compile={jit})"
+        driver = f'''
+STEP = {step}
+
+
+def run(x, y, weight, pos_weight):
+    options = {{name: tensor(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+               if value is not None}}
+    loss, grad = STEP(tensor(x, DTYPE), tensor(y, Y_DTYPE), **options)
+    return to_numpy(loss), to_numpy(grad)
+'''
+        helpers = _HELPERS.get(impl.impl, ())
+        header = ('import os\n\nos.environ.setdefault("KERAS_BACKEND", "tensorflow")\n'
+                  'import keras\nimport tensorflow as tf\n\n')
+        return header + source_of(tensor, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver

@@ -1,20 +1,77 @@
-"""PyTorch: `F.binary_cross_entropy_with_logits` and `F.binary_cross_entropy`, gradients by autograd."""
+"""PyTorch: `F.binary_cross_entropy_with_logits`, `F.binary_cross_entropy`, and the worked example's
+log-sum-exp formula; gradients by autograd; eager or `torch.compile`.
+
+The module-level functions are what runs, and their source is what a reproducer prints.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported
+from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported, source_of
 
 __all__ = ["TorchAdapter"]
+
+torch: Any = None  # imported by TorchAdapter._load, inside the worker process
+
+_LSE = ("worked example: max_val = (-x).clamp(min=0); x - x·y + max_val + log(exp(-max_val) + exp(-x - max_val))"
+        "; × weight; .mean() / .sum()")
+_LSE_POS = ("worked example: max_val = (-x).clamp(min=0); lw = 1 + (p - 1)·y; x - x·y + lw·(log(exp(-max_val) + "
+            "exp(-x - max_val)) + max_val); × weight; .mean() / .sum()")
+
+
+def tensor(values: Any, dtype_name: str, device: str = "cpu") -> Any:
+    """float64 values that are exact in `dtype_name` → a tensor of that dtype (no rounding happens)."""
+    return torch.from_numpy(np.array(values, dtype=np.float64)).to(device=device, dtype=getattr(torch, dtype_name))
+
+
+def to_numpy(values: Any) -> np.ndarray:
+    return np.asarray(values.detach().to(torch.float64).cpu().numpy())
+
+
+def torch_logits(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    return torch.nn.functional.binary_cross_entropy_with_logits(
+        x, y, weight=weight, pos_weight=pos_weight, reduction=reduction)
+
+
+def torch_probs(p: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    return torch.nn.functional.binary_cross_entropy(p, y, weight=weight, reduction=reduction)
+
+
+def torch_lse_formula(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    max_val = (-x).clamp(min=0)
+    log_term = torch.log(torch.exp(-max_val) + torch.exp(-x - max_val))
+    if pos_weight is None:
+        loss = x - x * y + max_val + log_term
+    else:
+        log_weight = 1 + (pos_weight - 1) * y
+        loss = x - x * y + log_weight * (log_term + max_val)
+    if weight is not None:
+        loss = loss * weight
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def loss_and_grad(function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> tuple[Any, Any]:
+    """The reduced loss and d(sum of it)/dx through autograd."""
+    x = x.detach().requires_grad_(True)
+    loss = function(x, y, reduction, **options)
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    return loss, grad
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "torch.logits": torch_logits, "torch.probs": torch_probs, "torch.lse_formula": torch_lse_formula,
+}
 
 
 class TorchAdapter(Adapter):
     framework = "torch"
     distributions = ("torch",)
+    modes = ("eager", "torch.compile")
     implementations = (
         Implementation(
             "torch.logits", "logits",
@@ -26,59 +83,92 @@ class TorchAdapter(Adapter):
             "torch.probs", "probs",
             api="torch.nn.functional.binary_cross_entropy(p, y, weight=w, reduction=r)",
         ),
+        Implementation("torch.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS),
     )
 
     def _load(self, threads: int) -> None:
-        import torch
+        global torch
+        if self.compile_cache:  # inductor's compiled kernels, kept between audits
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", self.compile_cache)
+        import torch as module
 
+        torch = module
         torch.set_num_threads(threads)
-        self.torch = torch
+        # Each (implementation, reduction, dtype) is its own graph, and dynamo counts recompiles per code object:
+        # raise the limits so the audit's matrix never trips the silent fall-back to eager.
+        torch._dynamo.config.recompile_limit = 4096
+        torch._dynamo.config.accumulated_recompile_limit = 65536
+        self._compiled: dict[str, Callable[..., Any]] = {}
+        self._compiled_calls = 0
 
     def runtime_version(self) -> str:
-        return str(self.torch.__version__)
+        return str(torch.__version__)
 
     def devices(self) -> list[str]:
-        return ["cpu", "gpu"] if self.torch.cuda.is_available() else ["cpu"]
+        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
 
-    def _device(self, device: str) -> Any:
+    def _device(self, device: str) -> str:
         if device == "cpu":
-            return self.torch.device("cpu")
-        if device == "gpu" and self.torch.cuda.is_available():
-            return self.torch.device("cuda")
+            return "cpu"
+        if device == "gpu" and torch.cuda.is_available():
+            return "cuda"
         raise Unsupported(f"torch has no {device!r} device here")
 
-    def _tensor(self, array: np.ndarray, device: Any) -> Any:
-        owned = np.array(array, copy=True, order="C")  # writable, contiguous, 0-d kept 0-d
-        if array.dtype.name == "bfloat16":  # NumPy has no bfloat16 of its own: pass the bits
-            tensor = self.torch.from_numpy(owned.view(np.int16)).view(self.torch.bfloat16)
-        else:
-            tensor = self.torch.from_numpy(owned)
-        return tensor.to(device)
+    def _compiled_function(self, impl: Implementation) -> Callable[..., Any]:
+        """`torch.compile` of the loss with a backend that counts executions of the compiled graph, so a silent
+        fallback to eager (graph breaks, the recompile limit) shows as zero compiled calls."""
+        if impl.impl not in self._compiled:
+            from torch._inductor.compile_fx import compile_fx
 
-    def _numpy(self, tensor: Any) -> np.ndarray:
-        return np.asarray(tensor.detach().to(self.torch.float64).cpu().numpy())
+            def counting_backend(graph: Any, example_inputs: Any) -> Callable[..., Any]:
+                compiled = compile_fx(graph, example_inputs)
 
-    def _dtype_name(self, tensor: Any) -> str:
-        return str(tensor.dtype).removeprefix("torch.")
+                def run(*args: Any) -> Any:
+                    self._compiled_calls += 1
+                    return compiled(*args)
+
+                return run
+
+            self._compiled[impl.impl] = torch.compile(
+                _FUNCTIONS[impl.impl], backend=counting_backend, fullgraph=True, dynamic=True)
+        return self._compiled[impl.impl]
 
     def compute(
-        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str
+        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+        mode: str = "eager",
     ) -> Output:
-        functional = self.torch.nn.functional
+        if mode not in self.modes:
+            raise Unsupported(f"torch has no mode {mode!r}")
         where = self._device(device)
         api = impl.api_for("pos_weight" in arrays)
-        tensors = {name: self._tensor(value, where) for name, value in arrays.items()}
-        x = tensors.pop("x").requires_grad_(True)
-        y = tensors.pop("y")
-        if impl.input_form == "logits":
-            loss = functional.binary_cross_entropy_with_logits(x, y, reduction=reduction, **tensors)
-        else:
-            loss = functional.binary_cross_entropy(x, y, reduction=reduction, **tensors)
-        (grad,) = self.torch.autograd.grad(loss.sum(), x)
+        tensors = {name: tensor(value, value.dtype.name, where) for name, value in arrays.items()}
+        x, y = tensors.pop("x"), tensors.pop("y")
+        before = self._compiled_calls
+        function = _FUNCTIONS[impl.impl] if mode == "eager" else self._compiled_function(impl)
+        loss, grad = loss_and_grad(function, x, y, reduction, **tensors)
+        evidence = ""
+        if mode != "eager":
+            if self._compiled_calls == before:
+                raise RuntimeError("torch.compile ran no compiled graph for this call (fell back to eager)")
+            evidence = f"compiled graph executions: {self._compiled_calls - before}"
         return Output(
-            loss=self._numpy(loss),
-            grad=self._numpy(grad),
-            out_dtype=self._dtype_name(loss),
-            grad_dtype=self._dtype_name(grad),
+            loss=to_numpy(loss),
+            grad=to_numpy(grad),
+            out_dtype=str(loss.dtype).removeprefix("torch."),
+            grad_dtype=str(grad.dtype).removeprefix("torch."),
             api=api,
+            compiled=evidence,
         )
+
+    def repro_source(self, impl: Implementation, mode: str) -> str:
+        function = _FUNCTIONS[impl.impl].__name__
+        if mode == "torch.compile":
+            function = f"torch.compile({function}, fullgraph=True, dynamic=True)"
+        driver = f'''
+def run(x, y, weight, pos_weight):
+    options = {{name: tensor(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+               if value is not None}}
+    loss, grad = loss_and_grad({function}, tensor(x, DTYPE), tensor(y, Y_DTYPE), REDUCTION, **options)
+    return to_numpy(loss), to_numpy(grad)
+'''
+        return "import torch\n\n" + source_of(tensor, to_numpy, _FUNCTIONS[impl.impl], loss_and_grad) + driver

@@ -1,0 +1,239 @@
+"""From a worker's answer to conformance rows: the reference check (with documented conventions), the compiled
+path against eager, and an element alone against the same element in a batch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cases import Case, float_format
+from harness.compare import Judgement, judge
+from harness.conventions import Convention, predict
+from harness.domain import domain_violation
+from harness.matrix import BATCH_SIZE, Cell
+from harness.oracle import Reference
+from implementations import Adapter, Output, Unsupported
+
+__all__ = ["CONFORMANCE_COLUMNS", "QUANTITIES", "Judge", "row_id"]
+
+CONFORMANCE_COLUMNS = [
+    "run_id", "row_id", "framework", "framework_version", "impl", "api", "input_form", "device", "dtype",
+    "out_dtype", "case", "family", "reduction", "quantity", "check", "mode", "n", "status", "deviation",
+    "max_ulp_error", "max_abs_error", "max_rel_error", "n_bad", "worst_index", "worst_x", "worst_y", "got",
+    "expected", "error_type", "error_message",
+]
+QUANTITIES = ("loss", "grad")
+_REPAIRABLE = {"fail", "nonfinite"}  # statuses a documented convention may explain
+
+
+def row_id(impl: str, case: str, dtype: str, device: str, reduction: str, quantity: str,
+           check: str = "reference", mode: str = "eager") -> str:
+    """Stable hash of a row's key: the same cell of the matrix has the same id in every run."""
+    key = "|".join((impl, case, dtype, device, reduction, quantity, check, mode))
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Judge:
+    """Turns worker messages into rows for one audit. Keeps the eager outputs that compiled paths are compared
+    with, and counts which conventions matched (a convention that matches nothing is stale)."""
+
+    cases: Sequence[Case]
+    adapters: dict[str, type[Adapter]]
+    conventions: Sequence[Convention] = ()
+    eager: dict[Cell, Output] = field(default_factory=dict)
+    matched: Counter[str] = field(default_factory=Counter)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------------------------------------- rows
+
+    def base(self, framework: str, cell: Cell) -> dict[str, Any]:
+        adapter = self.adapters[framework]
+        case = self.cases[cell.case_index]
+        impl = adapter.implementation(cell.impl)
+        try:
+            api = impl.api_for(case.pos_weight is not None)
+        except Unsupported:
+            api = impl.api
+        return {
+            "framework": framework,
+            "framework_version": self.versions.get(framework, adapter.installed_version() or ""),
+            "impl": cell.impl, "api": api, "input_form": impl.input_form, "device": cell.device, "dtype": cell.dtype,
+            "out_dtype": "", "case": case.name, "family": case.family, "reduction": cell.reduction,
+            "check": cell.check, "mode": cell.mode, "n": case.size, "status": "", "deviation": "",
+            "max_ulp_error": math.nan, "max_abs_error": math.nan, "max_rel_error": math.nan, "n_bad": 0,
+            "worst_index": "", "worst_x": math.nan, "worst_y": math.nan, "got": math.nan, "expected": math.nan,
+            "error_type": "", "error_message": "",
+        }
+
+    @staticmethod
+    def _finish(row: dict[str, Any], quantity: str) -> dict[str, Any]:
+        row = dict(row, quantity=quantity)
+        row["row_id"] = row_id(row["impl"], row["case"], row["dtype"], row["device"], row["reduction"], quantity,
+                               row["check"], row["mode"])
+        return row
+
+    def status_rows(self, framework: str, cell: Cell, status: str, error_type: str = "",
+                    message: str = "") -> list[dict[str, Any]]:
+        row = dict(self.base(framework, cell), status=status, error_type=error_type, error_message=message)
+        return [self._finish(row, quantity) for quantity in QUANTITIES]
+
+    def _located(self, row: dict[str, Any], cell: Cell, verdict: Judgement) -> None:
+        row.update(max_ulp_error=verdict.max_ulp_error, max_abs_error=verdict.max_abs_error,
+                   max_rel_error=verdict.max_rel_error, n_bad=verdict.n_bad, got=verdict.got,
+                   expected=verdict.expected)
+        if verdict.worst_index is not None:
+            inputs = self.cases[cell.case_index].inputs(cell.dtype)
+            row["worst_index"] = json.dumps(list(verdict.worst_index))
+            row["worst_x"] = float(np.asarray(inputs.x, dtype=np.float64)[verdict.worst_index])
+            row["worst_y"] = float(np.asarray(inputs.y, dtype=np.float64)[verdict.worst_index])
+
+    # ------------------------------------------------------------------------------------ the messages
+
+    def raised(self, framework: str, cell: Cell, error_type: str, message: str) -> list[dict[str, Any]]:
+        case = self.cases[cell.case_index]
+        outside = domain_violation(case.inputs(cell.dtype), case.input_form)
+        note = f" (input outside the domain: {outside})" if outside else ""
+        return self.status_rows(framework, cell, "rejected" if outside else "error", error_type, message + note)
+
+    def result(self, framework: str, cell: Cell, output: Output, ref: Reference) -> list[dict[str, Any]]:
+        """Rows for a computed result: against the reference, and for a compiled mode also against eager."""
+        if cell.mode == "eager" and cell.check == "reference":
+            self.eager[cell] = output
+        elif not output.compiled:
+            return self.status_rows(framework, cell, "error", "NotCompiled",
+                                    f"{cell.mode} gave no evidence that compiled code ran")
+        base = dict(self.base(framework, cell), api=output.api)
+        rows = [self._reference_row(base, cell, quantity, output, ref) for quantity in QUANTITIES]
+        eager = self.eager.get(cell._replace(mode="eager"))
+        if cell.mode != "eager" and eager is not None:
+            rows += [self._path_row(base, cell, quantity, output, eager, ref) for quantity in QUANTITIES]
+        return rows
+
+    def batch(self, framework: str, cell: Cell, alone: Output, batched: Output) -> list[dict[str, Any]]:
+        """Each element alone against the same element inside a batch of BATCH_SIZE: the bits must agree."""
+        case = self.cases[cell.case_index]
+        inputs = case.inputs(cell.dtype)
+        base = dict(self.base(framework, cell), api=alone.api, out_dtype=batched.out_dtype,
+                    n=BATCH_SIZE)
+        rows = []
+        for quantity in QUANTITIES:
+            single = alone.loss if quantity == "loss" else alone.grad
+            many = batched.loss if quantity == "loss" else batched.grad
+            row = dict(base)
+            if single is None or many is None or many.shape != (BATCH_SIZE,):
+                row.update(status="error", error_message=f"batch result has shape {getattr(many, 'shape', None)}")
+                rows.append(self._finish(row, quantity))
+                continue
+            expected = single[np.resize(np.arange(single.size), BATCH_SIZE)]
+            same = (many == expected) | (np.isnan(many) & np.isnan(expected))
+            same &= np.signbit(many) == np.signbit(expected)
+            differing = np.flatnonzero(~same)
+            row["status"] = "pass" if differing.size == 0 else "fail"
+            row["n_bad"] = int(differing.size)
+            if differing.size:
+                verdict = judge(many, expected, np.zeros_like(expected), np.zeros_like(expected),
+                                float_format(cell.dtype), None)
+                worst = differing[0]
+                element = int(worst % single.size)
+                row.update(max_ulp_error=verdict.max_ulp_error, max_abs_error=verdict.max_abs_error,
+                           max_rel_error=verdict.max_rel_error, got=float(many[worst]),
+                           expected=float(expected[worst]), worst_index=json.dumps([element]),
+                           worst_x=float(inputs.x.ravel()[element].astype(np.float64)),
+                           worst_y=float(inputs.y.ravel()[element].astype(np.float64)),
+                           error_message=f"{differing.size} of {BATCH_SIZE} batch positions differ from the element "
+                                         f"computed alone; first at batch position {worst}")
+            else:
+                row.update(max_ulp_error=0.0, max_abs_error=0.0, max_rel_error=0.0)
+            rows.append(self._finish(row, quantity))
+        return rows
+
+    # ------------------------------------------------------------------------------------------ checks
+
+    def _reference_row(self, base: dict[str, Any], cell: Cell, quantity: str, output: Output,
+                       ref: Reference) -> dict[str, Any]:
+        got = output.loss if quantity == "loss" else output.grad
+        out_dtype = output.out_dtype if quantity == "loss" else output.grad_dtype
+        row = dict(base, out_dtype=out_dtype or "")
+        if got is None:
+            return self._finish(dict(row, status="error", error_message=f"no {quantity} returned"), quantity)
+        if ref.undefined is not None:
+            message = (f"returned a result of shape {got.shape} although the inputs have no BCE value "
+                       f"({ref.undefined}): a silent broadcast")
+            return self._finish(dict(row, status="fail", error_type="SilentBroadcast", error_message=message),
+                                quantity)
+        hi, lo, band = ref.loss(cell.reduction) if quantity == "loss" else ref.grad(cell.reduction)
+        reduced_over = ref.n if (quantity == "loss" and cell.reduction != "none") else None
+        fmt = float_format(cell.dtype)
+        verdict = judge(got, hi, lo, band, fmt, reduced_over)
+        status, messages = verdict.status, [verdict.message] if verdict.message else []
+        if status in _REPAIRABLE and got.shape == np.shape(hi):
+            convention = self._matching_convention(cell, quantity, got, fmt, reduced_over)
+            if convention is not None:
+                status, row["deviation"] = "deviation", convention.id
+                messages.append(f"matches the documented convention {convention.id}: {convention.reason}")
+        expected_dtype = self._implied_dtype(cell)
+        if out_dtype and out_dtype != expected_dtype:
+            row["error_type"] = "OutDtype"
+            messages.append(f"result dtype {out_dtype}, but the inputs imply {expected_dtype}")
+            if status in ("pass", "inexact", "deviation"):
+                status = "fail"
+        row.update(status=status, error_message="; ".join(messages))
+        self._located(row, cell, verdict)
+        return self._finish(row, quantity)
+
+    def _implied_dtype(self, cell: Cell) -> str:
+        """The dtype the inputs imply: x's, or a wider float label's (integer and bool labels don't promote)."""
+        inputs = self.cases[cell.case_index].inputs(cell.dtype)
+        if inputs.y.dtype.kind != "f" and inputs.y.dtype.name != "bfloat16":
+            return cell.dtype
+        if inputs.y.dtype.name == cell.dtype:
+            return cell.dtype
+        widths = {"bfloat16": 2, "float16": 2, "float32": 4, "float64": 8}
+        wider = inputs.y.dtype.name if widths.get(inputs.y.dtype.name, 0) > widths[cell.dtype] else cell.dtype
+        return wider
+
+    def _matching_convention(self, cell: Cell, quantity: str, got: np.ndarray, fmt: Any,
+                             reduced_over: int | None) -> Convention | None:
+        case = self.cases[cell.case_index]
+        for convention in self.conventions:
+            if not convention.applies_to(cell.impl, quantity):
+                continue
+            prediction = predict(convention, case.inputs(cell.dtype), case.input_form, cell.reduction, quantity)
+            if prediction is None:
+                continue
+            hi, lo = prediction
+            if np.shape(hi) != got.shape:
+                continue
+            if judge(got, hi, lo, np.zeros_like(hi), fmt, reduced_over).status == "pass":
+                self.matched[convention.id] += 1
+                return convention
+        return None
+
+    def _path_row(self, base: dict[str, Any], cell: Cell, quantity: str, compiled: Output, eager: Output,
+                  ref: Reference) -> dict[str, Any]:
+        """The compiled result against the eager one, within the pass tolerance."""
+        got = compiled.loss if quantity == "loss" else compiled.grad
+        want = eager.loss if quantity == "loss" else eager.grad
+        row = dict(base, check="path", out_dtype=compiled.out_dtype if quantity == "loss" else compiled.grad_dtype)
+        if got is None or want is None or got.shape != want.shape:
+            row.update(status="fail", error_message=f"compiled shape {getattr(got, 'shape', None)} differs from "
+                                                    f"eager {getattr(want, 'shape', None)}")
+            return self._finish(row, quantity)
+        reduced_over = ref.n if (quantity == "loss" and cell.reduction != "none") else None
+        verdict = judge(got, want, np.zeros_like(want), np.zeros_like(want), float_format(cell.dtype), reduced_over)
+        row.update(status=verdict.status, error_message="compiled against eager" + (
+            "" if verdict.status == "pass" else f": {verdict.n_bad} element(s) beyond the pass tolerance"))
+        self._located(row, cell, verdict)
+        return self._finish(row, quantity)
+
+    def stale(self, ran_impls: set[str]) -> list[Convention]:
+        """Conventions whose implementations ran but that matched no row."""
+        return [c for c in self.conventions if set(c.impls) & ran_impls and self.matched[c.id] == 0]

@@ -1,0 +1,107 @@
+"""The matrix of an audit: which implementation runs which case, in which dtype, device, reduction and mode.
+
+Capabilities come from the adapter classes (dtypes, implementations, modes); what to run of the expensive parts
+(compiled paths, batch consistency, large reductions) comes from the cases' tags and the `Scope`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from cases import Case
+from implementations import REDUCTIONS, Adapter
+
+__all__ = ["BATCH_SIZE", "Cell", "Job", "Scope", "batch_eligible", "jobs_for"]
+
+BATCH_SIZE = 4099  # long enough for every vectorised main loop, odd so that the tail code runs too
+
+
+class Cell(NamedTuple):
+    """One computation: implementation × case × dtype × device × reduction × mode × check."""
+
+    impl: str
+    case_index: int
+    dtype: str
+    device: str
+    reduction: str
+    mode: str = "eager"
+    check: str = "reference"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a worker runs for one (case, dtype, implementation, device, mode, check): one call per reduction."""
+
+    case_index: int
+    dtype: str
+    impl: str
+    device: str
+    reductions: tuple[str, ...]
+    mode: str = "eager"
+    check: str = "reference"
+
+    def cells(self) -> list[Cell]:
+        return [Cell(self.impl, self.case_index, self.dtype, self.device, r, self.mode, self.check)
+                for r in self.reductions]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """How much of the expensive matrix to run.
+
+    Compiled paths cost seconds per graph (torch.compile builds one per implementation × reduction × dtype), so
+    by default they run on the cases tagged "path", in float32, for the mean; `full` runs them on every case in
+    float32 and bfloat16 for every reduction, and adds the cases tagged "full" (the longest reductions).
+    """
+
+    full: bool = False
+    path_dtypes: tuple[str, ...] = ("float32",)
+    path_reductions: tuple[str, ...] = ("mean",)
+
+    @classmethod
+    def default(cls) -> Scope:
+        return cls()
+
+    @classmethod
+    def everything(cls) -> Scope:
+        return cls(full=True, path_dtypes=("float32", "bfloat16"), path_reductions=REDUCTIONS)
+
+    def includes(self, case: Case) -> bool:
+        return self.full or "full" not in case.tags
+
+    def compiles(self, case: Case, dtype: str) -> bool:
+        return dtype in self.path_dtypes and (self.full or "path" in case.tags)
+
+
+def batch_eligible(case: Case) -> bool:
+    """The batch check needs elements that stand alone: x and y of one shape, no weights."""
+    return ("batch" in case.tags and case.weight is None and case.pos_weight is None
+            and case.x.shape == case.y.shape and case.x.size > 0)
+
+
+def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str], devices: Sequence[str],
+             scope: Scope) -> Iterator[Job]:
+    """Every job of one adapter, eager first (the compiled paths are compared with the eager results)."""
+    compiled_modes = [mode for mode in adapter.modes if mode != "eager"]
+    for impl in adapter.implementations:
+        for index, case in enumerate(cases):
+            if case.input_form != impl.input_form or not scope.includes(case):
+                continue
+            for dtype in dtypes:
+                if not case.runs_in(dtype):
+                    continue
+                for device in devices:
+                    yield Job(index, dtype, impl.impl, device, REDUCTIONS)
+                    if batch_eligible(case):
+                        yield Job(index, dtype, impl.impl, device, ("none",), check="batch")
+    for mode in compiled_modes:
+        for impl in adapter.implementations:
+            for index, case in enumerate(cases):
+                if case.input_form != impl.input_form or not scope.includes(case):
+                    continue
+                for dtype in dtypes:
+                    if case.runs_in(dtype) and scope.compiles(case, dtype):
+                        for device in devices:
+                            yield Job(index, dtype, impl.impl, device, scope.path_reductions, mode=mode)
