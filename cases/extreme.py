@@ -270,7 +270,7 @@ def labels(_: int) -> list[Case]:
         x, y = grid(inputs, valid)
         out.append(Case(f"labels_{form}", "labels", form, x, y,
                         description=f"y in {{0, 1, 0.5, 1e-30, 1 - 2^-40, 0.3}} against {form} {list(inputs)}",
-                        tags=("labels", "path")))
+                        tags=("labels",)))
         x, y = grid(inputs, _LABELS_OUTSIDE)
         out.append(Case(f"labels_outside_{form}", "labels", form, x, y,
                         description=f"y = -0.1 and 1.1 against {form} {list(inputs)} (outside the domain)",

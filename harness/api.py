@@ -158,7 +158,8 @@ def audit(
     frame = store.consolidate(CONFORMANCE_COLUMNS)
     store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=workers["workers"],
                       rows=len(frame), stale_conventions=workers["stale_conventions"],
-                      matched_conventions=workers["matched_conventions"])
+                      matched_conventions=workers["matched_conventions"],
+                      reference_seconds=workers["reference_seconds"])
     if write_report:
         from reports import write_markdown
 

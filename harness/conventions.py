@@ -157,8 +157,10 @@ def _flush_to_zero(inputs: CaseInputs, input_form: str, reduction: str, quantity
             return value
         return flush(value.astype(np.float64)).astype(value.dtype)
 
-    flushed = CaseInputs(inputs.dtype, *(flush_input(v) for v in (inputs.x, inputs.y, inputs.weight,
-                                                                    inputs.pos_weight)))  # type: ignore[arg-type]
+    originals = (inputs.x, inputs.y, inputs.weight, inputs.pos_weight)
+    changed = any(v is not None and v.dtype.name == inputs.dtype and bool(np.any(
+        (v.astype(np.float64) != 0) & (np.abs(v.astype(np.float64)) < fmt.smallest_normal))) for v in originals)
+    flushed = CaseInputs(inputs.dtype, *(flush_input(v) for v in originals)) if changed else inputs  # type: ignore[arg-type]
     exact = reference(flushed, input_form)
     if exact.undefined is not None:
         return None

@@ -7,11 +7,13 @@ class, and what it did is what its worker reported.
 from __future__ import annotations
 
 import multiprocessing as mp
-import queue as queue_module
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cases import Case
 from harness.conventions import Convention
@@ -31,6 +33,13 @@ def _context() -> Any:
     return mp.get_context("spawn")
 
 
+def _death(process: Any) -> str:
+    code = process.exitcode
+    if code is not None and code < 0:
+        return f"worker died with signal {-code}"
+    return f"worker exited with code {code}"
+
+
 def discover(adapters: dict[str, type[Adapter]], threads: int = 1, timeout: float = 120.0) -> dict[str, Any]:
     """Load each installed framework in a worker and return {name: (versions, devices) or an error string}."""
     ctx = _context()
@@ -39,18 +48,60 @@ def discover(adapters: dict[str, type[Adapter]], threads: int = 1, timeout: floa
         if not adapter.is_available():
             found[name] = "not installed"
             continue
-        channel = ctx.Queue()
-        process = ctx.Process(target=describe, args=(name, threads, channel), daemon=True)
+        receiver, sender = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=describe, args=(name, threads, sender), daemon=True)
         process.start()
+        sender.close()
         try:
-            message = channel.get(timeout=timeout)
-        except queue_module.Empty:
-            message = ("load_failed", name, "Timeout", f"no answer within {timeout:g} s", "")
+            message = receiver.recv() if receiver.poll(timeout) else (
+                "load_failed", name, "Timeout", f"no answer within {timeout:g} s", "")
+        except EOFError:
+            message = ("load_failed", name, "Crashed", f"the worker died (exit code {process.exitcode})", "")
         process.join(timeout=5)
         if process.is_alive():
             process.kill()
         found[name] = (message[2], message[3]) if message[0] == "hello" else f"{message[2]}: {message[3]}"
     return found
+
+
+@dataclass
+class _Worker:
+    """One worker process: a framework and its share of the jobs."""
+
+    id: str
+    framework: str
+    jobs: list[Job]
+    pending: set[Cell]
+    process: Any = None
+    channel: Connection | None = None
+    started: float = 0.0
+    last_heard: float = 0.0
+
+
+def _shards(framework: str, jobs: list[Job], count: int) -> list[_Worker]:
+    """Split a framework's jobs between `count` workers by case (each keeps the compile caches of its shapes).
+    The cases with compiled paths all go to the first, since each worker would compile the graphs anew, and
+    their eager results must come first; job order within a worker is kept (eager before compiled)."""
+    compiled_cases = {job.case_index for job in jobs if job.mode != "eager"}
+    work = Counter(job.case_index for job in jobs)  # jobs per case: a rough measure of its cost
+    count = max(1, min(count, len(work)))
+    load = [0] * count
+    share: dict[int, int] = {}
+    for case in compiled_cases:
+        share[case] = 0
+        load[0] += work[case]
+    for case, cost in sorted(work.items(), key=lambda item: -item[1]):
+        if case not in share:  # the largest first, each to the least loaded worker
+            share[case] = load.index(min(load))
+            load[share[case]] += cost
+    groups: list[list[Job]] = [[] for _ in range(count)]
+    for job in jobs:
+        groups[share[job.case_index]].append(job)
+    return [
+        _Worker(f"{framework}#{i}" if count > 1 else framework, framework, group,
+                {cell for job in group for cell in job.cells()})
+        for i, group in enumerate(groups) if group
+    ]
 
 
 def run_conformance(
@@ -72,16 +123,16 @@ def run_conformance(
     """Run the matrix; every row goes to `emit` as soon as it is judged. Returns what the workers reported and
     which conventions went stale.
 
-    Frameworks that are not installed give `unavailable` rows, dtypes an adapter lacks give `unsupported` rows;
-    the rest run in up to `jobs` worker processes at once, each with `threads` threads, while this process
-    computes the references. Each worker's own output goes to `log_dir/<framework>.log` when given.
+    Frameworks that are not installed give `unavailable` rows, dtypes an adapter lacks give `unsupported` rows.
+    The rest run in worker processes (each framework's jobs split by case between `jobs` workers), up to `jobs`
+    at once, each with `threads` threads, while this process computes the references. Each worker's own output
+    goes to `log_dir/<worker>.log` when given.
     """
     scope = scope or Scope.default()
     cases = list(cases)
     judge = Judge(cases, dict(adapters), conventions)
     report: dict[str, Any] = {"workers": {}}
-    planned: dict[str, list[Job]] = {}
-    pending: dict[str, set[Cell]] = {}
+    workers: list[_Worker] = []
     total = 0
     done = 0
 
@@ -102,83 +153,107 @@ def run_conformance(
                 for missing in job.cells():
                     emit(judge.status_rows(name, missing, "unavailable", "", why))
             continue
-        runnable = [job for job in all_jobs if job.dtype in adapter.dtypes]
         for job in all_jobs:
             if job.dtype not in adapter.dtypes:
                 for lacking in job.cells():
                     emit(judge.status_rows(name, lacking, "unsupported", "Unsupported", f"{name} has no {job.dtype}"))
+        runnable = [job for job in all_jobs if job.dtype in adapter.dtypes]
         if runnable:
-            planned[name] = runnable
-            pending[name] = {cell for job in runnable for cell in job.cells()}
-    advance(total - sum(len(cells) for cells in pending.values()), "unavailable and unsupported")
+            workers.extend(_shards(name, runnable, jobs))
+    advance(total - sum(len(worker.pending) for worker in workers), "unavailable and unsupported")
 
     ctx = _context()
-    channel = ctx.Queue()
-    # the framework with the most work starts first, so that the short ones fill in beside it
-    waiting = sorted(planned, key=lambda n: -len(pending[n]))
-    running: dict[str, Any] = {}
-    last_heard: dict[str, float] = {}
+    # the biggest share starts first, so that the short ones fill in beside it
+    waiting = sorted(workers, key=lambda w: -len(w.pending))
+    running: dict[str, _Worker] = {}
 
     def start_workers() -> None:
         while waiting and len(running) < max(1, jobs):
-            name = waiting.pop(0)
-            log_path = None if log_dir is None else str(log_dir / f"{name}.log")
-            compile_cache = str(cache_dir().parent / "compiled" / name) if use_cache else None
-            process = ctx.Process(target=worker_main, name=f"bce-{name}", daemon=True,
-                                  args=(name, threads, cases, planned[name], channel, log_path, compile_cache))
-            process.start()
-            running[name] = process
-            last_heard[name] = time.monotonic()
+            worker = waiting.pop(0)
+            log_path = None if log_dir is None else str(log_dir / f"{worker.id.replace('#', '-')}.log")
+            compile_cache = str(cache_dir().parent / "compiled" / worker.framework) if use_cache else None
+            receiver, sender = ctx.Pipe(duplex=False)
+            worker.process = ctx.Process(
+                target=worker_main, name=f"bce-{worker.id}", daemon=True,
+                args=(worker.framework, threads, cases, worker.jobs, sender, log_path, compile_cache))
+            worker.process.start()
+            sender.close()  # the worker holds the only writing end: its death closes the pipe
+            worker.channel, worker.started = receiver, time.monotonic()
+            worker.last_heard = worker.started
+            running[worker.id] = worker
 
     start_workers()
 
     # The references, computed here while the workers import their frameworks.
+    began = time.monotonic()
     references: dict[tuple[int, str], Reference] = {}
-    needed = sorted({(job.case_index, job.dtype) for name in planned for job in planned[name]})
+    needed = sorted({(job.case_index, job.dtype) for worker in workers for job in worker.jobs})
     for count, (index, dtype) in enumerate(needed, 1):
         case = cases[index]
         references[(index, dtype)] = reference(case.inputs(dtype), case.input_form, use_cache=use_cache)
         if progress is not None:
             progress(done, total, f"reference {count}/{len(needed)}")
+    report["reference_seconds"] = round(time.monotonic() - began, 2)
 
-    def close_worker(name: str, status: str, why: str) -> None:
-        process = running.pop(name)
-        if process.is_alive():
-            process.kill()
-        process.join(timeout=10)
-        remaining = sorted(pending.get(name, set()))
+    def close_worker(worker: _Worker, status: str, why: str) -> None:
+        running.pop(worker.id)
+        assert worker.channel is not None
+        worker.channel.close()
+        worker.process.join(timeout=30)  # a worker that said "done" exits by itself
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=10)
+        remaining = sorted(worker.pending)
         for cell in remaining:
-            emit(judge.status_rows(name, cell, status, "", why))
-        pending[name] = set()
-        advance(len(remaining), name)
-        report["workers"][name]["ended"] = status if remaining else "done"
+            emit(judge.status_rows(worker.framework, cell, status, "", why))
+        worker.pending = set()
+        advance(len(remaining), worker.framework)
+        report["workers"].setdefault(worker.framework, {}).setdefault("shards", {})[worker.id] = {
+            "ended": status if remaining else "done", "seconds": round(time.monotonic() - worker.started, 2),
+        }
+
+    def check_workers() -> None:
+        now = time.monotonic()
+        for worker in list(running.values()):
+            assert worker.channel is not None
+            if not worker.process.is_alive() and not worker.channel.poll():
+                close_worker(worker, "crashed", _death(worker.process))
+            elif now - worker.last_heard > silence_timeout:
+                close_worker(worker, "timeout", f"no result for {silence_timeout:g} s")
+
+    def next_message() -> tuple[_Worker, tuple[Any, ...]] | None:
+        """The next message from any worker, or None after a quiet second."""
+        by_channel = {worker.channel: worker for worker in running.values() if worker.channel is not None}
+        for ready in wait(list(by_channel), timeout=1.0):
+            channel = cast(Connection, ready)
+            worker = by_channel[channel]
+            try:
+                message: tuple[Any, ...] = channel.recv()
+                return worker, message
+            except (EOFError, OSError):  # the pipe closed: the worker is gone
+                worker.process.join(timeout=5)
+                close_worker(worker, "crashed", _death(worker.process))
+                return None
+        return None
 
     while running or waiting:
-        try:
-            message = channel.get(timeout=1.0)
-        except queue_module.Empty:
-            now = time.monotonic()
-            for name, process in list(running.items()):
-                if not process.is_alive():
-                    code = process.exitcode
-                    why = (f"worker died with signal {-code}" if code is not None and code < 0
-                           else f"worker exited with code {code}")
-                    close_worker(name, "crashed", why)
-                elif now - last_heard[name] > silence_timeout:
-                    close_worker(name, "timeout", f"no result for {silence_timeout:g} s")
+        received = next_message()
+        if received is None:
+            check_workers()
             start_workers()
             continue
-        kind, name = message[0], message[1]
-        last_heard[name] = time.monotonic()
+        worker, message = received
+        kind, name = message[0], worker.framework
+        worker.last_heard = time.monotonic()
         if kind == "hello":
             judge.versions[name] = message[2].get(name, "")
             report["workers"][name].update(versions=message[2], devices=message[3])
         elif kind == "load_failed":
             report["workers"][name]["load_error"] = f"{message[2]}: {message[3]}"
-            close_worker(name, "error", f"{name} failed to load: {message[2]}: {message[3]}")
+            close_worker(worker, "error", f"{name} failed to load: {message[2]}: {message[3]}")
             start_workers()
         elif kind == "done":
-            close_worker(name, "crashed", "the worker ended without a result for this cell")
+            close_worker(worker, "crashed", "the worker ended without a result for this cell")
             start_workers()
         else:
             cell: Cell = message[2]
@@ -190,10 +265,10 @@ def run_conformance(
                 rows = judge.batch(name, cell, message[3], message[4])
             else:
                 rows = judge.result(name, cell, message[3], references[(cell.case_index, cell.dtype)])
-            pending[name].discard(cell)
+            worker.pending.discard(cell)
             emit(rows)
             advance(1, name)
-    ran = {job.impl for jobs_ in planned.values() for job in jobs_}
+    ran = {job.impl for worker in workers for job in worker.jobs}
     report["stale_conventions"] = [c.id for c in judge.stale(ran)]
     report["matched_conventions"] = dict(judge.matched)
     return report

@@ -1,14 +1,14 @@
 """The worker process: one framework, imported here and nowhere else, running its share of the matrix.
 
-It talks to the runner through a queue of plain tuples; a crash or a thread pool of one framework cannot
-touch another or the runner.
+It talks to the runner through its own one-way pipe of plain tuples (no lock shared with other workers), so a
+crash, a hang or a kill of one framework cannot touch another or the runner.
 """
 
 from __future__ import annotations
 
 import os
 import traceback
-from multiprocessing.queues import Queue
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ def worker_main(
     threads: int,
     cases: list[Case],
     jobs: list[Job],
-    queue: Queue[Any],
+    channel: Connection,
     log_path: str | None = None,
     compile_cache: str | None = None,
 ) -> None:
@@ -49,9 +49,9 @@ def worker_main(
         versions = adapter.load(threads, compile_cache)
         devices = adapter.devices()
     except Exception as exc:  # the framework failed to import or configure: every job is an error
-        queue.put(("load_failed", framework, type(exc).__name__, f"{exc}"[:2000], traceback.format_exc()[-4000:]))
+        channel.send(("load_failed", framework, type(exc).__name__, f"{exc}"[:2000], traceback.format_exc()[-4000:]))
         return
-    queue.put(("hello", framework, versions, devices, os.getpid()))
+    channel.send(("hello", framework, versions, devices, os.getpid()))
     for job in jobs:
         case = cases[job.case_index]
         impl = adapter.implementation(job.impl)
@@ -59,16 +59,16 @@ def worker_main(
         for cell in job.cells():
             try:
                 if job.check == "batch":
-                    queue.put(("batch", framework, cell, *_alone_and_batched(adapter, impl, arrays, cell.device)))
+                    channel.send(("batch", framework, cell, *_alone_and_batched(adapter, impl, arrays, cell.device)))
                     continue
                 output = adapter.compute(impl, arrays, cell.reduction, cell.device, cell.mode)  # type: ignore[arg-type]
             except Unsupported as exc:
-                queue.put(("unsupported", framework, cell, str(exc)))
+                channel.send(("unsupported", framework, cell, str(exc)))
             except Exception as exc:
-                queue.put(("raised", framework, cell, type(exc).__name__, _one_line(exc)))
+                channel.send(("raised", framework, cell, type(exc).__name__, _one_line(exc)))
             else:
-                queue.put(("result", framework, cell, output))
-    queue.put(("done", framework))
+                channel.send(("result", framework, cell, output))
+    channel.send(("done", framework))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -91,12 +91,12 @@ def _alone_and_batched(adapter: Adapter, impl: Any, arrays: dict[str, np.ndarray
     return stacked, batched
 
 
-def describe(framework: str, threads: int, queue: Queue[Any]) -> None:
+def describe(framework: str, threads: int, channel: Connection) -> None:
     """Load the framework and report its versions and devices (for `list` and device checks)."""
     _redirect_output(os.devnull)
     try:
         adapter = _adapter(framework)
         versions = adapter.load(threads)
-        queue.put(("hello", framework, versions, adapter.devices(), os.getpid()))
+        channel.send(("hello", framework, versions, adapter.devices(), os.getpid()))
     except Exception as exc:
-        queue.put(("load_failed", framework, type(exc).__name__, f"{exc}"[:2000], ""))
+        channel.send(("load_failed", framework, type(exc).__name__, f"{exc}"[:2000], ""))
