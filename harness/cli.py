@@ -89,6 +89,8 @@ def _print_summary(run_dir: str) -> None:
     console.print(table)
     counts = run.conformance["status"].value_counts()
     console.print("totals: " + ", ".join(f"{status} {count}" for status, count in counts.items()))
+    for stale in run.meta.get("stale_conventions", []):
+        console.print(f"warning: documented convention {stale!r} matched no row (stale?)")
     console.print(f"run folder: {run_dir}  (report.md, conformance.parquet, meta.json)")
 
 

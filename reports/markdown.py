@@ -59,13 +59,27 @@ def render_markdown(run: Run) -> str:
         "",
     ]
     found = discrepancies(table)
-    columns = ["status", "impl", "dtype", "case", "reduction", "quantity", "max_ulp_error", "worst_x", "worst_y",
-               "got", "expected", "error_type", "error_message", "row_id"]
-    shown = found[[c for c in columns if c in found.columns]].head(_MAX_DISCREPANCIES)
+    columns = ["status", "impl", "dtype", "case", "reduction", "quantity", "check", "mode", "deviation",
+               "max_ulp_error", "worst_x", "worst_y", "got", "expected", "error_type", "error_message"]
+    shown = found[[c for c in columns if c in found.columns]].head(_MAX_DISCREPANCIES).copy()
+    row_ids = found["row_id"].head(len(shown))
+    shown["reproduce"] = [f"`python -m harness repro {run.path} {row_id}`" for row_id in row_ids]
+    lines.append("Each row's last column prints a standalone script (the framework and NumPy only) that reproduces it.")
+    lines.append("")
     if len(found) > len(shown):
         lines.append(f"The first {len(shown)} of {len(found)}, worst first; the rest are in conformance.parquet.")
         lines.append("")
     lines.append(_table(shown))
+    lines += ["## Documented conventions", ""]
+    matched = meta.get("matched_conventions", {})
+    stale = set(meta.get("stale_conventions", []))
+    for convention in meta.get("conventions", []):
+        state = (f"matched {matched[convention['id']]} rows" if convention["id"] in matched
+                 else "STALE: its implementations ran but it matched no row" if convention["id"] in stale
+                 else "not exercised in this run")
+        lines.append(f"- `{convention['id']}` ({', '.join(convention['impls'])}, {convention['quantity']}): "
+                     f"{convention['reason']} — {convention['link']} — {state}")
+    lines.append("")
     lines += ["## Tolerance policy", ""]
     policy = meta.get("tolerance_policy", {})
     lines += [f"- `{status}`: {policy[status]}" for status in STATUS_ORDER if status in policy]

@@ -1,0 +1,92 @@
+"""The consistency checks: an element alone against the same element in a batch (bits), a compiled path against
+eager (tolerance), and the proof that a compiled path really ran compiled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cases import Case, builtin_cases
+from harness.judging import Judge
+from harness.matrix import BATCH_SIZE, Cell
+from harness.oracle import reference
+from implementations import Output, adapter_classes
+
+ADAPTERS = adapter_classes()
+CASE = Case("c", "test", "logits", np.array([0.0, 2.0, -3.0]), np.array([1.0, 0.0, 1.0]), tags=("batch",))
+
+
+def _output(loss: np.ndarray, grad: np.ndarray, compiled: str = "") -> Output:
+    return Output(loss, grad, "float32", "float32", "api", compiled)
+
+
+def test_batch_identical_bits_pass_and_one_flipped_bit_fails() -> None:
+    judge = Judge([CASE], {"numpy": ADAPTERS["numpy"]})
+    cell = Cell("numpy.logits", 0, "float32", "cpu", "none", check="batch")
+    as_float32 = lambda values: np.array(values, dtype=np.float32).astype(np.float64)  # noqa: E731
+    alone = _output(as_float32([0.5, 2.1, 3.0]), as_float32([-0.5, 0.9, -0.9]))
+    tiled = np.resize(np.arange(3), BATCH_SIZE)
+    same = judge.batch("numpy", cell, alone, _output(alone.loss[tiled], alone.grad[tiled]))
+    assert [row["status"] for row in same] == ["pass", "pass"]
+    loss = alone.loss[tiled].copy()
+    loss[4] = np.nextafter(np.float32(loss[4]), np.float32(9))  # position 4 holds element 1
+    rows = judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))
+    assert rows[0]["status"] == "fail" and rows[0]["n_bad"] == 1
+    assert rows[0]["worst_index"] == "[1]" and rows[0]["worst_x"] == 2.0
+    assert rows[0]["max_ulp_error"] == 1.0
+    assert rows[1]["status"] == "pass"
+
+
+def test_path_check_compares_compiled_with_eager() -> None:
+    judge = Judge([CASE], {"torch": ADAPTERS["torch"]})
+    ref = reference(CASE.inputs("float32"), "logits")
+    eager_cell = Cell("torch.logits", 0, "float32", "cpu", "none")
+    hi = np.asarray(ref.loss_hi, dtype=np.float32).astype(np.float64)
+    grad = np.asarray(ref.grad_hi, dtype=np.float32).astype(np.float64)
+    judge.result("torch", eager_cell, _output(hi, grad), ref)
+    compiled_cell = eager_cell._replace(mode="torch.compile")
+    off = hi.copy()
+    off[2] = hi[2] * (1 + 10 * 2.0**-23)  # 10 ULP away from eager
+    rows = judge.result("torch", compiled_cell, _output(off, grad, "compiled graph executions: 1"), ref)
+    by_check = {(row["check"], row["quantity"]): row for row in rows}
+    assert by_check[("path", "loss")]["status"] == "fail" and by_check[("path", "loss")]["worst_x"] == -3.0
+    assert by_check[("path", "grad")]["status"] == "pass"
+    assert by_check[("reference", "loss")]["status"] == "fail"
+    unproven = judge.result("torch", compiled_cell, _output(hi, grad), ref)
+    assert {row["status"] for row in unproven} == {"error"}
+    assert unproven[0]["error_type"] == "NotCompiled"
+
+
+@pytest.mark.parametrize(("framework", "mode"), [("jax", "jax.jit"), ("tensorflow", "tf.function"),
+                                                 ("tensorflow", "tf.function(jit_compile=True)")])
+def test_compiled_modes_prove_they_ran_compiled(framework: str, mode: str) -> None:
+    adapter = ADAPTERS[framework]()
+    adapter.load(1)
+    seed = builtin_cases(families=["seed"])[0]
+    impl = next(i for i in adapter.implementations if i.input_form == "logits")
+    out = adapter.compute(impl, seed.inputs("float32").arrays(), "mean", "cpu", mode)
+    assert out.compiled
+    assert float(out.loss) == pytest.approx(0.6219186506146224, rel=2**-22)
+
+
+def test_torch_compile_fallback_is_caught_not_passed_off() -> None:
+    """A compiled function made to run eagerly (torch.compiler.set_stance("force_eager"), the same silent path
+    as a graph-break fallback) must be reported, not passed off as compiled; past the recompile limit, fullgraph
+    makes dynamo raise."""
+    adapter = ADAPTERS["torch"]()
+    adapter.load(1)
+    import torch
+
+    seed = builtin_cases(families=["seed"])[0]
+    impl = adapter.implementation("torch.logits")
+    first = adapter.compute(impl, seed.inputs("float32").arrays(), "mean", "cpu", "torch.compile")
+    assert first.compiled.startswith("compiled graph executions")
+    torch.compiler.set_stance("force_eager")
+    try:
+        with pytest.raises(RuntimeError, match="fell back to eager"):
+            adapter.compute(impl, seed.inputs("float32").arrays(), "mean", "cpu", "torch.compile")
+    finally:
+        torch.compiler.set_stance("default")
+    torch._dynamo.config.recompile_limit = 1
+    with pytest.raises(Exception, match="fullgraph=True"):
+        adapter.compute(impl, seed.inputs("float64").arrays(), "mean", "cpu", "torch.compile")

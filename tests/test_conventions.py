@@ -1,0 +1,100 @@
+"""Documented conventions: the shipped data file, each kind's prediction from first principles, and the rule that
+a row is `deviation` only when the output matches the prediction (otherwise it stays `fail`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cases import Case, builtin_cases
+from harness.conventions import load_conventions, predict
+from harness.judging import Judge
+from harness.matrix import Cell
+from harness.oracle import reference
+from implementations import Output, adapter_classes
+
+CONVENTIONS = {c.id: c for c in load_conventions()}
+
+
+def test_shipped_file_is_complete() -> None:
+    assert set(CONVENTIONS) >= {"torch-bce-log-clamp", "torch-bce-grad-epsilon", "keras-epsilon-clip",
+                                "xla-cpu-flush-to-zero"}
+    known = {impl.impl for cls in adapter_classes().values() for impl in cls.implementations}
+    for convention in CONVENTIONS.values():
+        assert convention.link.startswith("https://") and convention.reason
+        assert set(convention.impls) <= known, convention.id
+
+
+def test_malformed_file_names_the_entry() -> None:
+    with pytest.raises(ValueError, match="entry #0 lacks 'kind'"):
+        load_conventions('[[convention]]\nid = "x"\nimpls = []\nquantity = "loss"\nreason = ""\nlink = ""\n')
+    with pytest.raises(ValueError, match="unknown kind 'magic'"):
+        load_conventions('[[convention]]\nid = "x"\nimpls = []\nquantity = "loss"\nkind = "magic"\n'
+                         'reason = ""\nlink = ""\n')
+
+
+def _probs(p: list[float], y: list[float]) -> Case:
+    return Case("c", "test", "probs", np.array(p), np.array(y))
+
+
+def test_log_clamp_prediction() -> None:
+    # -max(log 0, -100) = 100; -log 0.5 = log 2; y = 0 at p = 0: the term is absent (0)
+    hi, _ = predict(CONVENTIONS["torch-bce-log-clamp"], _probs([0.0, 0.5, 0.0], [1.0, 1.0, 0.0]).inputs("float32"),
+                    "probs", "none", "loss")
+    np.testing.assert_allclose(hi, [100.0, math.log(2), 0.0], rtol=1e-15)
+
+
+def test_grad_epsilon_prediction() -> None:
+    # d/dp = (p - y) / max(p(1 - p), 1e-12): at p = 0, y = 1 that is -1e12
+    hi, _ = predict(CONVENTIONS["torch-bce-grad-epsilon"], _probs([0.0, 0.5], [1.0, 1.0]).inputs("float64"),
+                    "probs", "none", "grad")
+    np.testing.assert_allclose(hi, [-1e12, -2.0], rtol=1e-15)
+
+
+def test_keras_clip_prediction_in_float32() -> None:
+    eps32 = float(np.float32(1e-7))  # Keras's epsilon, as the float32 clip bound
+    inputs = _probs([0.0, 0.25], [1.0, 1.0]).inputs("float32")
+    loss, _ = predict(CONVENTIONS["keras-epsilon-clip"], inputs, "probs", "none", "loss")
+    np.testing.assert_allclose(loss, [-math.log(eps32), -math.log(0.25)], rtol=1e-15)
+    grad, _ = predict(CONVENTIONS["keras-epsilon-clip-grad"], inputs, "probs", "none", "grad")
+    np.testing.assert_allclose(grad, [0.0, -4.0], rtol=1e-15)  # zero inside the clip, -y/p outside it
+
+
+def test_flush_to_zero_prediction() -> None:
+    # softplus(-90) = 8.19e-40 is subnormal in float32: flushed to 0; softplus(-30) = 9.36e-14 is not
+    case = Case("f", "test", "logits", np.array([-90.0, -30.0]), np.array([0.0, 0.0]))
+    hi, _ = predict(CONVENTIONS["xla-cpu-flush-to-zero"], case.inputs("float32"), "logits", "none", "loss")
+    assert hi[0] == 0.0
+    assert hi[1] == pytest.approx(9.357622968839737e-14, rel=1e-15)
+
+
+def _judge_torch_probs(got: float) -> dict:
+    case = _probs([0.0], [1.0])
+    judge = Judge([case], {"torch": adapter_classes()["torch"]}, list(CONVENTIONS.values()))
+    cell = Cell("torch.probs", 0, "float32", "cpu", "none")
+    output = Output(np.array([got]), np.array([-1e12]), "float32", "float32", "api")
+    rows = judge.result("torch", cell, output, reference(case.inputs("float32"), "probs"))
+    return {row["quantity"]: row for row in rows} | {"stale": judge.stale({"torch.probs"})}
+
+
+def test_matching_clamp_is_deviation_and_other_values_fail() -> None:
+    matched = _judge_torch_probs(100.0)
+    assert matched["loss"]["status"] == "deviation"
+    assert matched["loss"]["deviation"] == "torch-bce-log-clamp"
+    assert matched["grad"]["status"] == "deviation"  # -1e12 is the epsilon-capped gradient
+    missed = _judge_torch_probs(50.0)  # neither the exact +inf nor the clamp's 100
+    assert missed["loss"]["status"] == "nonfinite" and missed["loss"]["deviation"] == ""
+    assert [c.id for c in missed["stale"]] == ["torch-bce-log-clamp"]  # the loss convention matched nothing
+
+
+def test_the_audit_finds_the_documented_conventions(tmp_path) -> None:
+    """Through the whole pipeline: torch's clamp and epsilon on the probability edges of float32."""
+    import harness
+
+    cases = [c for c in builtin_cases(families=["prob_edges"]) if c.name == "prob_edges_float32"]
+    table = harness.audit(frameworks=["torch"], dtypes=["float32"], cases=cases, out=tmp_path / "run")
+    probs = table[(table["impl"] == "torch.probs") & (table["check"] == "reference") & (table["mode"] == "eager")]
+    deviations = set(probs.loc[probs["status"] == "deviation", "deviation"])
+    assert deviations == {"torch-bce-log-clamp", "torch-bce-grad-epsilon"}
