@@ -85,15 +85,17 @@ class Judge:
         row = dict(self.base(framework, cell), status=status, error_type=error_type, error_message=message)
         return [self._finish(row, quantity) for quantity in QUANTITIES]
 
-    def _located(self, row: dict[str, Any], cell: Cell, verdict: Judgement) -> None:
+    def _located(self, row: dict[str, Any], cell: Cell, verdict: Judgement, shape: tuple[int, ...]) -> None:
+        """Copy the verdict into the row, with the worst element's inputs where they have the result's shape."""
         row.update(max_ulp_error=verdict.max_ulp_error, max_abs_error=verdict.max_abs_error,
                    max_rel_error=verdict.max_rel_error, n_bad=verdict.n_bad, got=verdict.got,
                    expected=verdict.expected)
         if verdict.worst_index is not None:
             inputs = self.cases[cell.case_index].inputs(cell.dtype)
             row["worst_index"] = json.dumps(list(verdict.worst_index))
-            row["worst_x"] = float(np.asarray(inputs.x, dtype=np.float64)[verdict.worst_index])
-            row["worst_y"] = float(np.asarray(inputs.y, dtype=np.float64)[verdict.worst_index])
+            for name, values in (("worst_x", inputs.x), ("worst_y", inputs.y)):
+                if values.shape == shape:  # not where a result was broadcast past the inputs
+                    row[name] = float(np.asarray(values, dtype=np.float64)[verdict.worst_index])
 
     # ------------------------------------------------------------------------------------ the messages
 
@@ -179,18 +181,19 @@ class Judge:
             if convention is not None:
                 status, row["deviation"] = "deviation", convention.id
                 messages.append(f"matches the documented convention {convention.id}: {convention.reason}")
-        expected_dtype = self._implied_dtype(cell)
+        expected_dtype = self._implied_dtype(cell) if quantity == "loss" else cell.dtype  # d/dx has x's dtype
         if out_dtype and out_dtype != expected_dtype:
             row["error_type"] = "OutDtype"
             messages.append(f"result dtype {out_dtype}, but the inputs imply {expected_dtype}")
             if status in ("pass", "inexact", "deviation"):
                 status = "fail"
         row.update(status=status, error_message="; ".join(messages))
-        self._located(row, cell, verdict)
+        self._located(row, cell, verdict, got.shape)
         return self._finish(row, quantity)
 
     def _implied_dtype(self, cell: Cell) -> str:
-        """The dtype the inputs imply: x's, or a wider float label's (integer and bool labels don't promote)."""
+        """The loss dtype the inputs imply: x's, or a wider float label's (standard type promotion; integer and
+        bool labels don't promote)."""
         inputs = self.cases[cell.case_index].inputs(cell.dtype)
         if inputs.y.dtype.kind != "f" and inputs.y.dtype.name != "bfloat16":
             return cell.dtype
@@ -231,7 +234,7 @@ class Judge:
         verdict = judge(got, want, np.zeros_like(want), np.zeros_like(want), float_format(cell.dtype), reduced_over)
         row.update(status=verdict.status, error_message="compiled against eager" + (
             "" if verdict.status == "pass" else f": {verdict.n_bad} element(s) beyond the pass tolerance"))
-        self._located(row, cell, verdict)
+        self._located(row, cell, verdict, got.shape)
         return self._finish(row, quantity)
 
     def stale(self, ran_impls: set[str]) -> list[Convention]:

@@ -15,6 +15,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+
 from cases import Case
 from harness.conventions import Convention
 from harness.judging import CONFORMANCE_COLUMNS, Judge, row_id
@@ -78,22 +80,22 @@ class _Worker:
     last_heard: float = 0.0
 
 
+_COMPILED_JOB_COST = 10  # a compiled job builds graphs: roughly ten eager jobs' worth of work
+
+
 def _shards(framework: str, jobs: list[Job], count: int) -> list[_Worker]:
-    """Split a framework's jobs between `count` workers by case (each keeps the compile caches of its shapes).
-    The cases with compiled paths all go to the first, since each worker would compile the graphs anew, and
-    their eager results must come first; job order within a worker is kept (eager before compiled)."""
-    compiled_cases = {job.case_index for job in jobs if job.mode != "eager"}
-    work = Counter(job.case_index for job in jobs)  # jobs per case: a rough measure of its cost
+    """Split a framework's jobs between `count` workers by case: all of a case's jobs stay in one worker (its
+    compile caches serve the case's shapes, and its eager results come before the compiled ones they are
+    compared with); cases go, largest first, to the least loaded worker."""
+    work: Counter[int] = Counter()
+    for job in jobs:
+        work[job.case_index] += _COMPILED_JOB_COST if job.mode != "eager" else 1
     count = max(1, min(count, len(work)))
     load = [0] * count
     share: dict[int, int] = {}
-    for case in compiled_cases:
-        share[case] = 0
-        load[0] += work[case]
     for case, cost in sorted(work.items(), key=lambda item: -item[1]):
-        if case not in share:  # the largest first, each to the least loaded worker
-            share[case] = load.index(min(load))
-            load[share[case]] += cost
+        share[case] = load.index(min(load))
+        load[share[case]] += cost
     groups: list[list[Job]] = [[] for _ in range(count)]
     for job in jobs:
         groups[share[job.case_index]].append(job)
@@ -236,6 +238,15 @@ def run_conformance(
                 return None
         return None
 
+    def judged(kind: str, name: str, cell: Cell, message: tuple[Any, ...]) -> list[dict[str, Any]]:
+        if kind == "unsupported":
+            return judge.status_rows(name, cell, "unsupported", "Unsupported", message[3])
+        if kind == "raised":
+            return judge.raised(name, cell, message[3], message[4])
+        if kind == "batch":
+            return judge.batch(name, cell, message[3], message[4])
+        return judge.result(name, cell, message[3], references[(cell.case_index, cell.dtype)])
+
     while running or waiting:
         received = next_message()
         if received is None:
@@ -257,14 +268,12 @@ def run_conformance(
             start_workers()
         else:
             cell: Cell = message[2]
-            if kind == "unsupported":
-                rows = judge.status_rows(name, cell, "unsupported", "Unsupported", message[3])
-            elif kind == "raised":
-                rows = judge.raised(name, cell, message[3], message[4])
-            elif kind == "batch":
-                rows = judge.batch(name, cell, message[3], message[4])
-            else:
-                rows = judge.result(name, cell, message[3], references[(cell.case_index, cell.dtype)])
+            try:
+                with np.errstate(all="ignore"):  # NaN and inf are data here, not accidents
+                    rows = judged(kind, name, cell, message)
+            except Exception as exc:  # a bug of ours must not cost the rest of the run: record it in the row
+                rows = judge.status_rows(name, cell, "error", "HarnessError",
+                                         f"the harness failed to judge this result: {type(exc).__name__}: {exc}")
             worker.pending.discard(cell)
             emit(rows)
             advance(1, name)

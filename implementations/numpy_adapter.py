@@ -72,8 +72,10 @@ def worked_example(x: np.ndarray, y: np.ndarray, pos_weight: Any = None) -> tupl
     l = x − x·y + lw·(max_val + log(e^−max_val + e^(−x−max_val))), max_val = max(−x, 0), lw = 1 + (p − 1)·y;
     dl/dx = 1 − y − lw·σ(−x), with σ(−x) = e^(−x−max_val) / (e^−max_val + e^(−x−max_val)).
     """
+    if y.dtype.kind in "biu":  # integer and bool labels take x's dtype; float labels promote as NumPy does
+        y = y.astype(x.dtype)
+    x = x.astype(np.result_type(x.dtype, y.dtype))
     one = x.dtype.type(1)
-    y = y.astype(x.dtype)
     max_val = np.maximum(-x, x.dtype.type(0))
     low, high = np.exp(-max_val), np.exp(-x - max_val)
     log_weight = one if pos_weight is None else one + (np.asarray(pos_weight).astype(x.dtype) - one) * y
@@ -90,7 +92,9 @@ def stable(per_element: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callabl
                       pos_weight: Any = None) -> tuple[Any, Any]:
         if x.shape != y.shape:
             raise ValueError(f"x and y must have the same shape. Received: x.shape={x.shape}, y.shape={y.shape}")
-        work = np.dtype(COMPUTE_DTYPE[x.dtype.name])
+        # float labels promote as NumPy does (float32 x with float64 y gives float64); others take x's dtype
+        out_dtype = np.result_type(x.dtype, y.dtype) if y.dtype.kind not in "biu" else x.dtype
+        work = np.dtype(COMPUTE_DTYPE[out_dtype.name])
         p = 1.0 if pos_weight is None else np.broadcast_to(np.asarray(pos_weight).astype(work), x.shape)
         loss, grad = per_element(x.astype(work), y.astype(work), p)
         if weight is not None:
@@ -102,7 +106,8 @@ def stable(per_element: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callabl
                 loss, grad = np.sum(loss, dtype=work) / count, grad / count
             elif reduction == "sum":
                 loss = np.sum(loss, dtype=work)
-        return np.asarray(loss).astype(x.dtype), np.asarray(grad).astype(x.dtype)
+        # the gradient has the dtype of what it differentiates
+        return np.asarray(loss).astype(out_dtype), np.asarray(grad).astype(x.dtype)
 
     return loss_and_grad
 
@@ -114,14 +119,14 @@ def lse_loss_and_grad(x: np.ndarray, y: np.ndarray, reduction: str, weight: Any 
         raise ValueError(f"x and y must have the same shape. Received: x.shape={x.shape}, y.shape={y.shape}")
     loss, grad = worked_example(x, y, pos_weight)
     if weight is not None:
-        w = np.broadcast_to(np.asarray(weight).astype(x.dtype), x.shape)
+        w = np.broadcast_to(np.asarray(weight).astype(loss.dtype), x.shape)
         loss, grad = loss * w, grad * w
     with np.errstate(invalid="ignore", divide="ignore"):
         if reduction == "mean":
-            loss, grad = np.mean(loss), grad / x.dtype.type(max(loss.size, 1))
+            loss, grad = np.mean(loss), grad / grad.dtype.type(max(loss.size, 1))
         elif reduction == "sum":
             loss = np.sum(loss)
-    return np.asarray(loss), np.broadcast_to(grad, x.shape)
+    return np.asarray(loss), np.broadcast_to(grad, x.shape).astype(x.dtype)
 
 
 numpy_logits = stable(bce_logits)

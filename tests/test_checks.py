@@ -90,3 +90,21 @@ def test_torch_compile_fallback_is_caught_not_passed_off() -> None:
     torch._dynamo.config.recompile_limit = 1
     with pytest.raises(Exception, match="fullgraph=True"):
         adapter.compute(impl, seed.inputs("float64").arrays(), "mean", "cpu", "torch.compile")
+
+
+def test_path_rows_of_a_silent_broadcast_do_not_index_past_the_inputs() -> None:
+    """x (4,) against y (4, 1) broadcast to (4, 4): the compiled and eager results can still be compared."""
+    case = Case("m", "test", "logits", np.zeros(4), np.zeros((4, 1)))
+    judge = Judge([case], {"jax": ADAPTERS["jax"]})
+    ref = reference(case.inputs("float32"), "logits")
+    eager_cell = Cell("jax.logits", 0, "float32", "cpu", "none")
+    broadcast = np.full((4, 4), np.log(2.0))
+    judge.result("jax", eager_cell, _output(broadcast, np.zeros(4)), ref)
+    moved = broadcast.copy()
+    moved[1, 3] = 1.0
+    rows = judge.result("jax", eager_cell._replace(mode="jax.jit"), _output(moved, np.zeros(4), "xla"), ref)
+    by_check = {(row["check"], row["quantity"]): row for row in rows}
+    assert by_check[("reference", "loss")]["error_type"] == "SilentBroadcast"
+    assert by_check[("path", "loss")]["status"] == "fail"
+    assert by_check[("path", "loss")]["worst_index"] == "[1, 3]"
+    assert np.isnan(by_check[("path", "loss")]["worst_y"])  # y has shape (4, 1), not the result's (4, 4)
