@@ -177,7 +177,7 @@ class Judge:
         verdict = judge(got, hi, lo, band, fmt, reduced_over)
         status, messages = verdict.status, [verdict.message] if verdict.message else []
         if status in _REPAIRABLE and got.shape == np.shape(hi):
-            convention = self._matching_convention(cell, quantity, got, fmt, reduced_over)
+            convention = self._matching_convention(cell, quantity, got, fmt, reduced_over, hi)
             if convention is not None:
                 status, row["deviation"] = "deviation", convention.id
                 messages.append(f"matches the documented convention {convention.id}: {convention.reason}")
@@ -204,7 +204,9 @@ class Judge:
         return wider
 
     def _matching_convention(self, cell: Cell, quantity: str, got: np.ndarray, fmt: Any,
-                             reduced_over: int | None) -> Convention | None:
+                             reduced_over: int | None, exact: np.ndarray) -> Convention | None:
+        """The first convention whose prediction the output matches. A prediction that is NaN or infinite where
+        the exact value is finite explains nothing (a clip that no longer protects, say): it never matches."""
         case = self.cases[cell.case_index]
         for convention in self.conventions:
             if not convention.applies_to(cell.impl, quantity):
@@ -213,7 +215,7 @@ class Judge:
             if prediction is None:
                 continue
             hi, lo = prediction
-            if np.shape(hi) != got.shape:
+            if np.shape(hi) != got.shape or np.any(~np.isfinite(hi) & np.isfinite(exact)):
                 continue
             if judge(got, hi, lo, np.zeros_like(hi), fmt, reduced_over).status == "pass":
                 self.matched[convention.id] += 1

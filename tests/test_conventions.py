@@ -98,3 +98,16 @@ def test_the_audit_finds_the_documented_conventions(tmp_path) -> None:
     probs = table[(table["impl"] == "torch.probs") & (table["check"] == "reference") & (table["mode"] == "eager")]
     deviations = set(probs.loc[probs["status"] == "deviation", "deviation"])
     assert deviations == {"torch-bce-log-clamp", "torch-bce-grad-epsilon"}
+
+
+def test_a_prediction_that_breaks_down_explains_nothing() -> None:
+    """Keras's clip in bfloat16: 1 - 1e-7 rounds to 1, so at p = 1 the clip no longer protects the gradient.
+    The convention's formula then gives NaN, exactly like Keras, but where the exact value is finite (-1) that
+    is a real failure, not a documented convention."""
+    case = _probs([1.0], [1.0])
+    judge = Judge([case], {"tensorflow": adapter_classes()["tensorflow"]}, list(CONVENTIONS.values()))
+    cell = Cell("tensorflow.keras_probs", 0, "bfloat16", "cpu", "none")
+    output = Output(np.array([0.0]), np.array([math.nan]), "bfloat16", "bfloat16", "api")
+    rows = judge.result("tensorflow", cell, output, reference(case.inputs("bfloat16"), "probs"))
+    grad = next(row for row in rows if row["quantity"] == "grad")
+    assert grad["status"] == "nonfinite" and grad["deviation"] == ""
