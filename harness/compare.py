@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from harness.tolerance import BAND_FACTOR, ELEMENT_STATUSES, pass_ulp
 
 __all__ = ["Judgement", "judge"]
 
-_PASS, _INEXACT, _FAIL, _NONFINITE = range(4)
+_PASS, _INEXACT, _DEVIATION, _FAIL, _NONFINITE = range(5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,7 @@ class Judgement:
     got: float
     expected: float
     message: str = ""
+    levels: np.ndarray | None = field(default=None, repr=False)  # per element: index into ELEMENT_STATUSES
 
 
 def _ulp_at_exact(hi: np.ndarray, lo: np.ndarray, fmt: FloatFormat) -> np.ndarray:
@@ -42,6 +43,7 @@ def judge(
     band: np.ndarray,
     fmt: FloatFormat,
     reduced_over: int | None,
+    explained: np.ndarray | None = None,
 ) -> Judgement:
     """Compare `got` (float64 holding the framework's values) with the exact value hi + lo.
 
@@ -51,6 +53,7 @@ def judge(
         band: the absolute condition band Σ|∂f/∂v|·½ulp(v) per element (multiplied by BAND_FACTOR here).
         fmt: the dtype under test.
         reduced_over: n for a reduced (scalar) loss, None for element-wise results.
+        explained: elements a documented convention accounts for (they count as `deviation`, not worse).
     """
     got = np.asarray(got, dtype=np.float64)
     hi, lo, band = (np.asarray(a, dtype=np.float64) for a in (hi, lo, band))
@@ -81,6 +84,8 @@ def judge(
     level[(level == _FAIL) & (abs_err <= BAND_FACTOR * b)] = _INEXACT
     level[nonfinite] = _NONFINITE
     level[exact_zero_error] = _PASS
+    if explained is not None:
+        level[explained.ravel() & (level > _INEXACT)] = _DEVIATION
 
     # worst: highest status, then the largest ULP error
     order = np.lexsort((np.nan_to_num(ulp_err, nan=np.inf), level))
@@ -95,4 +100,5 @@ def judge(
         worst_index=worst_index,
         got=float(g[worst]),
         expected=float(rounded[worst]),
+        levels=level.reshape(hi.shape),
     )

@@ -112,10 +112,11 @@ def _log_clamp(inputs: CaseInputs, input_form: str, reduction: str, quantity: st
 
 @_kind("grad_epsilon")
 def _grad_epsilon(inputs: CaseInputs, input_form: str, reduction: str, quantity: str, *, epsilon: float,
-                  **_: Any) -> Prediction | None:
-    """dl/dq = w·(q − y) / max(q(1 − q), epsilon)."""
+                  epsilon_dtype: str = "float64", **_: Any) -> Prediction | None:
+    """dl/dq = w·(q − y) / max(q(1 − q), epsilon), epsilon as stored in `epsilon_dtype`."""
     if input_form != "probs" or quantity != "grad":
         return None
+    epsilon = float(np.asarray(epsilon).astype(float_format(epsilon_dtype).numpy_dtype))
     q, y, w, _p = _broadcast(inputs)
     per_element = w * (q - y) / np.maximum(q * (1 - q), epsilon)
     return _reduce(per_element, reduction, quantity)

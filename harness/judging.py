@@ -135,8 +135,9 @@ class Judge:
                 rows.append(self._finish(row, quantity))
                 continue
             expected = single[np.resize(np.arange(single.size), BATCH_SIZE)]
-            same = (many == expected) | (np.isnan(many) & np.isnan(expected))
-            same &= np.signbit(many) == np.signbit(expected)
+            # the same bits, zeros' signs included; any NaN equals any NaN (a NaN's sign and payload carry no value)
+            same = ((many == expected) & (np.signbit(many) == np.signbit(expected))) | (
+                np.isnan(many) & np.isnan(expected))
             differing = np.flatnonzero(~same)
             row["status"] = "pass" if differing.size == 0 else "fail"
             row["n_bad"] = int(differing.size)
@@ -175,12 +176,16 @@ class Judge:
         reduced_over = ref.n if (quantity == "loss" and cell.reduction != "none") else None
         fmt = float_format(cell.dtype)
         verdict = judge(got, hi, lo, band, fmt, reduced_over)
+        if verdict.status in _REPAIRABLE and got.shape == np.shape(hi):
+            verdict = self._explain(row, cell, quantity, got, verdict, (hi, lo, band), fmt, reduced_over)
         status, messages = verdict.status, [verdict.message] if verdict.message else []
-        if status in _REPAIRABLE and got.shape == np.shape(hi):
-            convention = self._matching_convention(cell, quantity, got, fmt, reduced_over, hi)
-            if convention is not None:
-                status, row["deviation"] = "deviation", convention.id
-                messages.append(f"matches the documented convention {convention.id}: {convention.reason}")
+        if row["deviation"]:
+            convention = next(c for c in self.conventions if c.id == row["deviation"])
+            explained = int(np.count_nonzero(verdict.levels == 2)) if verdict.levels is not None else 0
+            what = "matches" if status == "deviation" else f"explains {explained} element(s) of"
+            messages.append(f"{what} the documented convention {convention.id}: {convention.reason}")
+            if status != "deviation":
+                row["deviation"] = ""
         expected_dtype = self._implied_dtype(cell) if quantity == "loss" else cell.dtype  # d/dx has x's dtype
         if out_dtype and out_dtype != expected_dtype:
             row["error_type"] = "OutDtype"
@@ -203,24 +208,39 @@ class Judge:
         wider = inputs.y.dtype.name if widths.get(inputs.y.dtype.name, 0) > widths[cell.dtype] else cell.dtype
         return wider
 
-    def _matching_convention(self, cell: Cell, quantity: str, got: np.ndarray, fmt: Any,
-                             reduced_over: int | None, exact: np.ndarray) -> Convention | None:
-        """The first convention whose prediction the output matches. A prediction that is NaN or infinite where
-        the exact value is finite explains nothing (a clip that no longer protects, say): it never matches."""
+    def _explain(self, row: dict[str, Any], cell: Cell, quantity: str, got: np.ndarray, verdict: Judgement,
+                 exact: tuple[np.ndarray, np.ndarray, np.ndarray], fmt: Any, reduced_over: int | None) -> Judgement:
+        """Re-judge with the elements a documented convention accounts for marked `deviation`.
+
+        An element is accounted for when the output there is within the pass tolerance of the convention's
+        prediction. A prediction that is NaN or infinite where the exact value is finite explains nothing (a
+        clip that no longer protects, say). The row becomes `deviation` only if every other element passes
+        (or is inexact); otherwise it keeps the status of the worst unexplained element, which it points at.
+        """
+        hi, lo, band = exact
         case = self.cases[cell.case_index]
+        best = verdict
         for convention in self.conventions:
             if not convention.applies_to(cell.impl, quantity):
                 continue
             prediction = predict(convention, case.inputs(cell.dtype), case.input_form, cell.reduction, quantity)
-            if prediction is None:
+            if prediction is None or np.shape(prediction[0]) != got.shape:
                 continue
-            hi, lo = prediction
-            if np.shape(hi) != got.shape or np.any(~np.isfinite(hi) & np.isfinite(exact)):
+            predicted_hi, predicted_lo = prediction
+            versus = judge(got, predicted_hi, predicted_lo, np.zeros_like(predicted_hi), fmt, reduced_over)
+            assert versus.levels is not None
+            matches = (versus.levels == 0) & ~(~np.isfinite(predicted_hi) & np.isfinite(hi))
+            if not matches.any():
                 continue
-            if judge(got, hi, lo, np.zeros_like(hi), fmt, reduced_over).status == "pass":
+            candidate = judge(got, hi, lo, band, fmt, reduced_over, explained=matches)
+            if candidate.status == "deviation" or (best is verdict and candidate.levels is not None
+                                                    and np.count_nonzero(candidate.levels == 2)):
+                best = candidate
+                row["deviation"] = convention.id
                 self.matched[convention.id] += 1
-                return convention
-        return None
+                if candidate.status == "deviation":
+                    break
+        return best
 
     def _path_row(self, base: dict[str, Any], cell: Cell, quantity: str, compiled: Output, eager: Output,
                   ref: Reference) -> dict[str, Any]:

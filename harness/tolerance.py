@@ -25,7 +25,7 @@ __all__ = ["BAND_FACTOR", "ELEMENT_STATUSES", "PASS_ULP", "POLICY", "pass_ulp"]
 
 PASS_ULP = 4.0
 BAND_FACTOR = 4.0
-ELEMENT_STATUSES = ("pass", "inexact", "fail", "nonfinite")  # in order of severity
+ELEMENT_STATUSES = ("pass", "inexact", "deviation", "fail", "nonfinite")  # in order of severity
 
 
 def pass_ulp(reduced_over: int | None) -> float:

@@ -108,3 +108,15 @@ def test_path_rows_of_a_silent_broadcast_do_not_index_past_the_inputs() -> None:
     assert by_check[("path", "loss")]["status"] == "fail"
     assert by_check[("path", "loss")]["worst_index"] == "[1, 3]"
     assert np.isnan(by_check[("path", "loss")]["worst_y"])  # y has shape (4, 1), not the result's (4, 4)
+
+
+def test_batch_check_ignores_the_sign_of_nan_but_not_of_zero() -> None:
+    judge = Judge([CASE], {"numpy": ADAPTERS["numpy"]})
+    cell = Cell("numpy.logits", 0, "float32", "cpu", "none", check="batch")
+    alone = _output(np.array([np.nan, 0.0, 1.0]), np.array([0.0, 0.0, 0.0]))
+    tiled = np.resize(np.arange(3), BATCH_SIZE)
+    loss = alone.loss[tiled].copy()
+    loss[0] = -np.nan
+    assert judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))[0]["status"] == "pass"
+    loss[1] = -0.0
+    assert judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))[0]["status"] == "fail"

@@ -47,10 +47,11 @@ def test_log_clamp_prediction() -> None:
 
 
 def test_grad_epsilon_prediction() -> None:
-    # d/dp = (p - y) / max(p(1 - p), 1e-12): at p = 0, y = 1 that is -1e12
+    # d/dp = (p - y) / max(p(1 - p), EPSILON), EPSILON = 1e-12 held as a float32 (9.9999998e-13, which is what
+    # torch returns in float64 too: -1.000000004e12 at p = 0, y = 1)
     hi, _ = predict(CONVENTIONS["torch-bce-grad-epsilon"], _probs([0.0, 0.5], [1.0, 1.0]).inputs("float64"),
                     "probs", "none", "grad")
-    np.testing.assert_allclose(hi, [-1e12, -2.0], rtol=1e-15)
+    np.testing.assert_allclose(hi, [-1 / float(np.float32(1e-12)), -2.0], rtol=1e-15)
 
 
 def test_keras_clip_prediction_in_float32() -> None:
@@ -111,3 +112,16 @@ def test_a_prediction_that_breaks_down_explains_nothing() -> None:
     rows = judge.result("tensorflow", cell, output, reference(case.inputs("bfloat16"), "probs"))
     grad = next(row for row in rows if row["quantity"] == "grad")
     assert grad["status"] == "nonfinite" and grad["deviation"] == ""
+
+
+def test_partly_explained_row_points_at_what_the_convention_does_not_explain() -> None:
+    """Element 0 is torch's clamp (100 for an exact +inf); element 1 is simply wrong: the row stays
+    nonfinite/fail and points at element 1, not at the explained element."""
+    case = _probs([0.0, 0.5], [1.0, 1.0])
+    judge = Judge([case], {"torch": adapter_classes()["torch"]}, list(CONVENTIONS.values()))
+    cell = Cell("torch.probs", 0, "float32", "cpu", "none")
+    output = Output(np.array([100.0, 0.75]), np.array([-1e12, -2.0]), "float32", "float32", "api")
+    loss = judge.result("torch", cell, output, reference(case.inputs("float32"), "probs"))[0]
+    assert loss["status"] == "fail" and loss["deviation"] == ""
+    assert loss["worst_index"] == "[1]" and loss["got"] == 0.75
+    assert "explains 1 element(s)" in loss["error_message"]
