@@ -16,7 +16,6 @@ from implementations.base import (
     Output,
     Reduction,
     Unsupported,
-    expected_loss_shape,
     thread_environment,
 )
 
@@ -30,7 +29,6 @@ __all__ = [
     "Reduction",
     "Unsupported",
     "adapter_classes",
-    "expected_loss_shape",
     "thread_environment",
 ]
 

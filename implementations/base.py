@@ -26,7 +26,6 @@ __all__ = [
     "Output",
     "Reduction",
     "Unsupported",
-    "expected_loss_shape",
     "source_of",
     "thread_environment",
 ]
@@ -84,10 +83,6 @@ class Output:
 def source_of(*functions: Any) -> str:
     """The source of module-level functions, for a reproducer: what runs is what the user reads."""
     return "\n\n".join(textwrap.dedent(inspect.getsource(function)) for function in functions) + "\n"
-
-
-def expected_loss_shape(x_shape: tuple[int, ...], reduction: Reduction) -> tuple[int, ...]:
-    return x_shape if reduction == "none" else ()
 
 
 def thread_environment(threads: int) -> dict[str, str]:
