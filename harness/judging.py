@@ -51,6 +51,7 @@ class Judge:
     eager: dict[Cell, Output] = field(default_factory=dict)
     matched: Counter[str] = field(default_factory=Counter)
     versions: dict[str, str] = field(default_factory=dict)
+    predictions: dict[tuple[str, int, str, str, str], Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------------------------------------- rows
 
@@ -223,7 +224,11 @@ class Judge:
         for convention in self.conventions:
             if not convention.applies_to(cell.impl, quantity):
                 continue
-            prediction = predict(convention, case.inputs(cell.dtype), case.input_form, cell.reduction, quantity)
+            key = (convention.id, cell.case_index, cell.dtype, cell.reduction, quantity)
+            if key not in self.predictions:  # shared by every implementation and mode the convention covers
+                self.predictions[key] = predict(convention, case.inputs(cell.dtype), case.input_form,
+                                                cell.reduction, quantity)
+            prediction = self.predictions[key]
             if prediction is None or np.shape(prediction[0]) != got.shape:
                 continue
             predicted_hi, predicted_lo = prediction
