@@ -18,7 +18,7 @@ import numpy as np
 from cases.dtypes import DTYPES
 from cases.model import INPUT_FORMS, Case
 
-__all__ = ["MAX_CASE_FILE_BYTES", "CaseFileError", "case_entry", "load_case_file", "parse_cases"]
+__all__ = ["MAX_CASE_FILE_BYTES", "CaseFileError", "case_entry", "hex_strings", "load_case_file", "parse_cases"]
 
 MAX_CASE_FILE_BYTES = 64 * 1024 * 1024
 _FIELDS = {"name", "input_form", "x", "y", "weight", "pos_weight", "family", "description", "tags", "y_dtype",
@@ -155,10 +155,14 @@ def load_case_file(path: str | Path) -> list[Case]:
     return parse_cases(document, source=file.name)
 
 
+def hex_strings(values: np.ndarray) -> list[str]:
+    """The values, flattened, as exact strings `_scalar` reads back: hex floats ("0x1.8p+1"), "inf", "nan"."""
+    return [float(v).hex() if np.isfinite(v) else str(float(v)) for v in values.astype(np.float64).ravel().tolist()]
+
+
 def _hex_values(values: np.ndarray) -> object:
-    """Nested lists of exact hex strings ("0x1.8p+1", "inf", "nan"), shaped like `values`."""
-    flat = [float(v).hex() if np.isfinite(v) else str(float(v)) for v in values.ravel().tolist()]
-    return np.array(flat, dtype=object).reshape(values.shape).tolist()
+    """Nested lists of exact strings (see hex_strings), shaped like `values`."""
+    return np.array(hex_strings(values), dtype=object).reshape(values.shape).tolist()
 
 
 def case_entry(case: Case) -> dict[str, object]:

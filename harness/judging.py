@@ -43,11 +43,12 @@ def row_id(impl: str, case: str, dtype: str, device: str, reduction: str, quanti
 @dataclass
 class Judge:
     """Turns worker messages into rows for one audit. Keeps the eager outputs that compiled paths are compared
-    with, and counts which conventions matched (a convention that matches nothing is stale)."""
+    with (only those: `compared`), and counts which conventions matched (one that matches nothing is stale)."""
 
     cases: Sequence[Case]
     adapters: dict[str, type[Adapter]]
     conventions: Sequence[Convention] = ()
+    compared: set[Cell] = field(default_factory=set)  # eager cells that a compiled path is compared with
     eager: dict[Cell, Output] = field(default_factory=dict)
     matched: Counter[str] = field(default_factory=Counter)
     versions: dict[str, str] = field(default_factory=dict)
@@ -108,8 +109,9 @@ class Judge:
 
     def result(self, framework: str, cell: Cell, output: Output, ref: Reference) -> list[dict[str, Any]]:
         """Rows for a computed result: against the reference, and for a compiled mode also against eager."""
-        if cell.mode == "eager" and cell.check == "reference":
-            self.eager[cell] = output
+        if cell.mode == "eager":
+            if cell in self.compared:
+                self.eager[cell] = output
         elif not output.compiled:
             return self.status_rows(framework, cell, "error", "NotCompiled",
                                     f"{cell.mode} gave no evidence that compiled code ran")
@@ -198,16 +200,12 @@ class Judge:
         return self._finish(row, quantity)
 
     def _implied_dtype(self, cell: Cell) -> str:
-        """The loss dtype the inputs imply: x's, or a wider float label's (standard type promotion; integer and
-        bool labels don't promote)."""
+        """The loss dtype the inputs imply: standard type promotion of x and a float label (NumPy's rule, with
+        ml_dtypes for bfloat16); integer and bool labels don't promote."""
         inputs = self.cases[cell.case_index].inputs(cell.dtype)
-        if inputs.y.dtype.kind != "f" and inputs.y.dtype.name != "bfloat16":
+        if inputs.y.dtype.kind in "biu":
             return cell.dtype
-        if inputs.y.dtype.name == cell.dtype:
-            return cell.dtype
-        widths = {"bfloat16": 2, "float16": 2, "float32": 4, "float64": 8}
-        wider = inputs.y.dtype.name if widths.get(inputs.y.dtype.name, 0) > widths[cell.dtype] else cell.dtype
-        return wider
+        return str(np.result_type(inputs.x.dtype, inputs.y.dtype))
 
     def _explain(self, row: dict[str, Any], cell: Cell, quantity: str, got: np.ndarray, verdict: Judgement,
                  exact: tuple[np.ndarray, np.ndarray, np.ndarray], fmt: Any, reduced_over: int | None) -> Judgement:

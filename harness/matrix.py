@@ -85,24 +85,20 @@ def batch_eligible(case: Case) -> bool:
 def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str], devices: Sequence[str],
              scope: Scope) -> Iterator[Job]:
     """Every job of one adapter, eager first (the compiled paths are compared with the eager results)."""
-    compiled_modes = [mode for mode in adapter.modes if mode != "eager"]
-    for impl in adapter.implementations:
-        for index, case in enumerate(cases):
-            if case.input_form != impl.input_form or not scope.includes(case):
-                continue
-            for dtype in dtypes:
-                if not case.runs_in(dtype):
-                    continue
-                for device in devices:
-                    yield Job(index, dtype, impl.impl, device, REDUCTIONS)
-                    if batch_eligible(case):
-                        yield Job(index, dtype, impl.impl, device, ("none",), check="batch")
-    for mode in compiled_modes:
+
+    def cells() -> Iterator[tuple[str, int, Case, str, str]]:
         for impl in adapter.implementations:
             for index, case in enumerate(cases):
-                if case.input_form != impl.input_form or not scope.includes(case):
-                    continue
-                for dtype in dtypes:
-                    if case.runs_in(dtype) and scope.compiles(case, dtype):
+                if case.input_form == impl.input_form and scope.includes(case):
+                    for dtype in (d for d in dtypes if case.runs_in(d)):
                         for device in devices:
-                            yield Job(index, dtype, impl.impl, device, scope.path_reductions, mode=mode)
+                            yield impl.impl, index, case, dtype, device
+
+    for impl, index, case, dtype, device in cells():
+        yield Job(index, dtype, impl, device, REDUCTIONS)
+        if batch_eligible(case):
+            yield Job(index, dtype, impl, device, ("none",), check="batch")
+    for mode in (m for m in adapter.modes if m != "eager"):
+        for impl, index, case, dtype, device in cells():
+            if scope.compiles(case, dtype):
+                yield Job(index, dtype, impl, device, scope.path_reductions, mode=mode)

@@ -16,15 +16,15 @@ import numpy as np
 import pandas as pd
 
 from cases import Case, float_format
+from cases.casefile import hex_strings
 from cases.dtypes import round_in_format, ulp_in_format
 from harness.matrix import BATCH_SIZE
 from harness.store import INLINE_LIMIT, RunFolderError, RunStore
+from harness.tolerance import NOT_FINDINGS
 from implementations import adapter_classes
 from implementations.base import source_of
 
-__all__ = ["NOT_REPRODUCIBLE", "ReproError", "reproducer"]
-
-NOT_REPRODUCIBLE = {"pass", "unsupported", "unavailable"}
+__all__ = ["ReproError", "reproducer"]
 
 
 class ReproError(ValueError):
@@ -32,7 +32,7 @@ class ReproError(ValueError):
 
 
 def _hex_literal(values: np.ndarray) -> str:
-    flat = [float(v).hex() if math.isfinite(v) else str(float(v)) for v in values.astype(np.float64).ravel()]
+    flat = hex_strings(values)
     parse = "float.fromhex(v) if v[0] != 'n' and 'inf' not in v else float(v)"
     return f"np.array([{parse} for v in {flat!r}]).reshape({values.shape!r})"
 
@@ -81,7 +81,7 @@ def reproducer(run_dir: str | Path, row_id: str) -> str:
     store = RunStore(folder)
     store.read_meta()
     row = _row(folder, row_id)
-    if row["status"] in NOT_REPRODUCIBLE:
+    if row["status"] in NOT_FINDINGS:
         raise ReproError(f"row {row_id} is {row['status']}: there is nothing to reproduce")
     cases = store.read_cases()
     case = cases.get(row["case"])

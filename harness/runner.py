@@ -160,6 +160,8 @@ def run_conformance(
                 for lacking in job.cells():
                     emit(judge.status_rows(name, lacking, "unsupported", "Unsupported", f"{name} has no {job.dtype}"))
         runnable = [job for job in all_jobs if job.dtype in adapter.dtypes]
+        judge.compared.update(cell._replace(mode="eager") for job in runnable if job.mode != "eager"
+                              for cell in job.cells())
         if runnable:
             workers.extend(_shards(name, runnable, jobs))
     advance(total - sum(len(worker.pending) for worker in workers), "unavailable and unsupported")

@@ -57,18 +57,22 @@ class RunStore:
         temporary.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
         os.replace(temporary, self.path / META)
 
-    def read_meta(self) -> dict[str, Any]:
-        file = self.path / META
+    def _read_json(self, name: str, missing: str) -> dict[str, Any]:
+        """A JSON object from the folder; `missing` is the message when the file is absent."""
+        file = self.path / name
         if not file.is_file():
-            raise RunFolderError(f"{str(self.path)!r} is not a run folder (no {META}); pass a folder written by "
-                                 "'python -m harness audit'")
+            raise RunFolderError(missing)
         try:
-            meta = json.loads(file.read_text(encoding="utf-8"))
+            document = json.loads(file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise RunFolderError(f"{str(file)!r} is corrupt (not JSON); rerun the audit into a new folder") from None
-        if not isinstance(meta, dict):
+        if not isinstance(document, dict):
             raise RunFolderError(f"{str(file)!r} is corrupt (not a JSON object); rerun the audit into a new folder")
-        return meta
+        return document
+
+    def read_meta(self) -> dict[str, Any]:
+        return self._read_json(META, f"{str(self.path)!r} is not a run folder (no {META}); pass a folder written "
+                                     "by 'python -m harness audit'")
 
     def update_meta(self, **changes: Any) -> dict[str, Any]:
         meta = self.read_meta()
@@ -92,14 +96,12 @@ class RunStore:
     def read_cases(self) -> dict[str, Case]:
         """The run's cases by name, regenerated and checked against their hashes where stored by recipe."""
         file = self.path / CASES
-        if not file.is_file():
-            raise RunFolderError(f"{str(self.path)!r} has no {CASES}; it was written by an older version — rerun "
-                                 "the audit")
+        document = self._read_json(CASES, f"{str(self.path)!r} has no {CASES}; it was written by an older version "
+                                          "— rerun the audit")
         try:
-            document = json.loads(file.read_text(encoding="utf-8"))
             inline = parse_cases(document, source=str(file)) if document.get("cases") else []
             found = {case.name: case for case in inline}
-        except (json.JSONDecodeError, CaseFileError) as exc:
+        except CaseFileError as exc:
             raise RunFolderError(f"{str(file)!r} is corrupt ({exc}); rerun the audit") from None
         for entry in document.get("generated", []):
             family_cases = {c.name: c for c in builtin_cases(document.get("seed", 0), [entry["family"]])}
@@ -111,12 +113,11 @@ class RunStore:
         return found
 
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Append rows to the journal, one JSON object a line, flushed to disk."""
+        """Append rows to the journal, one JSON object a line. Each append reaches the operating system at once
+        (so a killed run keeps it); the file is synced to disk once, when the run is consolidated."""
         lines = "".join(json.dumps(row, default=float) + "\n" for row in rows)
         with open(self.path / JOURNAL, "a", encoding="utf-8") as journal:
             journal.write(lines)
-            journal.flush()
-            os.fsync(journal.fileno())
 
     def journal_rows(self) -> list[dict[str, Any]]:
         """The journal's rows; a last line cut short by an interruption is dropped."""
@@ -133,6 +134,8 @@ class RunStore:
 
     def consolidate(self, columns: list[str]) -> pd.DataFrame:
         """Write `conformance.parquet` from the journal (last row wins per row_id) and return it."""
+        with open(self.path / JOURNAL, "a", encoding="utf-8") as journal:
+            os.fsync(journal.fileno())
         frame = pd.DataFrame(self.journal_rows())
         if frame.empty:
             frame = pd.DataFrame(columns=columns)

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["BAND_FACTOR", "ELEMENT_STATUSES", "PASS_ULP", "POLICY", "pass_ulp"]
+__all__ = ["BAND_FACTOR", "ELEMENT_STATUSES", "NOT_FINDINGS", "PASS_ULP", "POLICY", "STATUSES", "pass_ulp"]
 
 PASS_ULP = 4.0
 BAND_FACTOR = 4.0
 ELEMENT_STATUSES = ("pass", "inexact", "deviation", "fail", "nonfinite")  # in order of severity
+# every status a row can have: the element statuses, then what a framework or its worker did instead
+STATUSES = (*ELEMENT_STATUSES, "error", "rejected", "unsupported", "unavailable", "crashed", "timeout")
+NOT_FINDINGS = frozenset({"pass", "unsupported", "unavailable"})  # rows with nothing to report or reproduce
 
 
 def pass_ulp(reduced_over: int | None) -> float:

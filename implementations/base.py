@@ -47,14 +47,12 @@ class Implementation:
         input_form: "logits" or "probs".
         api: the call made, as users would write it.
         api_pos_weight: the call made when `pos_weight` is given (None: the API has no pos_weight).
-        grad: "autodiff" (the framework's own) or "analytic" (a hand-written derivative).
     """
 
     impl: str
     input_form: Literal["logits", "probs"]
     api: str
     api_pos_weight: str | None = None
-    grad: Literal["autodiff", "analytic"] = "autodiff"
 
     def api_for(self, has_pos_weight: bool) -> str:
         if has_pos_weight:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.tolerance import NOT_FINDINGS, STATUSES
+
 __all__ = ["STATUS_ORDER", "discrepancies", "status_matrix"]
 
-STATUS_ORDER = ["pass", "inexact", "deviation", "fail", "nonfinite", "error", "rejected", "unsupported",
-                "unavailable", "crashed", "timeout"]
-_NOT_FINDINGS = {"pass", "unsupported", "unavailable"}
+STATUS_ORDER = list(STATUSES)
 
 
 def status_matrix(conformance: pd.DataFrame) -> pd.DataFrame:
@@ -29,7 +29,7 @@ def status_matrix(conformance: pd.DataFrame) -> pd.DataFrame:
 def discrepancies(conformance: pd.DataFrame) -> pd.DataFrame:
     """Rows that are findings (not pass, unsupported or unavailable), worst first."""
     rank = {status: i for i, status in enumerate(STATUS_ORDER)}
-    found = conformance[~conformance["status"].isin(_NOT_FINDINGS)].copy()
+    found = conformance[~conformance["status"].isin(NOT_FINDINGS)].copy()
     found["_rank"] = found["status"].map(rank)
     order = ["_rank", "impl", "case", "dtype", "reduction", "quantity"]
     found = found.sort_values(order, ascending=[False] + [True] * 5)

@@ -38,9 +38,9 @@ def test_batch_identical_bits_pass_and_one_flipped_bit_fails() -> None:
 
 
 def test_path_check_compares_compiled_with_eager() -> None:
-    judge = Judge([CASE], {"torch": ADAPTERS["torch"]})
-    ref = reference(CASE.inputs("float32"), "logits")
     eager_cell = Cell("torch.logits", 0, "float32", "cpu", "none")
+    judge = Judge([CASE], {"torch": ADAPTERS["torch"]}, compared={eager_cell})
+    ref = reference(CASE.inputs("float32"), "logits")
     hi = np.asarray(ref.loss_hi, dtype=np.float32).astype(np.float64)
     grad = np.asarray(ref.grad_hi, dtype=np.float32).astype(np.float64)
     judge.result("torch", eager_cell, _output(hi, grad), ref)
@@ -95,9 +95,9 @@ def test_torch_compile_fallback_is_caught_not_passed_off() -> None:
 def test_path_rows_of_a_silent_broadcast_do_not_index_past_the_inputs() -> None:
     """x (4,) against y (4, 1) broadcast to (4, 4): the compiled and eager results can still be compared."""
     case = Case("m", "test", "logits", np.zeros(4), np.zeros((4, 1)))
-    judge = Judge([case], {"jax": ADAPTERS["jax"]})
-    ref = reference(case.inputs("float32"), "logits")
     eager_cell = Cell("jax.logits", 0, "float32", "cpu", "none")
+    judge = Judge([case], {"jax": ADAPTERS["jax"]}, compared={eager_cell})
+    ref = reference(case.inputs("float32"), "logits")
     broadcast = np.full((4, 4), np.log(2.0))
     judge.result("jax", eager_cell, _output(broadcast, np.zeros(4)), ref)
     moved = broadcast.copy()
