@@ -1,5 +1,6 @@
 """Shared inputs: the same bytes go to every framework."""
 
+from cases.bench import BENCH_LOGIT_RANGE, bench_inputs, bytes_read
 from cases.builtin import FAMILIES, SCALE_SIZES, SEED_MEAN_LOSS, builtin_cases, family_names
 from cases.casefile import CaseFileError, case_entry, load_case_file, parse_cases
 from cases.dtypes import DTYPES, FloatFormat, cast, float_format, round_to_format
@@ -7,6 +8,7 @@ from cases.extreme import logit_threshold_neighbours, logit_thresholds_for, prob
 from cases.model import INPUT_FORMS, Case, CaseInputs, InputForm
 
 __all__ = [
+    "BENCH_LOGIT_RANGE",
     "DTYPES",
     "FAMILIES",
     "INPUT_FORMS",
@@ -17,7 +19,9 @@ __all__ = [
     "CaseInputs",
     "FloatFormat",
     "InputForm",
+    "bench_inputs",
     "builtin_cases",
+    "bytes_read",
     "case_entry",
     "cast",
     "family_names",

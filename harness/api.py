@@ -4,6 +4,7 @@ the run folder."""
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -14,16 +15,20 @@ from typing import Any
 import pandas as pd
 
 from cases import DTYPES, Case, builtin_cases, family_names, load_case_file
+from harness.bench import BENCH_COLUMNS, as_frame, conformance_status, run_bench
 from harness.conventions import load_conventions
 from harness.environment import collect_environment
-from harness.matrix import Scope
+from harness.matrix import Scope, bench_configs
 from harness.oracle import ORACLE_VERSION
 from harness.runner import CONFORMANCE_COLUMNS, Progress, discover, run_conformance
-from harness.store import RunStore
+from harness.store import BENCH_JOURNAL, RunStore
+from harness.timing import BlockOptions, benchmark_document
 from harness.tolerance import POLICY
-from implementations import REDUCTIONS, Adapter, adapter_classes
+from implementations import DIRECTIONS, REDUCTIONS, Adapter, adapter_classes
 
-__all__ = ["DEVICES", "UsageError", "audit", "new_run_id", "resolve_frameworks"]
+__all__ = [
+    "BENCH_SIZES", "DEFAULT_SWEEPS", "DEVICES", "UsageError", "audit", "bench", "new_run_id", "resolve_frameworks",
+]
 
 DEVICES = ("cpu", "gpu")
 
@@ -114,10 +119,7 @@ def audit(
     chosen_dtypes = _choose("dtype", dtypes, list(DTYPES))
     chosen_devices = _choose("device", devices, DEVICES) if devices is not None else ["cpu"]
     chosen_cases = _cases(cases, families, seed)
-    if "gpu" in chosen_devices:
-        found = discover({n: a for n, a in adapters.items() if a.is_available()})
-        if not any(isinstance(v, tuple) and "gpu" in v[1] for v in found.values()):
-            raise UsageError("--devices gpu: no installed framework sees a GPU here; use --devices cpu")
+    _check_gpu(adapters, chosen_devices)
     conventions = load_conventions()
     run_id = new_run_id()
     folder = Path(out) if out is not None else Path("runs") / run_id
@@ -160,6 +162,118 @@ def audit(
                       rows=len(frame), stale_conventions=workers["stale_conventions"],
                       matched_conventions=workers["matched_conventions"],
                       reference_seconds=workers["reference_seconds"])
+    if write_report:
+        from reports import write_markdown
+
+        write_markdown(folder)
+    frame.attrs["run_dir"] = str(folder)
+    return frame
+
+
+BENCH_SIZES = (1_000, 100_000, 10_000_000)
+DEFAULT_SWEEPS = 10  # median of 10 side-by-side ratios: two runs on a noisy 2-core machine agree within ±15 %
+
+
+def _check_gpu(adapters: dict[str, type[Adapter]], devices: Sequence[str]) -> None:
+    """`--devices gpu` where no installed framework sees a GPU is bad usage."""
+    if "gpu" in devices:
+        found = discover({n: a for n, a in adapters.items() if a.is_available()})
+        if not any(isinstance(v, tuple) and "gpu" in v[1] for v in found.values()):
+            raise UsageError("--devices gpu: no installed framework sees a GPU here; use --devices cpu")
+
+
+def bench(
+    frameworks: Sequence[str] | None = None,
+    dtypes: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    sizes: Sequence[int] | None = None,
+    directions: Sequence[str] | None = None,
+    modes: Sequence[str] | None = None,
+    impls: Sequence[str] | None = None,
+    out: str | Path | None = None,
+    sweeps: int = DEFAULT_SWEEPS,
+    threads: int | None = None,
+    seed: int = 0,
+    options: BlockOptions | None = None,
+    progress: Progress | None = None,
+    write_report: bool = True,
+) -> pd.DataFrame:
+    """Time each implementation and return one row per implementation × mode × direction × device × dtype × size.
+
+    Args:
+        frameworks: import names (default: every installed one; missing ones are listed in meta.json).
+        dtypes: NumPy names (default: float32).
+        devices: "cpu" and/or "gpu" (default: cpu).
+        sizes: element counts (default: 1e3, 1e5, 1e7).
+        directions: "forward" and/or "forward_backward" (default: both).
+        modes: "eager", "compiled" (every compiled path) or mode names such as "jax.jit" (default: all).
+        impls: implementation ids, or ["all"] (default: each framework's own logits API).
+        out: the run folder: a new one, or one holding an audit (its statuses go beside the speeds).
+        sweeps: interleaved sweeps; each gives every configuration one block of rounds.
+        threads: threads (and CPUs) for every framework (default: every CPU this process may use).
+        seed: seed of the inputs.
+        options: pytest-benchmark's per-block options.
+        progress: callback (done, total, what).
+        write_report: also write report.md into the run folder.
+    """
+    adapters = resolve_frameworks(frameworks)
+    missing = [name for name, adapter in adapters.items() if not adapter.is_available()]
+    adapters = {name: adapter for name, adapter in adapters.items() if adapter.is_available()}
+    if not adapters:
+        raise UsageError("no framework is installed; install one (pip install 'bce-harness[torch]')")
+    chosen_dtypes = _choose("dtype", dtypes, list(DTYPES)) if dtypes is not None else ["float32"]
+    chosen_devices = _choose("device", devices, DEVICES) if devices is not None else ["cpu"]
+    chosen_directions = _choose("direction", directions, DIRECTIONS) if directions is not None else list(DIRECTIONS)
+    known_modes = list(dict.fromkeys(mode for adapter in adapters.values() for mode in adapter.modes))
+    chosen_modes = _choose("mode", modes, [*known_modes, "compiled"]) if modes is not None else None
+    known_impls = [impl.impl for adapter in adapters.values() for impl in adapter.implementations]
+    chosen_impls = None if impls is None else (known_impls if list(impls) == ["all"] else
+                                                _choose("implementation", impls, [*known_impls, "all"]))
+    chosen_sizes = sorted(set(sizes)) if sizes is not None else list(BENCH_SIZES)
+    if not chosen_sizes or min(chosen_sizes) < 1:
+        raise UsageError(f"--sizes must be positive integers such as 1e3,1e5; got {sizes}")
+    if sweeps < 2:
+        raise UsageError(f"--sweeps must be at least 2 (ratios need a spread); got {sweeps}")
+    available_cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    threads = threads if threads is not None else max(1, len(available_cpus) or (os.cpu_count() or 1))
+    if threads < 1 or (available_cpus and threads > len(available_cpus)):
+        raise UsageError(f"--threads {threads}: this process may use {len(available_cpus)} CPUs; choose 1 to "
+                         f"{len(available_cpus)}")
+    _check_gpu(adapters, chosen_devices)
+    configs = bench_configs(adapters, chosen_impls, chosen_modes, chosen_directions, chosen_devices,
+                            chosen_dtypes, chosen_sizes)
+    if not configs:
+        raise UsageError("nothing to time: no chosen framework has the chosen implementations and modes")
+    options = options or BlockOptions()
+    run_id = new_run_id()
+    started = time.time()
+    settings: dict[str, Any] = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"), "frameworks": list(adapters),
+        "unavailable": missing, "dtypes": chosen_dtypes, "devices": chosen_devices, "sizes": chosen_sizes,
+        "directions": chosen_directions, "modes": chosen_modes or "all", "impls": chosen_impls or "default",
+        "sweeps": sweeps, "seed": seed, "block_options": options.as_dict(),
+        "threads": {"requested": threads, "cpus": available_cpus[:threads]}, "complete": False,
+    }
+    meta = {"run_id": run_id, "kind": "bench", "created": settings["created"], "seed": seed,
+            "bench": settings, **collect_environment()}
+    folder = Path(out) if out is not None else Path("runs") / run_id
+    store = RunStore.for_bench(folder, meta)
+    run_id = store.read_meta()["run_id"]  # an audit's folder keeps its run id
+    (folder / "logs").mkdir(exist_ok=True)
+    result = run_bench(configs, adapters, sweeps=sweeps, threads=threads, cpus=available_cpus[:threads] or None,
+                       seed=seed, options=options, log_dir=folder / "logs", progress=progress,
+                       journal=lambda record: store.append([record], BENCH_JOURNAL))
+    frame = as_frame(result.rows, run_id)
+    if store.has_conformance():
+        statuses = conformance_status(store.conformance())
+        frame = frame.drop(columns=["status", "status_detail"]).merge(
+            statuses, on=["impl", "dtype", "device", "mode"], how="left")[BENCH_COLUMNS]
+    store.write_bench(frame, benchmark_document(result.entries))
+    settings.update(complete=True, wall_seconds=round(time.time() - started, 3), baselines=result.baselines,
+                    workers=result.workers)
+    settings["threads"]["frameworks"] = {name: {"cpus": info.get("cpus"), **info.get("threads", {})}
+                                         for name, info in result.workers.items()}
+    store.update_meta(bench=settings)
     if write_report:
         from reports import write_markdown
 

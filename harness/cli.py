@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.api import DEVICES, UsageError, audit, resolve_frameworks
+from harness.api import DEFAULT_SWEEPS, DEVICES, UsageError, audit, bench, resolve_frameworks
 from harness.runner import discover
 from harness.store import RunFolderError
 
@@ -40,6 +40,10 @@ def _int_arg(text: str) -> int:
     return int(value)
 
 
+def _sizes_arg(text: str) -> list[int]:
+    return [_int_arg(item) for item in _list_arg(text)]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description="Binary cross-entropy conformance harness.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -61,6 +65,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    timing = commands.add_parser("bench", help="time every framework's BCE side by side (pytest-benchmark)")
+    timing.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: installed)")
+    timing.add_argument("--dtypes", type=_list_arg, help="float64,float32,float16,bfloat16 (default: float32)")
+    timing.add_argument("--devices", type=_list_arg, help=f"{','.join(DEVICES)} (default: cpu)")
+    timing.add_argument("--sizes", type=_sizes_arg, help="element counts, e.g. 1e3,1e5,1e7 (the default)")
+    timing.add_argument("--directions", type=_list_arg, help="forward,forward_backward (default: both)")
+    timing.add_argument("--modes", type=_list_arg,
+                        help="eager, compiled (every compiled path) or mode names such as jax.jit (default: all)")
+    timing.add_argument("--impls", type=_list_arg,
+                        help="implementation ids, or all (default: each framework's own logits API)")
+    timing.add_argument("--out", type=Path,
+                        help="run folder: a new one, or an audit's (its statuses go beside the speeds)")
+    timing.add_argument("--sweeps", type=_int_arg, default=DEFAULT_SWEEPS,
+                        help=f"interleaved sweeps (default {DEFAULT_SWEEPS})")
+    timing.add_argument("--threads", type=_int_arg, help="threads and CPUs for every framework (default: all)")
+    timing.add_argument("--seed", type=_int_arg, default=0, help="seed of the inputs (default 0)")
+    timing.add_argument("--quiet", action="store_true", help="no progress bar")
+
     repro = commands.add_parser("repro", help="print a standalone script reproducing one row")
     repro.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     repro.add_argument("row_id", metavar="ROW_ID")
@@ -71,22 +93,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rich_table(frame: Any, title: str) -> Any:
+    """A DataFrame as a terminal table: text left, numbers right (formatted to 3 significant digits)."""
+    from pandas.api.types import is_numeric_dtype
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in frame.columns:
+        text = not is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="left" if text else "right", no_wrap=text)
+    for row in frame.itertuples(index=False):
+        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
+    return table
+
+
 def _print_summary(run_dir: str) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     from reports import load_run, status_matrix
 
     run = load_run(run_dir)
-    matrix = status_matrix(run.conformance)
-    table = Table(title="rows per status (implementation × dtype)", show_lines=False)
-    for column in matrix.columns:
-        text = column in ("impl", "dtype")
-        table.add_column(str(column), justify="left" if text else "right", no_wrap=text)
-    for row in matrix.itertuples(index=False):
-        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
     console = Console() if sys.stdout.isatty() else Console(width=160)  # logs and CI get the whole table
-    console.print(table)
+    assert run.conformance is not None  # an audit just wrote it
+    console.print(_rich_table(status_matrix(run.conformance), "rows per status (implementation × dtype)"))
     counts = run.conformance["status"].value_counts()
     console.print("totals: " + ", ".join(f"{status} {count}" for status, count in counts.items()))
     for stale in run.meta.get("stale_conventions", []):
@@ -94,26 +123,46 @@ def _print_summary(run_dir: str) -> None:
     console.print(f"run folder: {run_dir}  (report.md, conformance.parquet, meta.json)")
 
 
-def _audit(args: argparse.Namespace) -> int:
+def _with_progress(command: str, run: Any, quiet: bool, **options: Any) -> Any:
+    """Call `run(**options)`, with a progress bar on a terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    options: dict[str, Any] = dict(
-        frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices, families=args.families,
-        cases=args.cases, out=args.out, seed=args.seed, full=args.full, jobs=args.jobs,
+    if quiet or not sys.stderr.isatty():
+        return run(**options)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(command, total=None)
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{command}: {what}")
+
+        return run(**options, progress=progress)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    frame = _with_progress(
+        "audit", audit, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
+        families=args.families, cases=args.cases, out=args.out, seed=args.seed, full=args.full, jobs=args.jobs,
         use_cache=not args.no_cache,
     )
-    if args.quiet or not sys.stderr.isatty():
-        frame = audit(**options)
-    else:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, transient=True) as bar:
-            task = bar.add_task("audit", total=None)
-
-            def progress(done: int, total: int, what: str) -> None:
-                bar.update(task, completed=done, total=total, description=f"audit: {what}")
-
-            frame = audit(**options, progress=progress)
     _print_summary(frame.attrs["run_dir"])
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from reports import bench_table
+
+    frame = _with_progress(
+        "bench", bench, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
+        sizes=args.sizes, directions=args.directions, modes=args.modes, impls=args.impls, out=args.out,
+        sweeps=args.sweeps, threads=args.threads, seed=args.seed,
+    )
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(_rich_table(bench_table(frame), "median time per call; ratio to the fastest in the same sweeps"))
+    console.print(f"run folder: {frame.attrs['run_dir']}  (bench.parquet, bench.json for pytest-benchmark "
+                  "compare, meta.json)")
     return 0
 
 
@@ -170,7 +219,7 @@ def _repro(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"audit": _audit, "list": _list, "report": _report, "repro": _repro}
+    handlers = {"audit": _audit, "bench": _bench, "list": _list, "report": _report, "repro": _repro}
     try:
         return handlers[args.command](args)
     except (UsageError, RunFolderError) as exc:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from cases import Case
-from implementations import REDUCTIONS, Adapter
+from implementations import DIRECTIONS, REDUCTIONS, Adapter
 
-__all__ = ["BATCH_SIZE", "Cell", "Job", "Scope", "batch_eligible", "jobs_for"]
+__all__ = ["BATCH_SIZE", "BenchConfig", "Cell", "Job", "Scope", "batch_eligible", "bench_configs", "jobs_for"]
 
 BATCH_SIZE = 4099  # long enough for every vectorised main loop, odd so that the tail code runs too
 
@@ -102,3 +102,44 @@ def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str
         for impl, index, case, dtype, device in cells():
             if scope.compiles(case, dtype):
                 yield Job(index, dtype, impl, device, scope.path_reductions, mode=mode)
+
+
+class BenchConfig(NamedTuple):
+    """One timed configuration: an implementation in one mode, direction, device, dtype and size."""
+
+    framework: str
+    impl: str
+    input_form: str
+    mode: str
+    direction: str
+    device: str
+    dtype: str
+    n: int
+
+    def label(self) -> str:
+        return f"{self.impl} [{self.mode}] {self.direction} {self.device} {self.dtype} n={self.n:g}"
+
+
+def bench_configs(adapters: dict[str, type[Adapter]], impls: Sequence[str] | None, modes: Sequence[str] | None,
+                  directions: Sequence[str] = DIRECTIONS, devices: Sequence[str] = ("cpu",),
+                  dtypes: Sequence[str] = ("float32",), sizes: Sequence[int] = (1000,)) -> list[BenchConfig]:
+    """Every configuration to time, grouped by (device, dtype, size), smallest size first.
+
+    `impls`: implementation ids, or None for each framework's default (its first logits implementation: the
+    framework's own API). `modes`: mode names, "compiled" for every compiled path, or None for all of them.
+    """
+    configs: list[BenchConfig] = []
+    for device in devices:
+        for dtype in dtypes:
+            for n in sorted(sizes):
+                for name, adapter in adapters.items():
+                    chosen = [i for i in adapter.implementations if i.impl in impls] if impls is not None else [
+                        next(i for i in adapter.implementations if i.input_form == "logits")]
+                    for impl in chosen:
+                        for mode in adapter.modes:
+                            wanted = (modes is None or mode in modes
+                                      or ("compiled" in modes and mode != "eager"))
+                            if wanted:
+                                configs.extend(BenchConfig(name, impl.impl, impl.input_form, mode, direction,
+                                                           device, dtype, n) for direction in directions)
+    return configs

@@ -1,4 +1,5 @@
-"""Run folders: `meta.json`, an append-only `journal.jsonl` of rows, consolidated into `conformance.parquet`.
+"""Run folders: `meta.json`, an append-only `journal.jsonl` of rows, consolidated into `conformance.parquet`;
+a benchmark adds `bench.parquet` and `bench.json` (pytest-benchmark's layout, every round).
 
 Rows are appended (and flushed) as they are judged, so an interrupted run keeps everything it computed.
 Nothing here reads with pickle or evaluates text: JSON and Parquet only.
@@ -24,6 +25,9 @@ CASES = "cases.json"
 INLINE_LIMIT = 4096  # cases up to this many elements are stored value by value; larger ones by recipe
 META = "meta.json"
 CONFORMANCE = "conformance.parquet"
+BENCH = "bench.parquet"
+BENCH_JSON = "bench.json"
+BENCH_JOURNAL = "bench-journal.jsonl"
 
 
 class RunFolderError(ValueError):
@@ -50,6 +54,19 @@ class RunStore:
             raise RunFolderError(f"cannot create output folder {str(store.path)!r}: {exc.strerror}; "
                                  "choose a writable --out folder") from None
         store.write_meta(dict(meta, schema_version=SCHEMA_VERSION, complete=False))
+        return store
+
+    @classmethod
+    def for_bench(cls, path: str | Path, meta: dict[str, Any]) -> RunStore:
+        """The folder a benchmark writes into: a new run folder, or one that holds an audit and no benchmark yet
+        (its meta is kept; `meta` goes under "bench" there)."""
+        store = cls(path)
+        if not (store.path / META).is_file():
+            return cls.create(path, meta)
+        existing = store.read_meta()
+        if (store.path / BENCH).exists() or (store.path / BENCH_JOURNAL).exists() or existing.get("bench"):
+            raise RunFolderError(f"{str(store.path)!r} already holds a benchmark; choose a new --out folder")
+        store.update_meta(bench=meta["bench"])
         return store
 
     def write_meta(self, meta: dict[str, Any]) -> None:
@@ -112,11 +129,11 @@ class RunStore:
             found[case.name] = case
         return found
 
-    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+    def append(self, rows: Iterable[dict[str, Any]], journal_name: str = JOURNAL) -> None:
         """Append rows to the journal, one JSON object a line. Each append reaches the operating system at once
         (so a killed run keeps it); the file is synced to disk once, when the run is consolidated."""
         lines = "".join(json.dumps(row, default=float) + "\n" for row in rows)
-        with open(self.path / JOURNAL, "a", encoding="utf-8") as journal:
+        with open(self.path / journal_name, "a", encoding="utf-8") as journal:
             journal.write(lines)
 
     def journal_rows(self) -> list[dict[str, Any]]:
@@ -153,3 +170,23 @@ class RunStore:
             return pd.read_parquet(file)
         except Exception as exc:
             raise RunFolderError(f"{str(file)!r} is corrupt ({type(exc).__name__}); rerun the audit") from None
+
+    def write_bench(self, frame: pd.DataFrame, document: dict[str, Any]) -> None:
+        """`bench.parquet` and the pytest-benchmark JSON (`pytest-benchmark compare` reads it)."""
+        frame.to_parquet(self.path / BENCH, index=False)
+        temporary = self.path / f".{BENCH_JSON}.tmp"
+        temporary.write_text(json.dumps(document, indent=1, default=float) + "\n", encoding="utf-8")
+        os.replace(temporary, self.path / BENCH_JSON)
+
+    def has_conformance(self) -> bool:
+        return (self.path / CONFORMANCE).is_file()
+
+    def bench(self) -> pd.DataFrame:
+        file = self.path / BENCH
+        if not file.is_file():
+            raise RunFolderError(f"{str(self.path)!r} has no {BENCH}; run 'python -m harness bench --out "
+                                 f"{self.path}'")
+        try:
+            return pd.read_parquet(file)
+        except Exception as exc:
+            raise RunFolderError(f"{str(file)!r} is corrupt ({type(exc).__name__}); rerun the benchmark") from None

@@ -10,8 +10,10 @@ import importlib
 from importlib.metadata import entry_points
 
 from implementations.base import (
+    DIRECTIONS,
     REDUCTIONS,
     Adapter,
+    Direction,
     Implementation,
     Output,
     Reduction,
@@ -21,9 +23,11 @@ from implementations.base import (
 
 __all__ = [
     "BUILTIN_ADAPTERS",
+    "DIRECTIONS",
     "ENTRY_POINT_GROUP",
     "REDUCTIONS",
     "Adapter",
+    "Direction",
     "Implementation",
     "Output",
     "Reduction",

@@ -13,15 +13,17 @@ import inspect
 import os
 import textwrap
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 __all__ = [
+    "DIRECTIONS",
     "REDUCTIONS",
     "Adapter",
+    "Direction",
     "Implementation",
     "Output",
     "Reduction",
@@ -32,6 +34,8 @@ __all__ = [
 
 Reduction = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[Reduction, ...] = ("none", "mean", "sum")
+Direction = Literal["forward", "forward_backward"]
+DIRECTIONS: tuple[Direction, ...] = ("forward", "forward_backward")
 
 
 class Unsupported(Exception):
@@ -178,3 +182,43 @@ class Adapter(ABC):
         """Standalone Python (the framework and NumPy only) defining `run(x, y, weight, pos_weight)` → (loss, grad)
         as float64 NumPy arrays, computed exactly as `compute` does. The script around it defines DTYPE, Y_DTYPE
         and REDUCTION, and passes float64 arrays whose values are exact in those dtypes."""
+
+    # --- benchmarks: optional for third-party adapters (the default says the adapter has none) ---
+
+    def bench_function(
+        self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
+    ) -> Callable[[], Any]:
+        """A function of no arguments that computes the mean loss of `impl` ("forward"), or the mean loss and its
+        gradient with respect to x ("forward_backward"), on `arrays` moved to `device` now, before any timing.
+
+        It returns the framework's own result objects without waiting for them (`sync` waits). For a compiled
+        `mode` the function is fresh: its first call traces and compiles, and must raise rather than fall back to
+        eager. Raises `Unsupported` for what the framework cannot do.
+        """
+        raise Unsupported(f"{self.framework}: the adapter has no benchmark support")
+
+    def sync(self, result: Any, device: str) -> None:
+        """Wait until the work behind `result` (what a bench function returned) has finished on `device`.
+
+        The harness calls it inside every timed call. The default suits frameworks that compute synchronously.
+        """
+        return None
+
+    def read_function(self, nbytes: int, device: str) -> Callable[[], Any] | None:
+        """A STREAM-style read of `nbytes` bytes already on `device` (the sum of a float32 buffer), for the
+        bandwidth baseline; None where the adapter has none."""
+        return None
+
+    def native_timer(self, function: Callable[[], Any], device: str, threads: int, min_run_time: float) -> float:
+        """Median seconds per call of `function` by the framework's own benchmark timer, to cross-check the
+        harness's timing; `Unsupported` where the framework has none."""
+        raise Unsupported(f"{self.framework} has no benchmark timer of its own")
+
+    def thread_settings(self) -> dict[str, int]:
+        """The framework's effective thread-pool sizes after `load`, by its own names for them."""
+        return {}
+
+    def allocator_peak(self, device: str, run: Callable[[], Any]) -> int:
+        """Bytes the framework's allocator held on `device` at its peak while `run()` executed, beyond what it
+        held before. Raises `Unsupported` (with the reason) where the framework keeps no such statistics."""
+        raise Unsupported(f"{self.framework} reports no allocator statistics for {device!r}")

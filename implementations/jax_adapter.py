@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported, source_of
+from implementations.base import Adapter, Direction, Implementation, Output, Reduction, Unsupported, source_of
 
 __all__ = ["JaxAdapter"]
 
@@ -186,6 +186,42 @@ class JaxAdapter(Adapter):
             api=api,
             compiled=evidence,
         )
+
+    def bench_function(
+        self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
+    ) -> Callable[[], Any]:
+        if mode not in self.modes:
+            raise Unsupported(f"jax has no mode {mode!r}")
+        where = self._device(device)
+        x, y = (jax.device_put(array(arrays[name], arrays[name].dtype.name), where) for name in ("x", "y"))
+        function = _FUNCTIONS[impl.impl]
+
+        def mean_loss(x: Any, y: Any) -> Any:
+            return function(x, y, "mean")
+
+        step = mean_loss if direction == "forward" else jax.value_and_grad(mean_loss)
+        if mode == "jax.jit":
+            step = jax.jit(step)  # a fresh jit: its first call traces and compiles
+        return lambda: step(x, y)
+
+    def sync(self, result: Any, device: str) -> None:
+        jax.block_until_ready(result)
+
+    def read_function(self, nbytes: int, device: str) -> Callable[[], Any] | None:
+        buffer = jax.device_put(jnp.ones(nbytes // 4, dtype=jnp.float32), self._device(device))
+        total = jax.jit(jnp.sum)
+        return lambda: total(buffer)
+
+    def allocator_peak(self, device: str, run: Callable[[], Any]) -> int:
+        stats = self._device(device).memory_stats() or {}
+        if "peak_bytes_in_use" not in stats:
+            raise Unsupported(f"jax reports no allocator statistics on {device!r}")
+        before, earlier_peak = stats["bytes_in_use"], stats["peak_bytes_in_use"]
+        self.sync(run(), device)
+        peak = self._device(device).memory_stats()["peak_bytes_in_use"]
+        if peak <= earlier_peak:  # JAX's peak cannot be reset: a smaller peak hides under an earlier one
+            raise Unsupported("below an earlier peak of this process (JAX cannot reset its peak statistic)")
+        return int(peak - before)
 
     def repro_source(self, impl: Implementation, mode: str) -> str:
         step = "loss_and_grad"

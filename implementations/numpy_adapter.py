@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported, source_of
+from implementations.base import Adapter, Direction, Implementation, Output, Reduction, Unsupported, source_of
 
 __all__ = ["NumpyAdapter", "bce_logits", "bce_probs", "worked_example"]
 
@@ -39,8 +39,8 @@ def times(coefficient: np.ndarray, value: np.ndarray) -> np.ndarray:
         return np.where(coefficient == 0, 0.0, coefficient * value)
 
 
-def bce_logits(x: np.ndarray, y: np.ndarray, pos_weight: Any = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-element loss and d loss / dx from logits.
+def bce_logits(x: np.ndarray, y: np.ndarray, pos_weight: Any = 1.0, with_grad: bool = True) -> tuple[Any, Any]:
+    """Per-element loss and d loss / dx (None without `with_grad`) from logits.
 
     l = (1 − y)·softplus(x) + p·y·softplus(−x) (= (1 − y)x + (1 + (p − 1)y)·softplus(−x));
     dl/dx = (1 − y)·σ(x) − p·y·σ(−x). Stable: log σ(x) = −softplus(−x), log(1 − σ(x)) = −softplus(x).
@@ -48,12 +48,12 @@ def bce_logits(x: np.ndarray, y: np.ndarray, pos_weight: Any = 1.0) -> tuple[np.
     negative_weight = (1 - y).astype(x.dtype)
     positive_weight = (pos_weight * y).astype(x.dtype)
     loss = times(negative_weight, softplus(x)) + times(positive_weight, softplus(-x))
-    grad = negative_weight * sigmoid(x) - positive_weight * sigmoid(-x)
+    grad = negative_weight * sigmoid(x) - positive_weight * sigmoid(-x) if with_grad else None
     return loss, grad
 
 
-def bce_probs(p: np.ndarray, y: np.ndarray, pos_weight: Any = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-element loss and d loss / dp from probabilities.
+def bce_probs(p: np.ndarray, y: np.ndarray, pos_weight: Any = 1.0, with_grad: bool = True) -> tuple[Any, Any]:
+    """Per-element loss and d loss / dp (None without `with_grad`) from probabilities.
 
     l = −[p_w·y·log p + (1 − y)·log1p(−p)], each term absent when its coefficient is 0 (so 0·log 0 = 0);
     dl/dp = −p_w·y / p + (1 − y) / (1 − p), likewise.
@@ -62,12 +62,13 @@ def bce_probs(p: np.ndarray, y: np.ndarray, pos_weight: Any = 1.0) -> tuple[np.n
     negative_weight = (1 - y).astype(p.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         loss = -(times(positive_weight, np.log(p)) + times(negative_weight, np.log1p(-p)))
-        grad = -times(positive_weight, 1 / p) + times(negative_weight, 1 / (1 - p))
+        grad = -times(positive_weight, 1 / p) + times(negative_weight, 1 / (1 - p)) if with_grad else None
     return loss, grad
 
 
-def worked_example(x: np.ndarray, y: np.ndarray, pos_weight: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """The original worked example's log-sum-exp formula, op by op in x's own dtype, with its analytic gradient.
+def worked_example(x: np.ndarray, y: np.ndarray, pos_weight: Any = None, with_grad: bool = True) -> tuple[Any, Any]:
+    """The original worked example's log-sum-exp formula, op by op in x's own dtype, with its analytic gradient
+    (None without `with_grad`).
 
     l = x − x·y + lw·(max_val + log(e^−max_val + e^(−x−max_val))), max_val = max(−x, 0), lw = 1 + (p − 1)·y;
     dl/dx = 1 − y − lw·σ(−x), with σ(−x) = e^(−x−max_val) / (e^−max_val + e^(−x−max_val)).
@@ -81,7 +82,7 @@ def worked_example(x: np.ndarray, y: np.ndarray, pos_weight: Any = None) -> tupl
     log_weight = one if pos_weight is None else one + (np.asarray(pos_weight).astype(x.dtype) - one) * y
     with np.errstate(invalid="ignore", over="ignore"):
         loss = x - x * y + log_weight * (max_val + np.log(low + high))
-        grad = one - y - log_weight * (high / (low + high))
+        grad = one - y - log_weight * (high / (low + high)) if with_grad else None
     return loss, grad
 
 
@@ -89,17 +90,18 @@ def stable(per_element: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callabl
     """The stable forms: per-element loss and gradient in the compute dtype, weighted, reduced, rounded once."""
 
     def loss_and_grad(x: np.ndarray, y: np.ndarray, reduction: str, weight: Any = None,
-                      pos_weight: Any = None) -> tuple[Any, Any]:
+                      pos_weight: Any = None, with_grad: bool = True) -> tuple[Any, Any]:
         if x.shape != y.shape:
             raise ValueError(f"x and y must have the same shape. Received: x.shape={x.shape}, y.shape={y.shape}")
         # float labels promote as NumPy does (float32 x with float64 y gives float64); others take x's dtype
         out_dtype = np.result_type(x.dtype, y.dtype) if y.dtype.kind not in "biu" else x.dtype
         work = np.dtype(COMPUTE_DTYPE[out_dtype.name])
         p = 1.0 if pos_weight is None else np.broadcast_to(np.asarray(pos_weight).astype(work), x.shape)
-        loss, grad = per_element(x.astype(work), y.astype(work), p)
+        loss, grad = per_element(x.astype(work), y.astype(work), p, with_grad)
+        grad = np.zeros(0) if grad is None else grad  # forward only: an empty stand-in, dropped at the end
         if weight is not None:
             w = np.broadcast_to(np.asarray(weight).astype(work), x.shape)
-            loss, grad = w * loss, w * grad
+            loss, grad = w * loss, w * grad if with_grad else grad
         with np.errstate(invalid="ignore", divide="ignore"):
             if reduction == "mean":
                 count = work.type(loss.size)
@@ -107,26 +109,27 @@ def stable(per_element: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callabl
             elif reduction == "sum":
                 loss = np.sum(loss, dtype=work)
         # the gradient has the dtype of what it differentiates
-        return np.asarray(loss).astype(out_dtype), np.asarray(grad).astype(x.dtype)
+        return np.asarray(loss).astype(out_dtype), np.asarray(grad).astype(x.dtype) if with_grad else None
 
     return loss_and_grad
 
 
 def lse_loss_and_grad(x: np.ndarray, y: np.ndarray, reduction: str, weight: Any = None,
-                      pos_weight: Any = None) -> tuple[Any, Any]:
+                      pos_weight: Any = None, with_grad: bool = True) -> tuple[Any, Any]:
     """The worked example, weighted, then np.mean / np.sum."""
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape. Received: x.shape={x.shape}, y.shape={y.shape}")
-    loss, grad = worked_example(x, y, pos_weight)
+    loss, grad = worked_example(x, y, pos_weight, with_grad)
+    grad = np.zeros(0, dtype=loss.dtype) if grad is None else grad  # forward only: a stand-in, dropped at the end
     if weight is not None:
         w = np.broadcast_to(np.asarray(weight).astype(loss.dtype), x.shape)
-        loss, grad = loss * w, grad * w
+        loss, grad = loss * w, grad * w if with_grad else grad
     with np.errstate(invalid="ignore", divide="ignore"):
         if reduction == "mean":
             loss, grad = np.mean(loss), grad / grad.dtype.type(max(loss.size, 1))
         elif reduction == "sum":
             loss = np.sum(loss)
-    return np.asarray(loss), np.broadcast_to(grad, x.shape).astype(x.dtype)
+    return np.asarray(loss), np.broadcast_to(grad, x.shape).astype(x.dtype) if with_grad else None
 
 
 numpy_logits = stable(bce_logits)
@@ -197,6 +200,25 @@ class NumpyAdapter(Adapter):
             grad_dtype=np.asarray(grad).dtype.name,
             api=api,
         )
+
+    def bench_function(
+        self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
+    ) -> Callable[[], Any]:
+        if mode != "eager":
+            raise Unsupported(f"numpy has no mode {mode!r}")
+        if device != "cpu":
+            raise Unsupported(f"numpy runs on the CPU only, not {device!r}")
+        x, y = arrays["x"], arrays["y"]
+        if x.dtype.name not in COMPUTE_DTYPE:
+            raise Unsupported(f"numpy adapter has no {x.dtype.name} arithmetic")
+        function, with_grad = _FUNCTIONS[impl.impl], direction == "forward_backward"
+        return lambda: function(x, y, "mean", with_grad=with_grad)
+
+    def read_function(self, nbytes: int, device: str) -> Callable[[], Any] | None:
+        if device != "cpu":
+            return None
+        buffer = np.ones(nbytes // 4, dtype=np.float32)
+        return buffer.sum
 
     def repro_source(self, impl: Implementation, mode: str) -> str:
         driver = f'''

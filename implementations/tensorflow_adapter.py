@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported, source_of
+from implementations.base import Adapter, Direction, Implementation, Output, Reduction, Unsupported, source_of
 
 __all__ = ["TensorflowAdapter"]
 
@@ -196,6 +196,60 @@ class TensorflowAdapter(Adapter):
             api=api,
             compiled=evidence,
         )
+
+    def bench_function(
+        self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
+    ) -> Callable[[], Any]:
+        if mode not in self.modes:
+            raise Unsupported(f"tensorflow has no mode {mode!r}")
+        where = self._device_name(device)
+        with tf.device(where):
+            x, y = (tensor(arrays[name], arrays[name].dtype.name) for name in ("x", "y"))
+        function = _FUNCTIONS[impl.impl]
+
+        def step(x: Any, y: Any) -> Any:
+            if direction == "forward":
+                return function(x, y, "mean")
+            return loss_and_grad(function, x, y, "mean")
+
+        if mode != "eager":
+            if tf.config.functions_run_eagerly():
+                raise RuntimeError("tf.config.run_functions_eagerly is on: tf.function would run eagerly")
+            step = tf.function(step, jit_compile=mode.endswith("(jit_compile=True)"))  # fresh: traced on call 1
+
+        def run() -> Any:
+            with tf.device(where):
+                return step(x, y)
+
+        return run
+
+    def sync(self, result: Any, device: str) -> None:
+        # Eager TensorFlow runs CPU kernels synchronously; GPU kernels are queued on streams.
+        if device == "gpu":
+            tf.test.experimental.sync_devices()
+
+    def read_function(self, nbytes: int, device: str) -> Callable[[], Any] | None:
+        where = self._device_name(device)
+        with tf.device(where):
+            buffer = tf.ones([nbytes // 4], dtype=tf.float32)
+
+        def run() -> Any:
+            with tf.device(where):
+                return tf.reduce_sum(buffer)
+
+        return run
+
+    def thread_settings(self) -> dict[str, int]:
+        return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+    def allocator_peak(self, device: str, run: Callable[[], Any]) -> int:
+        if device != "gpu":
+            raise Unsupported(f"tensorflow keeps allocator statistics for GPUs only, not {device!r}")
+        tf.config.experimental.reset_memory_stats("GPU:0")
+        before = tf.config.experimental.get_memory_info("GPU:0")["current"]
+        self.sync(run(), device)
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"] - before)
 
     def repro_source(self, impl: Implementation, mode: str) -> str:
         function = _FUNCTIONS[impl.impl].__name__

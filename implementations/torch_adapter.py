@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported, source_of
+from implementations.base import Adapter, Direction, Implementation, Output, Reduction, Unsupported, source_of
 
 __all__ = ["TorchAdapter"]
 
@@ -114,24 +114,83 @@ class TorchAdapter(Adapter):
             return "cuda"
         raise Unsupported(f"torch has no {device!r} device here")
 
+    def _counting_compile(self, function: Callable[..., Any], dynamic: bool | None) -> Callable[..., Any]:
+        """`torch.compile` with a backend that counts executions of the compiled graph, so a silent fallback to
+        eager (graph breaks, the recompile limit) shows as zero compiled calls."""
+        from torch._inductor.compile_fx import compile_fx
+
+        def counting_backend(graph: Any, example_inputs: Any) -> Callable[..., Any]:
+            compiled = compile_fx(graph, example_inputs)
+
+            def run(*args: Any) -> Any:
+                self._compiled_calls += 1
+                return compiled(*args)
+
+            return run
+
+        return torch.compile(function, backend=counting_backend, fullgraph=True, dynamic=dynamic)
+
     def _compiled_function(self, impl: Implementation) -> Callable[..., Any]:
-        """`torch.compile` of the loss with a backend that counts executions of the compiled graph, so a silent
-        fallback to eager (graph breaks, the recompile limit) shows as zero compiled calls."""
         if impl.impl not in self._compiled:
-            from torch._inductor.compile_fx import compile_fx
-
-            def counting_backend(graph: Any, example_inputs: Any) -> Callable[..., Any]:
-                compiled = compile_fx(graph, example_inputs)
-
-                def run(*args: Any) -> Any:
-                    self._compiled_calls += 1
-                    return compiled(*args)
-
-                return run
-
-            self._compiled[impl.impl] = torch.compile(
-                _FUNCTIONS[impl.impl], backend=counting_backend, fullgraph=True, dynamic=True)
+            self._compiled[impl.impl] = self._counting_compile(_FUNCTIONS[impl.impl], dynamic=True)
         return self._compiled[impl.impl]
+
+    def bench_function(
+        self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
+    ) -> Callable[[], Any]:
+        if mode not in self.modes:
+            raise Unsupported(f"torch has no mode {mode!r}")
+        where = self._device(device)
+        x, y = (tensor(arrays[name], arrays[name].dtype.name, where) for name in ("x", "y"))
+        function = _FUNCTIONS[impl.impl]
+        if mode == "torch.compile":
+            # static shapes, a graph per size, as a training loop at a fixed batch size compiles
+            function = self._counting_compile(function, dynamic=False)
+        leaf = x.detach().requires_grad_(True)
+
+        def step() -> Any:
+            if direction == "forward":
+                return function(x, y, "mean")
+            loss = function(leaf, y, "mean")
+            return loss, torch.autograd.grad(loss, leaf)[0]
+
+        if mode == "eager":
+            return step
+
+        def checked() -> Any:
+            before = self._compiled_calls
+            result = step()
+            if self._compiled_calls == before:
+                raise RuntimeError("torch.compile ran no compiled graph (fell back to eager)")
+            return result
+
+        return checked
+
+    def sync(self, result: Any, device: str) -> None:
+        if device == "gpu":
+            torch.cuda.synchronize()
+
+    def read_function(self, nbytes: int, device: str) -> Callable[[], Any] | None:
+        buffer = torch.ones(nbytes // 4, dtype=torch.float32, device=self._device(device))
+        return buffer.sum
+
+    def native_timer(self, function: Callable[[], Any], device: str, threads: int, min_run_time: float) -> float:
+        from torch.utils.benchmark import Timer
+
+        timer = Timer(stmt="function()", globals={"function": function}, num_threads=threads)
+        return float(timer.blocked_autorange(min_run_time=min_run_time).median)  # syncs CUDA itself
+
+    def thread_settings(self) -> dict[str, int]:
+        return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+    def allocator_peak(self, device: str, run: Callable[[], Any]) -> int:
+        if device != "gpu":
+            raise Unsupported(f"torch keeps allocator statistics for CUDA only, not {device!r}")
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        self.sync(run(), device)
+        return int(torch.cuda.max_memory_allocated() - before)
 
     def compute(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,

@@ -1,4 +1,4 @@
-"""Reading run folders: `meta.json` and `conformance.parquet`, through the store that wrote them."""
+"""Reading run folders: `meta.json`, `conformance.parquet` and `bench.parquet`, through the store that wrote them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.store import RunFolderError, RunStore
+from harness.store import BENCH, CONFORMANCE, RunFolderError, RunStore
 
 __all__ = ["Run", "RunReadError", "load_run"]
 
@@ -17,11 +17,20 @@ RunReadError = RunFolderError  # a missing or corrupt run folder; the message na
 
 @dataclass(frozen=True)
 class Run:
+    """A run folder's results: an audit's conformance rows, a benchmark's speed rows, or both (None if absent)."""
+
     path: Path
     meta: dict[str, Any]
-    conformance: pd.DataFrame = field(repr=False)
+    conformance: pd.DataFrame | None = field(default=None, repr=False)
+    bench: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def load_run(path: str | Path) -> Run:
     store = RunStore(path)
-    return Run(store.path, store.read_meta(), store.conformance())
+    meta = store.read_meta()
+    has_conformance, has_bench = (store.path / CONFORMANCE).is_file(), (store.path / BENCH).is_file()
+    if not has_conformance and not has_bench:
+        raise RunReadError(f"{str(store.path)!r} has neither {CONFORMANCE} nor {BENCH}; the run did not finish — "
+                           "rerun it into a new folder")
+    return Run(store.path, meta, store.conformance() if has_conformance else None,
+               store.bench() if has_bench else None)

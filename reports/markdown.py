@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from reports.load import Run, load_run
-from reports.summary import STATUS_ORDER, discrepancies, status_matrix
+from reports.summary import STATUS_ORDER, bench_table, discrepancies, status_matrix
 
 __all__ = ["render_markdown", "write_markdown"]
 
@@ -36,21 +36,34 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def render_markdown(run: Run) -> str:
-    meta, table = run.meta, run.conformance
+    meta = run.meta
     packages = meta.get("packages", {})
     versions = ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))
+    title = "BCE conformance audit" if run.conformance is not None else "BCE benchmark"
     lines = [
-        f"# BCE conformance audit {meta.get('run_id', '')}",
+        f"# {title} {meta.get('run_id', '')}",
         "",
         f"- created: {meta.get('created', '')}; complete: {meta.get('complete', False)}; "
         f"wall time: {meta.get('wall_seconds', '')} s",
-        f"- dtypes: {', '.join(meta.get('dtypes', []))}; devices: {', '.join(meta.get('devices', []))}; "
-        f"cases: {meta.get('case_count', '')} ({meta.get('case_source', '')}), seed {meta.get('seed', '')}",
         f"- CPU: {meta.get('cpu', {}).get('model', 'unknown')}; flush-to-zero: {meta.get('flush_to_zero')}",
         f"- versions: {versions}",
         "",
+    ]
+    if run.conformance is not None:
+        lines += _conformance_sections(run)
+    if run.bench is not None:
+        lines += _bench_section(run.bench, meta.get("bench", {}))
+    return "\n".join(lines) + "\n"
+
+
+def _conformance_sections(run: Run) -> list[str]:
+    meta, table = run.meta, run.conformance
+    assert table is not None
+    lines = [
         "## Status by implementation and dtype",
         "",
+        f"dtypes: {', '.join(meta.get('dtypes', []))}; devices: {', '.join(meta.get('devices', []))}; "
+        f"cases: {meta.get('case_count', '')} ({meta.get('case_source', '')}), seed {meta.get('seed', '')}. "
         "Counts of rows (one row per case × reduction × quantity); `worst_ulp` is the largest finite error in "
         "ULPs of the dtype.",
         "",
@@ -83,7 +96,27 @@ def render_markdown(run: Run) -> str:
     lines += ["## Tolerance policy", ""]
     policy = meta.get("tolerance_policy", {})
     lines += [f"- `{status}`: {policy[status]}" for status in STATUS_ORDER if status in policy]
-    return "\n".join(lines) + "\n"
+    lines.append("")
+    return lines
+
+
+def _bench_section(bench: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
+    threads = settings.get("threads", {})
+    per_framework = "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(info.items()) if k != "cpus")
+                              for name, info in sorted(threads.get("frameworks", {}).items()))
+    return [
+        "## Speed",
+        "",
+        f"{settings.get('sweeps', '')} interleaved sweeps; every framework pinned to CPUs "
+        f"{threads.get('cpus', [])} with {threads.get('requested', '')} threads ({per_framework or 'as recorded'}). "
+        "`median_ms`: per call, synced; `ratio_to_best`: to the fastest at the same device, dtype, size and "
+        "direction, within each sweep (median over sweeps; `ratio_range`: lowest–highest sweep); `roofline_pct`: "
+        "bytes of x and y over the time, against the best STREAM-style read of as many bytes in the same run; "
+        "`compile_s`: the first call alone; `peak_mib`: memory one steady call needed; `status`: the audit's "
+        "worst accuracy status there, when this folder has an audit.",
+        "",
+        _table(bench_table(bench)),
+    ]
 
 
 def write_markdown(run_dir: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""Summaries of a conformance table, as DataFrames (renderers format them, never compute more)."""
+"""Summaries of conformance and speed tables, as DataFrames (renderers format them, never compute more)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 
 from harness.tolerance import NOT_FINDINGS, STATUSES
 
-__all__ = ["STATUS_ORDER", "discrepancies", "status_matrix"]
+__all__ = ["STATUS_ORDER", "bench_table", "discrepancies", "status_matrix"]
 
 STATUS_ORDER = list(STATUSES)
 
@@ -34,3 +34,20 @@ def discrepancies(conformance: pd.DataFrame) -> pd.DataFrame:
     order = ["_rank", "impl", "case", "dtype", "reduction", "quantity"]
     found = found.sort_values(order, ascending=[False] + [True] * 5)
     return found.drop(columns="_rank").reset_index(drop=True)
+
+
+def bench_table(bench: pd.DataFrame) -> pd.DataFrame:
+    """The speed rows for people: grouped by what is compared (device, dtype, size, direction), fastest first,
+    in convenient units; rows that could not be timed keep their reason."""
+    table = bench.sort_values(["device", "dtype", "n", "direction", "ratio_to_best"], na_position="last")
+    spread = [f"{low:.2f}–{high:.2f}" if pd.notna(low) else "" for low, high in
+              zip(table["ratio_low"], table["ratio_high"], strict=True)]
+    return pd.DataFrame({
+        "device": table["device"], "dtype": table["dtype"], "n": table["n"], "direction": table["direction"],
+        "impl": table["impl"], "mode": table["mode"],
+        "median_ms": table["median_s"] * 1e3, "iqr_ms": table["iqr_s"] * 1e3,
+        "ratio_to_best": table["ratio_to_best"], "ratio_range": spread, "gbps": table["gbps"],
+        "roofline_pct": table["roofline_fraction"] * 100, "compile_s": table["compile_s"],
+        "peak_mib": table["peak_memory_bytes"] / 2**20, "status": table["status"].fillna(""),
+        "error": (table["error_type"].fillna("") + ": " + table["error_message"].fillna("")).str.strip(": "),
+    }).reset_index(drop=True)

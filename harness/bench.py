@@ -1,0 +1,333 @@
+"""The benchmark run: one worker per framework, all pinned to the same CPUs, timed in interleaved sweeps.
+
+For each (device, dtype, size) the workers first prepare every configuration (inputs on the device, the first
+call timed alone into `compile_s`, one call's peak memory, pytest-benchmark's calibration), then take turns:
+sweep after sweep, one block of rounds per configuration, frameworks alternating (A B C D A B C D …) and the
+starting point rotating, so that a slow minute of the machine falls on every framework alike. Ratios to the
+fastest are taken within each sweep, side by side, and their spread across sweeps is kept. A STREAM-style read of
+the same bytes, measured in the same sweeps, is the bandwidth baseline for the roofline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import multiprocessing as mp
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import zip_longest
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cases import bytes_read
+from harness.bench_worker import bench_worker_main
+from harness.matrix import BenchConfig
+from harness.timing import BlockOptions, benchmark_entry, summarize
+from harness.tolerance import STATUSES
+from implementations import Adapter
+
+__all__ = ["BENCH_COLUMNS", "BenchResult", "as_frame", "bench_row_id", "conformance_status", "run_bench"]
+
+BENCH_COLUMNS = [
+    "run_id", "row_id", "framework", "framework_version", "impl", "input_form", "device", "dtype", "n", "direction",
+    "mode", "rounds", "iterations", "sweeps", "median_s", "iqr_s", "min_s", "mean_s", "compile_s", "bytes", "gbps",
+    "baseline_gbps", "roofline_fraction", "ratio_to_best", "ratio_low", "ratio_high", "peak_memory_bytes",
+    "peak_memory_note", "status", "status_detail", "error_type", "error_message",
+]
+# Statuses that say something about an implementation's accuracy at a dtype (rejecting invalid input is right,
+# and unsupported/unavailable say nothing): the bench row shows the worst of these.
+_ACCURACY = [s for s in STATUSES if s not in ("rejected", "unsupported", "unavailable")]
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class BenchResult:
+    rows: list[dict[str, Any]]
+    entries: list[dict[str, Any]]  # pytest-benchmark JSON benchmarks, every round
+    workers: dict[str, Any]
+    baselines: list[dict[str, Any]]
+
+
+@dataclass
+class _Worker:
+    framework: str
+    process: Any
+    channel: Connection
+    info: dict[str, Any] = field(default_factory=dict)
+    failed: str = ""  # why the worker can no longer answer
+
+    def ask(self, request: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
+        """Send one request and wait for its reply; a dead or silent worker gives ("raised", …) and is stopped."""
+        if self.failed:
+            return ("raised", "WorkerLost", self.failed)
+        try:
+            self.channel.send(request)
+            if self.channel.poll(timeout):
+                reply: tuple[Any, ...] = self.channel.recv()
+                return reply
+            self.failed = f"the {self.framework} worker gave no answer within {timeout:g} s (stopped)"
+        except (EOFError, OSError, BrokenPipeError):
+            self.process.join(timeout=5)
+            code = self.process.exitcode
+            self.failed = (f"the {self.framework} worker died with signal {-code}" if code is not None and code < 0
+                           else f"the {self.framework} worker exited with code {code}")
+        self.stop()
+        return ("raised", "WorkerLost", self.failed)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):  # the worker is gone already
+            self.channel.send(("stop",))
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=10)
+
+
+def _start(framework: str, cpus: list[int], threads: int, seed: int, options: BlockOptions,
+           log_dir: Path | None) -> _Worker:
+    ctx = mp.get_context("spawn")
+    mine, theirs = ctx.Pipe(duplex=True)
+    log_path = None if log_dir is None else str(log_dir / f"bench-{framework}.log")
+    process = ctx.Process(target=bench_worker_main, name=f"bce-bench-{framework}", daemon=True,
+                          args=(framework, cpus, threads, seed, options, theirs, log_path))
+    process.start()
+    theirs.close()
+    return _Worker(framework, process, mine)
+
+
+def _hello(worker: _Worker, timeout: float) -> None:
+    """Wait for the worker's first message: what it loaded, or why it could not."""
+    reply = _first_reply(worker, timeout)
+    if reply[0] == "ok":
+        worker.info = reply[1]
+    else:
+        worker.failed = f"{worker.framework} failed to load: {reply[1]}: {reply[2]}"
+        worker.stop()
+
+
+def _first_reply(worker: _Worker, timeout: float) -> tuple[Any, ...]:
+    try:
+        if worker.channel.poll(timeout):
+            reply: tuple[Any, ...] = worker.channel.recv()
+            return reply
+        return ("raised", "Timeout", f"no answer within {timeout:g} s")
+    except (EOFError, OSError):
+        worker.process.join(timeout=5)
+        return ("raised", "Crashed", f"the worker exited with code {worker.process.exitcode}")
+
+
+def _interleaved(keys_by_framework: dict[str, list[Any]], sweep: int) -> list[tuple[str, Any]]:
+    """A B C D A B C D …: one configuration of each framework in turn; the first framework rotates per sweep."""
+    names = list(keys_by_framework)
+    shift = sweep % len(names) if names else 0
+    names = names[shift:] + names[:shift]
+    order: list[tuple[str, Any]] = []
+    for group in zip_longest(*(keys_by_framework[name] for name in names)):
+        order.extend((name, key) for name, key in zip(names, group, strict=True) if key is not None)
+    return order
+
+
+def run_bench(
+    configs: Sequence[BenchConfig],
+    adapters: dict[str, type[Adapter]],
+    *,
+    sweeps: int = 5,
+    threads: int = 1,
+    cpus: list[int] | None = None,
+    seed: int = 0,
+    options: BlockOptions | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 900.0,
+    progress: Progress | None = None,
+    journal: Callable[[dict[str, Any]], None] | None = None,
+) -> BenchResult:
+    """Time every configuration; return the rows (without ratios' peers missing), pytest-benchmark entries with
+    every round, what each worker reported, and the bandwidth baselines."""
+    options = options or BlockOptions()
+    cpus = cpus if cpus is not None else list(range(threads))
+    frameworks = list(dict.fromkeys(c.framework for c in configs))
+    workers = {name: _start(name, cpus, threads, seed, options, log_dir) for name in frameworks}
+    for worker in workers.values():  # they import their frameworks at the same time
+        _hello(worker, timeout)
+    prepared: dict[Any, dict[str, Any]] = {}
+    problems: dict[Any, tuple[str, str]] = {}
+    blocks: dict[Any, list[tuple[int, list[float]]]] = defaultdict(list)  # key → [(iterations, data)] per sweep
+    groups: dict[tuple[str, str, int], list[BenchConfig]] = defaultdict(list)
+    for config in configs:
+        groups[(config.device, config.dtype, config.n)].append(config)
+    total = len(configs) * (sweeps + 1) + len(groups) * len(frameworks) * (sweeps + 1)
+    done = 0
+
+    def advance(what: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, what)
+
+    def record(key: Any, reply: tuple[Any, ...], event: str, **extra: Any) -> bool:
+        """Note a reply (and journal it, so an interrupted run keeps its rounds); True when it is a result."""
+        if reply[0] != "ok":
+            problems[key] = ("Unsupported", reply[1]) if reply[0] == "unsupported" else (reply[1], reply[2])
+        if journal is not None:
+            what = key._asdict() if isinstance(key, BenchConfig) else {"read": list(key[1:])}
+            outcome = reply[1] if reply[0] == "ok" else {"error": list(problems[key])}
+            journal({"event": event, **what, **extra, **outcome})
+        return reply[0] == "ok"
+
+    try:
+        for (device, dtype, n), members in groups.items():
+            nbytes = bytes_read(n, dtype)
+            keys: dict[str, list[Any]] = {name: [] for name in frameworks}
+            for name, worker in workers.items():
+                read_key = ("read", name, device, dtype, n)
+                reply = worker.ask(("read", read_key, nbytes, device), timeout)
+                if record(read_key, reply, "prepared"):
+                    prepared[read_key] = reply[1]
+                    keys[name].append(read_key)
+                advance(f"prepare {name} read {device} n={n:g}")
+            for config in members:
+                reply = workers[config.framework].ask(("prepare", config), timeout)
+                if record(config, reply, "prepared"):
+                    prepared[config] = reply[1]
+                    keys[config.framework].append(config)
+                advance(f"prepare {config.label()}")
+            for sweep in range(sweeps):
+                for name, key in _interleaved(keys, sweep):
+                    if key not in problems:
+                        reply = workers[name].ask(("block", key), timeout)
+                        if record(key, reply, "block", sweep=sweep):
+                            blocks[key].append((reply[1]["iterations"], list(reply[1]["data"])))
+                    advance(f"sweep {sweep + 1}/{sweeps} {key.label() if isinstance(key, BenchConfig) else name}")
+            for worker in workers.values():
+                worker.ask(("release",), timeout)
+    finally:
+        for worker in workers.values():
+            worker.stop()
+
+    worker_info = {name: {**worker.info, "problem": worker.failed} for name, worker in workers.items()}
+    baselines = _baselines(prepared, blocks, problems, sweeps)
+    rows, entries = _rows(configs, prepared, problems, blocks, baselines, worker_info, options, sweeps)
+    return BenchResult(rows, entries, worker_info, baselines)
+
+
+def _block_median(block: tuple[int, list[float]]) -> float:
+    return float(statistics.median(block[1]))
+
+
+def _baselines(prepared: dict[Any, Any], blocks: dict[Any, Any], problems: dict[Any, Any],
+               sweeps: int) -> list[dict[str, Any]]:
+    """Per (device, dtype, n): each framework's read of the bytes, and the best (the baseline)."""
+    found = []
+    for key in prepared:
+        if isinstance(key, tuple) and key[0] == "read" and key not in problems and blocks.get(key):
+            _, framework, device, dtype, n = key
+            data = [t for block in blocks[key] for t in block[1]]
+            found.append({"framework": framework, "device": device, "dtype": dtype, "n": n,
+                          "median_s": float(statistics.median(data)), "rounds": len(data)})
+    return found
+
+
+def _rows(configs: Sequence[BenchConfig], prepared: dict[Any, Any], problems: dict[Any, Any],
+          blocks: dict[Any, Any], baselines: list[dict[str, Any]], workers: dict[str, Any],
+          options: BlockOptions, sweeps: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    # ratio to the fastest, sweep by sweep, within each (device, dtype, n, direction)
+    per_sweep: dict[Any, list[float]] = defaultdict(list)
+    peers: dict[tuple[str, str, int, str], list[BenchConfig]] = defaultdict(list)
+    for config in configs:
+        if config not in problems and len(blocks.get(config, [])) == sweeps:
+            peers[(config.device, config.dtype, config.n, config.direction)].append(config)
+    for members in peers.values():
+        for sweep in range(sweeps):
+            medians = {c: _block_median(blocks[c][sweep]) for c in members}
+            best = min(medians.values())
+            for config, value in medians.items():
+                per_sweep[config].append(value / best)
+
+    rows, entries = [], []
+    for config in configs:
+        nbytes = bytes_read(config.n, config.dtype)
+        version = (workers.get(config.framework, {}).get("versions") or {}).get(config.framework, "")
+        row: dict[str, Any] = {**config._asdict(), "framework_version": version, "bytes": nbytes,
+                               "sweeps": sweeps}
+        if config in problems:
+            row["error_type"], row["error_message"] = problems[config]
+            rows.append(row)
+            continue
+        iterations = blocks[config][0][0] if blocks.get(config) else prepared[config]["iterations"]
+        data = [t for block in blocks.get(config, []) for t in block[1]]
+        stats = summarize(data) if data else {}
+        reads = [b["median_s"] for b in baselines
+                 if (b["device"], b["dtype"], b["n"]) == (config.device, config.dtype, config.n)]
+        baseline_gbps = nbytes / min(reads) / 1e9 if reads else float("nan")
+        median = stats.get("median", float("nan"))
+        ratios = per_sweep.get(config, [])
+        row.update(
+            rounds=len(data), iterations=iterations, median_s=median, iqr_s=stats.get("iqr", float("nan")),
+            min_s=stats.get("min", float("nan")), mean_s=stats.get("mean", float("nan")),
+            compile_s=prepared[config]["compile_s"], gbps=nbytes / median / 1e9, baseline_gbps=baseline_gbps,
+            roofline_fraction=(nbytes / median / 1e9) / baseline_gbps,
+            ratio_to_best=float(statistics.median(ratios)) if ratios else float("nan"),
+            ratio_low=min(ratios) if ratios else float("nan"), ratio_high=max(ratios) if ratios else float("nan"),
+            peak_memory_bytes=prepared[config]["peak_memory_bytes"],
+            peak_memory_note=prepared[config]["peak_memory_note"],
+        )
+        rows.append(row)
+        if data:
+            params = {"impl": config.impl, "mode": config.mode, "direction": config.direction,
+                      "device": config.device, "dtype": config.dtype, "n": config.n}
+            extra = {"compile_s": row["compile_s"], "bytes": nbytes, "gbps": row["gbps"],
+                     "ratio_to_best": row["ratio_to_best"], "peak_memory_bytes": row["peak_memory_bytes"]}
+            group = f"{config.device} {config.dtype} n={config.n:g} {config.direction}"
+            entries.append(benchmark_entry("bce", group, params, extra, options, iterations, data))
+    for key, value in prepared.items():
+        if isinstance(key, tuple) and key[0] == "read" and blocks.get(key):
+            _, framework, device, dtype, n = key
+            data = [t for block in blocks[key] for t in block[1]]
+            params = {"framework": framework, "device": device, "dtype": dtype, "n": n}
+            entries.append(benchmark_entry("read", f"{device} {dtype} n={n:g} read", params,
+                                           {"bytes_read": "x and y"}, options, value["iterations"], data))
+    return rows, entries
+
+
+def conformance_status(conformance: pd.DataFrame) -> pd.DataFrame:
+    """Per (impl, dtype, device, mode): the worst accuracy status of the audit's reference rows, and the counts."""
+    keys = ["impl", "dtype", "device", "mode"]
+    judged = conformance[(conformance["check"] == "reference") & conformance["status"].isin(_ACCURACY)]
+    if judged.empty:
+        return pd.DataFrame(columns=[*keys, "status", "status_detail"])
+    rank = {status: i for i, status in enumerate(_ACCURACY)}
+
+    def summary(statuses: pd.Series) -> pd.Series:
+        counts = statuses.value_counts()
+        ordered = sorted(counts.index, key=rank.__getitem__)
+        detail = ", ".join(f"{status} {counts[status]}" for status in ordered)
+        return pd.Series({"status": ordered[-1], "status_detail": detail})
+
+    table = judged.groupby(keys)["status"].apply(summary).unstack()
+    return table.reset_index()
+
+
+def bench_row_id(impl: str, mode: str, direction: str, device: str, dtype: str, n: str) -> str:
+    """Stable hash of a bench row's key: the same configuration has the same id in every run."""
+    key = "|".join(("bench", impl, mode, direction, device, dtype, n))
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def as_frame(rows: list[dict[str, Any]], run_id: str) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in BENCH_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = np.nan if column not in ("error_type", "error_message", "status", "status_detail",
+                                                     "peak_memory_note") else ""
+    frame["run_id"] = run_id
+    frame["row_id"] = [bench_row_id(*(str(v) for v in key)) for key in
+                       zip(frame["impl"], frame["mode"], frame["direction"], frame["device"], frame["dtype"],
+                           frame["n"], strict=True)]
+    return frame[BENCH_COLUMNS]
