@@ -268,6 +268,7 @@ def bench(
         statuses = conformance_status(store.conformance())
         frame = frame.drop(columns=["status", "status_detail"]).merge(
             statuses, on=["impl", "dtype", "device", "mode"], how="left")[BENCH_COLUMNS]
+        frame[["status", "status_detail"]] = frame[["status", "status_detail"]].fillna("")
     store.write_bench(frame, benchmark_document(result.entries))
     settings.update(complete=True, wall_seconds=round(time.time() - started, 3), baselines=result.baselines,
                     workers=result.workers)

@@ -320,12 +320,16 @@ def bench_row_id(impl: str, mode: str, direction: str, device: str, dtype: str, 
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+_TEXT_COLUMNS = ("error_type", "error_message", "status", "status_detail", "peak_memory_note")
+
+
 def as_frame(rows: list[dict[str, Any]], run_id: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     for column in BENCH_COLUMNS:
         if column not in frame.columns:
-            frame[column] = np.nan if column not in ("error_type", "error_message", "status", "status_detail",
-                                                     "peak_memory_note") else ""
+            frame[column] = "" if column in _TEXT_COLUMNS else np.nan
+    for column in _TEXT_COLUMNS:
+        frame[column] = frame[column].fillna("").astype(str)
     frame["run_id"] = run_id
     frame["row_id"] = [bench_row_id(*(str(v) for v in key)) for key in
                        zip(frame["impl"], frame["mode"], frame["direction"], frame["device"], frame["dtype"],

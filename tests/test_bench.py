@@ -1,0 +1,207 @@
+"""The benchmark end to end on tiny sizes: structure, sync calls, compile-time separation, thread settings,
+ratios, roofline arithmetic, the pytest-benchmark JSON, statuses from an audit, and bad usage. Never wall time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import bench
+from harness.bench import BENCH_COLUMNS
+from harness.bench_worker import BenchSession
+from harness.crosscheck import crosscheck
+from harness.matrix import BenchConfig
+from harness.timing import BlockOptions
+from implementations import Unsupported
+from implementations.numpy_adapter import NumpyAdapter
+from tests.conftest import run_cli
+
+TINY = BlockOptions(min_rounds=2, max_time=0.005, min_time=1e-4)
+SWEEPS = 2
+# every framework's own logits API in every mode it has, both directions: numpy 1 mode, torch 2, jax 2, tensorflow 3
+EXPECTED_CONFIGS = 2 * (1 + 2 + 2 + 3)
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("bench") / "run"
+    return bench(sizes=[1000], sweeps=SWEEPS, threads=1, out=out, options=TINY)
+
+
+def _folder(frame: pd.DataFrame) -> Path:
+    return Path(frame.attrs["run_dir"])
+
+
+def test_rows_and_columns(tiny_bench: pd.DataFrame) -> None:
+    assert list(tiny_bench.columns) == BENCH_COLUMNS
+    assert len(tiny_bench) == EXPECTED_CONFIGS
+    assert (tiny_bench["error_type"] == "").all() and (tiny_bench["status"] == "").all()  # no audit here
+    assert set(tiny_bench["mode"]) == {"eager", "torch.compile", "jax.jit", "tf.function",
+                                       "tf.function(jit_compile=True)"}
+    assert set(tiny_bench["impl"]) == {"numpy.logits", "torch.logits", "jax.logits", "tensorflow.logits"}
+    assert tiny_bench["row_id"].is_unique
+    assert (tiny_bench["framework_version"] != "").all()
+    stored = pd.read_parquet(_folder(tiny_bench) / "bench.parquet")
+    pd.testing.assert_frame_equal(stored, tiny_bench.reset_index(drop=True), check_like=False)
+
+
+def test_rounds_come_from_every_sweep(tiny_bench: pd.DataFrame) -> None:
+    assert (tiny_bench["sweeps"] == SWEEPS).all()
+    # every sweep gives one block of the same number of rounds (at least min_rounds) to each configuration
+    assert (tiny_bench["rounds"] % SWEEPS == 0).all() and (tiny_bench["rounds"] >= SWEEPS * TINY.min_rounds).all()
+    assert (tiny_bench["min_s"] <= tiny_bench["median_s"]).all() and (tiny_bench["iqr_s"] >= 0).all()
+
+
+def test_ratio_to_best_is_taken_side_by_side(tiny_bench: pd.DataFrame) -> None:
+    assert (tiny_bench["ratio_low"] <= tiny_bench["ratio_to_best"]).all()
+    assert (tiny_bench["ratio_to_best"] <= tiny_bench["ratio_high"]).all()
+    for _, group in tiny_bench.groupby("direction"):
+        # in each sweep one configuration is the fastest, with a ratio of exactly 1
+        assert group["ratio_low"].min() == 1.0 and (group["ratio_low"] >= 1.0).all()
+
+
+def test_bytes_bandwidth_and_roofline_arithmetic(tiny_bench: pd.DataFrame) -> None:
+    assert (tiny_bench["bytes"] == 2 * 1000 * 4).all()  # x and y, float32
+    assert np.allclose(tiny_bench["gbps"], 8000 / tiny_bench["median_s"] / 1e9, rtol=1e-12)
+    assert np.allclose(tiny_bench["roofline_fraction"], tiny_bench["gbps"] / tiny_bench["baseline_gbps"],
+                       rtol=1e-12)
+    meta = json.loads((_folder(tiny_bench) / "meta.json").read_text())
+    reads = meta["bench"]["baselines"]
+    assert {b["framework"] for b in reads} == {"numpy", "torch", "jax", "tensorflow"}
+    fastest = min(b["median_s"] for b in reads)
+    assert np.allclose(tiny_bench["baseline_gbps"], 8000 / fastest / 1e9, rtol=1e-12)
+
+
+def test_compile_time_and_peak_memory_are_recorded(tiny_bench: pd.DataFrame) -> None:
+    assert (tiny_bench["compile_s"] > 0).all() and np.isfinite(tiny_bench["compile_s"]).all()
+    assert (tiny_bench["peak_memory_bytes"] >= 0).all()
+    assert tiny_bench["peak_memory_note"].str.startswith("resident-set high-water mark").all()
+
+
+def test_threads_are_the_same_for_every_framework(tiny_bench: pd.DataFrame) -> None:
+    threads = json.loads((_folder(tiny_bench) / "meta.json").read_text())["bench"]["threads"]
+    assert threads["requested"] == 1 and len(threads["cpus"]) == 1
+    per_framework = threads["frameworks"]
+    assert {name: info["cpus"] for name, info in per_framework.items()} == dict.fromkeys(
+        ("numpy", "torch", "jax", "tensorflow"), threads["cpus"])
+    assert per_framework["torch"]["intra_op"] == 1 and per_framework["tensorflow"]["intra_op"] == 1
+
+
+def test_raw_rounds_are_pytest_benchmark_json(tiny_bench: pd.DataFrame) -> None:
+    file = _folder(tiny_bench) / "bench.json"
+    document = json.loads(file.read_text())
+    timed = [b for b in document["benchmarks"] if b["name"].startswith("bce[")]
+    assert len(timed) == EXPECTED_CONFIGS and len(document["benchmarks"]) == EXPECTED_CONFIGS + 4  # + 4 reads
+    for entry in timed:
+        params = entry["params"]
+        row = tiny_bench[(tiny_bench["impl"] == params["impl"]) & (tiny_bench["mode"] == params["mode"])
+                         & (tiny_bench["direction"] == params["direction"])].iloc[0]
+        assert len(entry["stats"]["data"]) == row["rounds"] and entry["stats"]["median"] == row["median_s"]
+    done = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", str(file), "--group-by=group"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "bce[torch.logits-torch.compile-forward-cpu-float32-1000]" in done.stdout
+
+
+def test_report_has_a_speed_section(tiny_bench: pd.DataFrame) -> None:
+    report = (_folder(tiny_bench) / "report.md").read_text()
+    assert "# BCE benchmark" in report and "## Speed" in report and "| torch.logits | torch.compile |" in report
+
+
+class _Spy(NumpyAdapter):
+    """The NumPy adapter, counting its computations and the syncs that follow them."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def bench_function(self, *args: Any, **kwargs: Any) -> Any:
+        inner = super().bench_function(*args, **kwargs)
+
+        def counted() -> Any:
+            self.log.append("run")
+            return inner()
+
+        return counted
+
+    def sync(self, result: Any, device: str) -> None:
+        assert isinstance(result, tuple)  # what the bench function returned: (loss, grad)
+        self.log.append("sync")
+
+
+def test_worker_session_syncs_after_every_call_and_keeps_the_first_out() -> None:
+    adapter = _Spy()
+    adapter.load(1)
+    session = BenchSession(adapter, seed=0, options=TINY)
+    config = BenchConfig("numpy", "numpy.logits", "logits", "eager", "forward_backward", "cpu", "float32", 100)
+    prepared = session.prepare(config)
+    assert prepared["compile_s"] > 0 and prepared["rounds_per_block"] >= TINY.min_rounds
+    runs_before = adapter.log.count("run")
+    block = session.block(config)
+    assert len(block["data"]) == prepared["rounds_per_block"] and block["iterations"] == prepared["iterations"]
+    assert adapter.log.count("run") == adapter.log.count("sync")
+    assert adapter.log == ["run", "sync"] * (len(adapter.log) // 2)  # each call waits before the next starts
+    timed_calls = len(block["data"]) * block["iterations"]
+    assert adapter.log.count("run") - runs_before >= timed_calls
+
+
+def test_bench_inputs_are_the_same_bytes_everywhere() -> None:
+    from cases import bench_inputs
+
+    logits = bench_inputs(1000, "logits", "float32", seed=3)
+    again = bench_inputs(1000, "logits", "float32", seed=3)
+    assert logits["x"].tobytes() == again["x"].tobytes() and logits["y"].tobytes() == again["y"].tobytes()
+    assert logits["x"].dtype == np.float32 and set(np.unique(logits["y"])) == {0.0, 1.0}
+    assert np.abs(logits["x"]).max() < 4.0
+    probs = bench_inputs(1000, "probs", "bfloat16", seed=3)
+    assert ((probs["x"].astype(np.float64) > 0) & (probs["x"].astype(np.float64) < 1)).all()
+
+
+def test_crosscheck_against_torch_timer_runs_the_same_call() -> None:
+    (result,) = crosscheck("torch", [1000], threads=1, sweeps=2, min_run_time=0.01)
+    assert result["n"] == 1000 and result["harness_median_s"] > 0 and result["native_median_s"] > 0
+    with pytest.raises(Unsupported, match="no benchmark timer of its own"):
+        crosscheck("numpy", [100], threads=1, sweeps=2)
+
+
+def test_status_from_the_audit_in_the_same_folder(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = run_cli("audit", "--frameworks", "numpy", "--dtypes", "float32", "--families", "seed", "--out", str(out),
+                   "--quiet")
+    assert done.returncode == 0, done.stderr
+    frame = bench(frameworks=["numpy"], sizes=[100], sweeps=2, out=out, options=TINY, threads=1)
+    (forward,) = frame[frame["direction"] == "forward"].itertuples()
+    # numpy.logits on the seed case in float32: loss and grad × none, mean, sum, all within 4 ULP
+    assert forward.status == "pass" and forward.status_detail == "pass 6"
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["kind"] == "audit" and meta["bench"]["complete"] is True and (out / "conformance.parquet").is_file()
+    again = run_cli("bench", "--frameworks", "numpy", "--sizes", "100", "--out", str(out))
+    assert again.returncode == 2 and "already holds a benchmark" in again.stderr
+    assert (out / "bench.parquet").is_file()  # nothing lost
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["bench", "--devices", "gpu"], "no installed framework sees a GPU here; use --devices cpu"),
+        (["bench", "--modes", "turbo"], "unknown mode 'turbo'; available: eager"),
+        (["bench", "--impls", "torch.fast"], "unknown implementation 'torch.fast'"),
+        (["bench", "--directions", "backward"], "unknown direction 'backward'; available: forward, forward_backward"),
+        (["bench", "--sizes", "0"], "--sizes must be positive integers"),
+        (["bench", "--sizes", "1e3.5"], "argument --sizes"),
+        (["bench", "--sweeps", "1"], "--sweeps must be at least 2"),
+        (["bench", "--threads", "4096"], "--threads 4096: this process may use"),
+        (["bench", "--frameworks", "pytorch"], "unknown framework 'pytorch'"),
+    ],
+)
+def test_bench_bad_usage_exits_2_with_one_line(args: list[str], fragment: str) -> None:
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert fragment in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
