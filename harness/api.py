@@ -27,7 +27,17 @@ from harness.tolerance import POLICY
 from implementations import DIRECTIONS, REDUCTIONS, Adapter, adapter_classes
 
 __all__ = [
-    "BENCH_SIZES", "DEFAULT_SWEEPS", "DEVICES", "UsageError", "audit", "bench", "new_run_id", "resolve_frameworks",
+    "BENCH_SIZES",
+    "DEFAULT_SWEEPS",
+    "DEVICES",
+    "GPU_SWEEP_DTYPES",
+    "GPU_SWEEP_SIZES",
+    "UsageError",
+    "audit",
+    "bench",
+    "gpu_sweep",
+    "new_run_id",
+    "resolve_frameworks",
 ]
 
 DEVICES = ("cpu", "gpu")
@@ -179,7 +189,8 @@ def _check_gpu(adapters: dict[str, type[Adapter]], devices: Sequence[str]) -> No
     if "gpu" in devices:
         found = discover({n: a for n, a in adapters.items() if a.is_available()})
         if not any(isinstance(v, tuple) and "gpu" in v[1] for v in found.values()):
-            raise UsageError("--devices gpu: no installed framework sees a GPU here; use --devices cpu")
+            raise UsageError(f"no installed framework sees a GPU here (checked: {', '.join(found)}); use --devices "
+                             "cpu, or run on a machine with a GPU")
 
 
 def bench(
@@ -281,3 +292,26 @@ def bench(
         write_markdown(folder)
     frame.attrs["run_dir"] = str(folder)
     return frame
+
+
+GPU_SWEEP_DTYPES = ("float32", "bfloat16")
+GPU_SWEEP_SIZES = (10_000, 1_000_000, 100_000_000)
+GPU_AUDIT_SKIPS = ("scale",)  # the long reductions: minutes of reference work that a quick check does not need
+
+
+def gpu_sweep(out: str | Path | None = None, frameworks: Sequence[str] | None = None, jobs: int = 2,
+              progress: Progress | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The GPU check in one call: a quick audit on the GPU (every family but the long reductions, float32 and
+    bfloat16), then the benchmark of every framework present (float32 and bfloat16; 1e4, 1e6 and 1e8 elements;
+    forward and forward+backward; eager and compiled) into the same folder, so each speed row carries its
+    accuracy status. Returns (conformance, bench)."""
+    adapters = resolve_frameworks(frameworks)
+    present = [name for name, adapter in adapters.items() if adapter.is_available()]
+    _check_gpu({name: adapters[name] for name in present}, ["gpu"])
+    families = [name for name in family_names() if name not in GPU_AUDIT_SKIPS]
+    conformance = audit(frameworks=present, dtypes=GPU_SWEEP_DTYPES, devices=["gpu"], families=families,
+                        out=out, jobs=jobs, progress=progress, write_report=False)
+    folder = conformance.attrs["run_dir"]
+    speed = bench(frameworks=present, dtypes=GPU_SWEEP_DTYPES, devices=["gpu"], sizes=GPU_SWEEP_SIZES,
+                  out=folder, progress=progress)
+    return conformance, speed

@@ -13,7 +13,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.api import DEFAULT_SWEEPS, DEVICES, UsageError, audit, bench, resolve_frameworks
+from harness.api import (
+    DEFAULT_SWEEPS,
+    DEVICES,
+    GPU_SWEEP_DTYPES,
+    GPU_SWEEP_SIZES,
+    UsageError,
+    audit,
+    bench,
+    gpu_sweep,
+    resolve_frameworks,
+)
 from harness.runner import discover
 from harness.store import RunFolderError
 
@@ -83,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     timing.add_argument("--seed", type=_int_arg, default=0, help="seed of the inputs (default 0)")
     timing.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)
+    gpu = commands.add_parser("gpu-sweep", help=f"the GPU check: a quick audit on the GPU, then bench of every "
+                                                f"framework present, {','.join(GPU_SWEEP_DTYPES)}, sizes {sizes}")
+    gpu.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: installed)")
+    gpu.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
+    gpu.add_argument("--quiet", action="store_true", help="no progress bar")
+
     repro = commands.add_parser("repro", help="print a standalone script reproducing one row")
     repro.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     repro.add_argument("row_id", metavar="ROW_ID")
@@ -150,20 +167,31 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from reports import bench_table
-
     frame = _with_progress(
         "bench", bench, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
         sizes=args.sizes, directions=args.directions, modes=args.modes, impls=args.impls, out=args.out,
         sweeps=args.sweeps, threads=args.threads, seed=args.seed,
     )
+    _print_bench(frame)
+    return 0
+
+
+def _gpu_sweep(args: argparse.Namespace) -> int:
+    _, frame = _with_progress("gpu-sweep", gpu_sweep, args.quiet, frameworks=args.frameworks, out=args.out)
+    _print_summary(frame.attrs["run_dir"])
+    _print_bench(frame)
+    return 0
+
+
+def _print_bench(frame: Any) -> None:
+    from rich.console import Console
+
+    from reports import bench_table
+
     console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(_rich_table(bench_table(frame), "median time per call; ratio to the fastest in the same sweeps"))
     console.print(f"run folder: {frame.attrs['run_dir']}  (bench.parquet, bench.json for pytest-benchmark "
-                  "compare, meta.json)")
-    return 0
+                  "compare, meta.json, report.md)")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -219,7 +247,8 @@ def _repro(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"audit": _audit, "bench": _bench, "list": _list, "report": _report, "repro": _repro}
+    handlers = {"audit": _audit, "bench": _bench, "gpu-sweep": _gpu_sweep, "list": _list, "report": _report,
+                "repro": _repro}
     try:
         return handlers[args.command](args)
     except (UsageError, RunFolderError) as exc:

@@ -123,6 +123,8 @@ class JaxAdapter(Adapter):
         # JAX has no public intra-op thread setting; XLA's flag keeps its CPU client to one Eigen pool thread.
         if threads == 1:
             os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+        # allocate GPU memory as needed, not 75 % up front: other frameworks' workers share the device
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         import jax as jax_module
 
         jax = jax_module

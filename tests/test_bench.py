@@ -189,7 +189,9 @@ def test_status_from_the_audit_in_the_same_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["bench", "--devices", "gpu"], "no installed framework sees a GPU here; use --devices cpu"),
+        (["bench", "--devices", "gpu"], "no installed framework sees a GPU here (checked: numpy, torch"),
+        (["gpu-sweep"], "no installed framework sees a GPU here (checked: numpy, torch"),
+        (["audit", "--devices", "gpu"], "no installed framework sees a GPU here (checked: numpy, torch"),
         (["bench", "--modes", "turbo"], "unknown mode 'turbo'; available: eager"),
         (["bench", "--impls", "torch.fast"], "unknown implementation 'torch.fast'"),
         (["bench", "--directions", "backward"], "unknown direction 'backward'; available: forward, forward_backward"),
