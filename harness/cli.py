@@ -7,6 +7,7 @@ line naming the problem and the fix.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Sequence
@@ -93,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     timing.add_argument("--seed", type=_int_arg, default=0, help="seed of the inputs (default 0)")
     timing.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)
+    sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)  # 1e4,1e6,1e8
     gpu = commands.add_parser("gpu-sweep", help=f"the GPU check: a quick audit on the GPU, then bench of every "
                                                 f"framework present, {','.join(GPU_SWEEP_DTYPES)}, sizes {sizes}")
     gpu.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: installed)")
@@ -110,9 +111,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rich_table(frame: Any, title: str) -> Any:
-    """A DataFrame as a terminal table: text left, numbers right (formatted to 3 significant digits)."""
+def _has_rich() -> bool:
+    """rich draws the tables and the progress bar; a bare GPU image may lack it, and then plain text serves."""
+    return importlib.util.find_spec("rich") is not None
+
+
+def _print_table(frame: Any, title: str, width: int) -> None:
+    """A DataFrame as a terminal table: text left, numbers right (3 significant digits)."""
+    if not _has_rich():
+        print(title)
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        return
     from pandas.api.types import is_numeric_dtype
+    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
@@ -121,31 +132,28 @@ def _rich_table(frame: Any, title: str) -> Any:
         table.add_column(str(column), justify="left" if text else "right", no_wrap=text)
     for row in frame.itertuples(index=False):
         table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
-    return table
+    (Console() if sys.stdout.isatty() else Console(width=width)).print(table)  # logs and CI get it whole
 
 
 def _print_summary(run_dir: str) -> None:
-    from rich.console import Console
-
     from reports import load_run, status_matrix
 
     run = load_run(run_dir)
-    console = Console() if sys.stdout.isatty() else Console(width=160)  # logs and CI get the whole table
     assert run.conformance is not None  # an audit just wrote it
-    console.print(_rich_table(status_matrix(run.conformance), "rows per status (implementation × dtype)"))
+    _print_table(status_matrix(run.conformance), "rows per status (implementation × dtype)", 160)
     counts = run.conformance["status"].value_counts()
-    console.print("totals: " + ", ".join(f"{status} {count}" for status, count in counts.items()))
+    print("totals: " + ", ".join(f"{status} {count}" for status, count in counts.items()))
     for stale in run.meta.get("stale_conventions", []):
-        console.print(f"warning: documented convention {stale!r} matched no row (stale?)")
-    console.print(f"run folder: {run_dir}  (report.md, conformance.parquet, meta.json)")
+        print(f"warning: documented convention {stale!r} matched no row (stale?)")
+    print(f"run folder: {run_dir}  (report.md, conformance.parquet, meta.json)")
 
 
 def _with_progress(command: str, run: Any, quiet: bool, **options: Any) -> Any:
     """Call `run(**options)`, with a progress bar on a terminal."""
+    if quiet or not sys.stderr.isatty() or not _has_rich():
+        return run(**options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    if quiet or not sys.stderr.isatty():
-        return run(**options)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(command, total=None)
@@ -184,14 +192,13 @@ def _gpu_sweep(args: argparse.Namespace) -> int:
 
 
 def _print_bench(frame: Any) -> None:
-    from rich.console import Console
-
     from reports import bench_table
 
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    console.print(_rich_table(bench_table(frame), "median time per call; ratio to the fastest in the same sweeps"))
-    console.print(f"run folder: {frame.attrs['run_dir']}  (bench.parquet, bench.json for pytest-benchmark "
-                  "compare, meta.json, report.md)")
+    table = bench_table(frame)
+    table = table[[c for c in table.columns if c not in ("status", "error") or (table[c] != "").any()]]
+    _print_table(table, "median time per call; ratio to the fastest in the same sweeps", 200)
+    print(f"run folder: {frame.attrs['run_dir']}  (bench.parquet, bench.json for pytest-benchmark compare, "
+          "meta.json, report.md)")
 
 
 def _list(args: argparse.Namespace) -> int:

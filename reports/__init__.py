@@ -2,7 +2,7 @@
 
 from reports.load import Run, RunReadError, load_run
 from reports.markdown import render_markdown, write_markdown
-from reports.summary import STATUS_ORDER, bench_table, discrepancies, status_matrix
+from reports.summary import STATUS_ORDER, bench_table, discrepancies, size_label, status_matrix
 
 __all__ = [
     "STATUS_ORDER",
@@ -12,6 +12,7 @@ __all__ = [
     "discrepancies",
     "load_run",
     "render_markdown",
+    "size_label",
     "status_matrix",
     "write_markdown",
 ]

@@ -6,7 +6,7 @@ import pandas as pd
 
 from harness.tolerance import NOT_FINDINGS, STATUSES
 
-__all__ = ["STATUS_ORDER", "bench_table", "discrepancies", "status_matrix"]
+__all__ = ["STATUS_ORDER", "bench_table", "discrepancies", "size_label", "status_matrix"]
 
 STATUS_ORDER = list(STATUSES)
 
@@ -36,6 +36,12 @@ def discrepancies(conformance: pd.DataFrame) -> pd.DataFrame:
     return found.drop(columns="_rank").reset_index(drop=True)
 
 
+def size_label(n: int) -> str:
+    """1e7 for 10_000_000, the digits for a size that is not a power of ten times one digit."""
+    text = f"{n:.0e}"
+    return text.replace("e+0", "e").replace("e+", "e") if float(text) == n else str(n)
+
+
 def bench_table(bench: pd.DataFrame) -> pd.DataFrame:
     """The speed rows for people: grouped by what is compared (device, dtype, size, direction), fastest first,
     in convenient units; rows that could not be timed keep their reason."""
@@ -43,7 +49,8 @@ def bench_table(bench: pd.DataFrame) -> pd.DataFrame:
     spread = [f"{low:.2f}–{high:.2f}" if pd.notna(low) else "" for low, high in
               zip(table["ratio_low"], table["ratio_high"], strict=True)]
     return pd.DataFrame({
-        "device": table["device"], "dtype": table["dtype"], "n": table["n"], "direction": table["direction"],
+        "device": table["device"], "dtype": table["dtype"], "n": [size_label(n) for n in table["n"]],
+        "direction": table["direction"],
         "impl": table["impl"], "mode": table["mode"],
         "median_ms": table["median_s"] * 1e3, "iqr_ms": table["iqr_s"] * 1e3,
         "ratio_to_best": table["ratio_to_best"], "ratio_range": spread, "gbps": table["gbps"],

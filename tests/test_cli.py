@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +14,7 @@ import pytest
 from harness.runner import CONFORMANCE_COLUMNS, run_conformance
 from implementations import Adapter
 from implementations.numpy_adapter import NumpyAdapter
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +140,16 @@ def test_missing_framework_gives_unavailable_rows() -> None:
     assert len(rows) == 3 * 3 * 2  # 3 implementations × 3 reductions × 2 quantities
     assert {row["status"] for row in rows} == {"unavailable"}
     assert "not installed" in rows[0]["error_message"]
+
+
+def test_plain_text_without_rich(tmp_path: Path) -> None:
+    """A bare GPU image may lack rich: the CLI then prints plain tables and no progress bar."""
+    script = ("import sys; sys.modules['rich'] = None; from harness.cli import main; "
+              f"sys.exit(main(['audit', '--frameworks', 'numpy', '--families', 'seed', '--dtypes', 'float32', "
+              f"'--out', {str(tmp_path / 'run')!r}]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
+    assert done.returncode == 0, done.stderr
+    assert "rows per status (implementation × dtype)" in done.stdout
+    assert "numpy.logits float32" in " ".join(done.stdout.split())  # a row of the table, as plain text
+    assert "totals: pass" in done.stdout and "\x1b[" not in done.stdout  # no terminal escapes
