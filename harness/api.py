@@ -123,7 +123,7 @@ def audit(
         jobs: framework workers running at once.
         use_cache: read and write the reference cache.
         progress: callback (done, total, what).
-        write_report: also write report.md into the run folder.
+        write_report: also write report.md and report.html into the run folder.
     """
     adapters = resolve_frameworks(frameworks)
     chosen_dtypes = _choose("dtype", dtypes, list(DTYPES))
@@ -173,9 +173,9 @@ def audit(
                       matched_conventions=workers["matched_conventions"],
                       reference_seconds=workers["reference_seconds"])
     if write_report:
-        from reports import write_markdown
+        from reports import write_reports
 
-        write_markdown(folder)
+        write_reports(folder)
     frame.attrs["run_dir"] = str(folder)
     return frame
 
@@ -225,7 +225,7 @@ def bench(
         seed: seed of the inputs.
         options: pytest-benchmark's per-block options.
         progress: callback (done, total, what).
-        write_report: also write report.md into the run folder.
+        write_report: also write report.md and report.html into the run folder.
     """
     adapters = resolve_frameworks(frameworks)
     missing = [name for name, adapter in adapters.items() if not adapter.is_available()]
@@ -287,9 +287,9 @@ def bench(
                                          for name, info in result.workers.items()}
     store.update_meta(bench=settings)
     if write_report:
-        from reports import write_markdown
+        from reports import write_reports
 
-        write_markdown(folder)
+        write_reports(folder)
     frame.attrs["run_dir"] = str(folder)
     return frame
 

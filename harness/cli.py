@@ -106,7 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     repro.add_argument("row_id", metavar="ROW_ID")
     repro.add_argument("--out", type=Path, help="write the script to this file instead of printing it")
 
-    report = commands.add_parser("report", help="(re)write report.md of run folders")
+    compare = commands.add_parser("compare", help="accuracy and speed regressions of NEW_RUN against BASE_RUN")
+    compare.add_argument("base_run", type=Path, metavar="BASE_RUN")
+    compare.add_argument("new_run", type=Path, metavar="NEW_RUN")
+    compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 when anything regressed")
+    compare.add_argument("--min-effect", type=float, default=0.10,
+                         help="smallest slowdown that counts, as a fraction of the median (default 0.1)")
+    compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
+
+    report = commands.add_parser("report", help="(re)write report.md and report.html of run folders")
     report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     return parser
 
@@ -233,11 +241,23 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from reports import write_markdown
+    from reports import write_reports
 
     for run_dir in args.run_dirs:
-        print(write_markdown(run_dir))
+        for path in write_reports(run_dir):
+            print(path)
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from reports.compare import compare_runs, render_comparison
+
+    comparison = compare_runs(args.base_run, args.new_run, min_effect=args.min_effect)
+    text = render_comparison(comparison)
+    print(text, end="")
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+    return 1 if args.fail_on_regression and comparison.regressions else 0
 
 
 def _repro(args: argparse.Namespace) -> int:
@@ -254,14 +274,14 @@ def _repro(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"audit": _audit, "bench": _bench, "gpu-sweep": _gpu_sweep, "list": _list, "report": _report,
-                "repro": _repro}
+    handlers = {"audit": _audit, "bench": _bench, "compare": _compare, "gpu-sweep": _gpu_sweep, "list": _list,
+                "report": _report, "repro": _repro}
     try:
         return handlers[args.command](args)
     except (UsageError, RunFolderError) as exc:
         print(f"python -m harness {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # reports.RunReadError and other input problems
+    except ValueError as exc:  # reports.RunReadError, a --min-effect out of range and other input problems
         if type(exc).__name__ in ("RunReadError", "CaseFileError", "ReproError"):
             print(f"python -m harness {args.command}: error: {exc}", file=sys.stderr)
             return 2

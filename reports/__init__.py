@@ -1,5 +1,9 @@
-"""Reports read stored results only (meta.json, conformance.parquet, bench.parquet) and render them."""
+"""Reports read stored results only (meta.json, conformance.parquet, bench.parquet) and render them: Markdown,
+HTML with plots, comparisons of two runs."""
 
+from pathlib import Path
+
+from reports.html import render_html, write_html
 from reports.load import Run, RunReadError, load_run
 from reports.markdown import render_markdown, write_markdown
 from reports.summary import STATUS_ORDER, bench_table, discrepancies, size_label, status_matrix
@@ -11,8 +15,16 @@ __all__ = [
     "bench_table",
     "discrepancies",
     "load_run",
+    "render_html",
     "render_markdown",
     "size_label",
     "status_matrix",
+    "write_html",
     "write_markdown",
+    "write_reports",
 ]
+
+
+def write_reports(run_dir: str | Path) -> list[Path]:
+    """report.md and report.html in the run folder."""
+    return [write_markdown(run_dir), write_html(run_dir)]

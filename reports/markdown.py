@@ -11,7 +11,7 @@ import pandas as pd
 from reports.load import Run, load_run
 from reports.summary import STATUS_ORDER, bench_table, discrepancies, status_matrix
 
-__all__ = ["render_markdown", "write_markdown"]
+__all__ = ["markdown_table", "render_markdown", "write_markdown"]
 
 _MAX_DISCREPANCIES = 200
 
@@ -26,7 +26,7 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_\n"
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
@@ -67,7 +67,7 @@ def _conformance_sections(run: Run) -> list[str]:
         "Counts of rows (one row per case × reduction × quantity); `worst_ulp` is the largest finite error in "
         "ULPs of the dtype.",
         "",
-        _table(status_matrix(table)),
+        markdown_table(status_matrix(table)),
         "## Discrepancies",
         "",
     ]
@@ -82,7 +82,7 @@ def _conformance_sections(run: Run) -> list[str]:
     if len(found) > len(shown):
         lines.append(f"The first {len(shown)} of {len(found)}, worst first; the rest are in conformance.parquet.")
         lines.append("")
-    lines.append(_table(shown))
+    lines.append(markdown_table(shown))
     lines += ["## Documented conventions", ""]
     matched = meta.get("matched_conventions", {})
     stale = set(meta.get("stale_conventions", []))
@@ -115,7 +115,7 @@ def _bench_section(bench: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
         "`compile_s`: the first call alone; `peak_mib`: memory one steady call needed; `status`: the audit's "
         "worst accuracy status there, when this folder has an audit.",
         "",
-        _table(bench_table(bench)),
+        markdown_table(bench_table(bench)),
     ]
 
 

@@ -1,0 +1,229 @@
+"""Compare two runs: did anything get less accurate or slower?
+
+Accuracy (both runs have conformance rows, matched by `row_id`): a regression is a row that was `pass` and is
+not (except `unavailable`: a framework missing on one side is listed, not judged), a row whose `max_ulp_error`
+grew beyond what rounding noise explains (more than doubled and by more than the pass tolerance of 4 ULP), or
+a new `error`, `crashed` or `timeout`.
+
+Speed (both runs have bench rows, matched by `row_id`): the samples are the per-sweep medians of each
+configuration (one per interleaved sweep, recovered from the rounds in `bench.json`), which carry the machine's
+drift over the whole run, not just the jitter between neighbouring rounds. A configuration is slower when a
+one-sided Mann–Whitney U test says so with the Holm–Bonferroni correction over all compared configurations
+(family-wise α = 0.05) *and* its median time grew by at least the minimum effect (default 10 %). Faster is the
+same test the other way round, reported but never a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.tolerance import PASS_ULP
+from reports.load import Run, RunReadError, load_run
+from reports.markdown import markdown_table
+
+__all__ = ["ALPHA", "MIN_EFFECT", "Comparison", "compare_runs", "render_comparison", "sweep_medians"]
+
+ALPHA = 0.05  # family-wise, over all compared speed configurations (Holm–Bonferroni)
+MIN_EFFECT = 0.10  # a median at least 10 % slower
+_NOT_JUDGED = ("unavailable",)
+_NEW_ERRORS = ("error", "crashed", "timeout")
+_ACCURACY_KEYS = ["row_id", "impl", "case", "dtype", "device", "reduction", "quantity", "check", "mode", "status",
+                  "max_ulp_error"]
+_SPEED_KEYS = ["row_id", "impl", "mode", "direction", "device", "dtype", "n", "rounds", "sweeps", "median_s"]
+
+
+@dataclass
+class Comparison:
+    """What changed from `base` to `new`. Every frame has a `verdict` column where it judges."""
+
+    base: Path
+    new: Path
+    accuracy: pd.DataFrame  # rows whose status or error changed, with verdict "regression" / "improvement" / …
+    speed: pd.DataFrame  # every compared configuration, with p-values, ratio and verdict
+    notes: list[str] = field(default_factory=list)
+    min_effect: float = MIN_EFFECT
+
+    @property
+    def regressions(self) -> int:
+        return int((self.accuracy.get("verdict", pd.Series(dtype=str)) == "regression").sum()
+                   + (self.speed.get("verdict", pd.Series(dtype=str)) == "slower").sum())
+
+
+def _missing(frame: pd.DataFrame, needed: list[str]) -> list[str]:
+    return [column for column in needed if column not in frame.columns]
+
+
+def _accuracy(base: pd.DataFrame, new: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    for name, frame in (("base", base), ("new", new)):
+        lacking = _missing(frame, _ACCURACY_KEYS)
+        if lacking:
+            notes.append(f"accuracy not compared: the {name} run's conformance table lacks {', '.join(lacking)}")
+            return pd.DataFrame()
+    joined = base[_ACCURACY_KEYS].merge(new[["row_id", "status", "max_ulp_error"]], on="row_id", how="outer",
+                                        suffixes=("_base", "_new"), indicator=True)
+    only_base, only_new = (joined["_merge"] == "left_only").sum(), (joined["_merge"] == "right_only").sum()
+    if only_base or only_new:
+        notes.append(f"rows in only one run (not compared): {only_base} only in base, {only_new} only in new")
+    both = joined[joined["_merge"] == "both"].drop(columns="_merge")
+    was, now = both["status_base"], both["status_new"]
+    ulp_base, ulp_new = both["max_ulp_error_base"], both["max_ulp_error_new"]
+    judged = ~was.isin(_NOT_JUDGED) & ~now.isin(_NOT_JUDGED)
+    worse_ulp = (ulp_new > np.maximum(2 * ulp_base, ulp_base + PASS_ULP)) & (ulp_new > PASS_ULP)
+    lost_pass = (was == "pass") & (now != "pass")
+    new_error = now.isin(_NEW_ERRORS) & ~was.isin(_NEW_ERRORS)
+    regression = judged & (lost_pass | new_error | (worse_ulp.fillna(False) & (now != "pass")))
+    gained_pass = judged & (was != "pass") & (now == "pass")
+    unavailable = (was.isin(_NOT_JUDGED) != now.isin(_NOT_JUDGED))
+    if unavailable.any():
+        notes.append(f"{int(unavailable.sum())} rows unavailable on one side only (a framework missing there)")
+    verdict = np.select([regression, gained_pass], ["regression", "improvement"], default="")
+    changed = both.assign(verdict=verdict)
+    changed = changed[(changed["verdict"] != "") | ((was != now) & judged)]
+    changed.loc[changed["verdict"] == "", "verdict"] = "changed"
+    return changed.reset_index(drop=True)
+
+
+def sweep_medians(document: dict[str, Any], frame: pd.DataFrame) -> dict[str, list[float]]:
+    """Per bench row: the median of each sweep's block of rounds, from pytest-benchmark's JSON (the rounds are
+    stored sweep after sweep, the same number per sweep)."""
+    from harness.bench import bench_row_id
+
+    out: dict[str, list[float]] = {}
+    sweeps = dict(zip(frame["row_id"], frame["sweeps"], strict=True))
+    for entry in document.get("benchmarks", []):
+        params = entry.get("params") or {}
+        if not {"impl", "mode", "direction", "device", "dtype", "n"} <= set(params):
+            continue  # a bandwidth read, or a benchmark of someone else's
+        key = bench_row_id(*(str(params[k]) for k in ("impl", "mode", "direction", "device", "dtype", "n")))
+        data, count = entry["stats"]["data"], int(sweeps.get(key, 0))
+        if count >= 1 and len(data) % count == 0 and data:
+            per = len(data) // count
+            out[key] = [float(np.median(data[i * per:(i + 1) * per])) for i in range(count)]
+    return out
+
+
+def _holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values."""
+    order = np.argsort(pvalues)
+    adjusted = np.empty_like(pvalues)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def _bench_document(run: Run) -> dict[str, Any]:
+    file = run.path / "bench.json"
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunReadError(f"{str(file)!r} is missing; rerun the benchmark") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunReadError(f"{str(file)!r} is corrupt (not JSON); rerun the benchmark") from None
+    return document if isinstance(document, dict) else {}
+
+
+def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str]) -> pd.DataFrame:
+    from scipy.stats import mannwhitneyu
+
+    assert base.bench is not None and new.bench is not None
+    for name, frame in (("base", base.bench), ("new", new.bench)):
+        lacking = _missing(frame, _SPEED_KEYS)
+        if lacking:
+            notes.append(f"speed not compared: the {name} run's bench table lacks {', '.join(lacking)}")
+            return pd.DataFrame()
+    base_samples = sweep_medians(_bench_document(base), base.bench)
+    new_samples = sweep_medians(_bench_document(new), new.bench)
+    rows = []
+    for row in base.bench[_SPEED_KEYS].merge(new.bench[["row_id", "median_s"]], on="row_id",
+                                              suffixes=("_base", "_new")).itertuples(index=False):
+        before, after = base_samples.get(str(row.row_id)), new_samples.get(str(row.row_id))
+        if not before or not after or len(before) < 2 or len(after) < 2:
+            continue
+        method = "exact" if max(len(before), len(after)) <= 30 else "asymptotic"  # sweeps are few: exact p
+        slower = mannwhitneyu(after, before, alternative="greater", method=method).pvalue
+        faster = mannwhitneyu(after, before, alternative="less", method=method).pvalue
+        rows.append({"row_id": row.row_id, "impl": row.impl, "mode": row.mode, "direction": row.direction,
+                     "device": row.device, "dtype": row.dtype, "n": row.n, "median_s_base": float(np.median(before)),
+                     "median_s_new": float(np.median(after)), "samples": f"{len(before)}+{len(after)}",
+                     "p_slower": slower, "p_faster": faster})
+    if not rows:
+        notes.append("speed not compared: no configuration was timed in both runs")
+        return pd.DataFrame()
+    speed = pd.DataFrame(rows)
+    speed["ratio"] = speed["median_s_new"] / speed["median_s_base"]
+    speed["p_slower_holm"] = _holm(speed["p_slower"].to_numpy())
+    speed["p_faster_holm"] = _holm(speed["p_faster"].to_numpy())
+    slower = (speed["p_slower_holm"] < alpha) & (speed["ratio"] >= 1 + min_effect)
+    faster = (speed["p_faster_holm"] < alpha) & (speed["ratio"] <= 1 / (1 + min_effect))
+    speed["verdict"] = np.select([slower, faster], ["slower", "faster"], default="")
+    return speed.sort_values("ratio", ascending=False).reset_index(drop=True)
+
+
+def compare_runs(base_dir: str | Path, new_dir: str | Path, min_effect: float = MIN_EFFECT,
+                 alpha: float = ALPHA) -> Comparison:
+    """Compare the run in `new_dir` with the one in `base_dir` (accuracy and speed, whichever both have)."""
+    if not 0 <= min_effect < 10:
+        raise ValueError(f"--min-effect {min_effect}: give a fraction such as 0.1 (10 %)")
+    base, new = load_run(base_dir), load_run(new_dir)
+    notes: list[str] = []
+    accuracy = pd.DataFrame()
+    if base.conformance is not None and new.conformance is not None:
+        accuracy = _accuracy(base.conformance, new.conformance, notes)
+    elif (base.conformance is None) != (new.conformance is None):
+        notes.append("accuracy not compared: only one of the runs has an audit")
+    speed = pd.DataFrame()
+    if base.bench is not None and new.bench is not None:
+        speed = _speed(base, new, min_effect, alpha, notes)
+    elif (base.bench is None) != (new.bench is None):
+        notes.append("speed not compared: only one of the runs has a benchmark")
+    if base.meta.get("fingerprint") and base.meta.get("fingerprint") != new.meta.get("fingerprint"):
+        notes.append("the runs come from different machines (fingerprints differ): speed differences may be the "
+                     "machines'")
+    return Comparison(base.path, new.path, accuracy, speed, notes, min_effect)
+
+
+def _columns(frame: pd.DataFrame, columns: list[str]) -> str:
+    return markdown_table(frame[[c for c in columns if c in frame.columns]])
+
+
+def render_comparison(comparison: Comparison) -> str:
+    """The comparison as Markdown (for a pull request or a CI log)."""
+    accuracy, speed = comparison.accuracy, comparison.speed
+    regressions = comparison.regressions
+    lines = [f"# Comparison: {comparison.new} against {comparison.base}", "",
+             f"**{regressions} regression{'s' if regressions != 1 else ''}**" if regressions else
+             "**No regression.**", ""]
+    lines += [f"- {note}" for note in comparison.notes]
+    lines += ["", "## Accuracy", ""]
+    if accuracy.empty:
+        lines.append("No row changed status.")
+    else:
+        for verdict in ("regression", "improvement", "changed"):
+            part = accuracy[accuracy["verdict"] == verdict]
+            if not part.empty:
+                lines += [f"### {verdict} ({len(part)})", "",
+                          _columns(part, ["impl", "case", "dtype", "reduction", "quantity", "check", "mode",
+                                                 "status_base", "status_new", "max_ulp_error_base",
+                                                 "max_ulp_error_new"]), ""]
+    lines += ["", "## Speed", ""]
+    if speed.empty:
+        lines.append("No configuration timed in both runs.")
+    else:
+        lines.append(f"Slower or faster: one-sided Mann–Whitney U over the per-sweep medians, Holm-corrected over "
+                     f"{len(speed)} configurations (α = {ALPHA:g}), and a change of at least "
+                     f"{comparison.min_effect:.0%} in the median.")
+        lines.append("")
+        shown = speed.assign(ratio=speed["ratio"].map(lambda r: f"{r:.3f}" if math.isfinite(r) else ""))
+        lines.append(_columns(shown, ["verdict", "impl", "mode", "direction", "device", "dtype", "n",
+                                             "median_s_base", "median_s_new", "ratio", "p_slower_holm",
+                                             "p_faster_holm", "samples"]))
+    return "\n".join(lines) + "\n"

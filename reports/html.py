@@ -1,0 +1,268 @@
+"""`report.html`: one self-contained page per run (opens offline; plots embedded as PNG data), for people to look
+at rather than read. Every string from a run (case names, messages, versions) is escaped."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.load import Run, load_run
+from reports.summary import STATUS_ORDER, bench_table, discrepancies, size_label, status_matrix
+
+__all__ = ["STATUS_COLOURS", "render_html", "write_html"]
+
+STATUS_COLOURS = {
+    "pass": "#2e9d4f", "inexact": "#9bcf6f", "deviation": "#e3c04b", "fail": "#d9412b", "nonfinite": "#8e1b6f",
+    "error": "#e07b2a", "rejected": "#7aa6d6", "unsupported": "#c8c8c8", "unavailable": "#e8e8e8",
+    "crashed": "#222222", "timeout": "#555555",
+}
+_MAX_ROWS = 500
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1280px;color:#1d1d1f;padding:0 16px}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;
+text-align:right;vertical-align:top}th{background:#f4f4f6}td.t,th.t{text-align:left}
+td.s{color:#fff;font-weight:600;text-align:center}td.s a{color:#fff}code{font-size:12px;white-space:nowrap}
+.legend span{display:inline-block;padding:1px 8px;margin:2px;color:#fff;border-radius:3px;font-size:12px}
+img.plot{max-width:100%;border:1px solid #eee;margin:6px 0}.note{color:#555}.wide{overflow-x:auto}
+"""
+# Counts the plots that loaded, so a browser test (and a reader) can tell the page is whole.
+_SCRIPT = """
+window.addEventListener("load", function () {
+  var plots = document.querySelectorAll("img.plot"), loaded = 0;
+  plots.forEach(function (img) { if (img.complete && img.naturalWidth > 0) { loaded += 1; } });
+  document.body.setAttribute("data-plots", String(plots.length));
+  document.body.setAttribute("data-plots-loaded", String(loaded));
+});
+"""
+
+
+def _cell(value: Any, nan: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return nan
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.4g}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return escape(str(value))
+
+
+def _table(frame: pd.DataFrame, text_columns: tuple[str, ...] = (), nan_columns: tuple[str, ...] = ()) -> str:
+    """An HTML table; NaN is left blank, except in `nan_columns` (values, where NaN is what came out)."""
+    if frame.empty:
+        return "<p class='note'>none</p>"
+    head = "".join(f"<th class='{'t' if c in text_columns else ''}'>{escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = "".join(f"<td class='{'t' if c in text_columns else ''}'>"
+                        f"{_cell(v, 'nan' if c in nan_columns else '')}</td>"
+                        for c, v in zip(frame.columns, row, strict=True))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+
+
+def _png(figure: Any) -> str:
+    """A matplotlib figure as an embedded image."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    plt.close(figure)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<img class='plot' alt='plot' src='data:image/png;base64,{data}'>"
+
+
+def _anchor(*parts: str) -> str:
+    return "d-" + "-".join("".join(ch if ch.isalnum() else "_" for ch in part) for part in parts)
+
+
+def _worst(statuses: pd.Series) -> str:
+    rank = {status: i for i, status in enumerate(STATUS_ORDER)}
+    order = [s for s in ("nonfinite", "fail", "error", "crashed", "timeout", "deviation", "inexact", "rejected",
+                         "pass", "unsupported", "unavailable") if s in rank]
+    present = set(statuses)
+    return next((s for s in order if s in present), "")
+
+
+def _status_matrix(conformance: pd.DataFrame) -> str:
+    """Implementation × dtype, each cell coloured by its worst status, with the worst finite ULP error; a cell with
+    findings links to them in the discrepancy list."""
+    matrix = status_matrix(conformance)
+    worst = conformance.groupby(["impl", "dtype"])["status"].agg(_worst)
+    dtypes = [d for d in ("float64", "float32", "float16", "bfloat16") if d in set(matrix["dtype"])]
+    rows = []
+    for impl in sorted(set(matrix["impl"])):
+        cells = [f"<td class='t'>{escape(impl)}</td>"]
+        for dtype in dtypes:
+            status = worst.get((impl, dtype), "")
+            if not status:
+                cells.append("<td></td>")
+                continue
+            found = matrix[(matrix["impl"] == impl) & (matrix["dtype"] == dtype)]["worst_ulp"]
+            ulp = f" · {found.iloc[0]:.3g} ulp" if len(found) and pd.notna(found.iloc[0]) else ""
+            label = escape(status) + ulp
+            if status not in ("pass", "unsupported", "unavailable"):
+                label = f"<a href='#{_anchor(impl, dtype)}'>{label}</a>"
+            cells.append(f"<td class='s' style='background:{STATUS_COLOURS.get(status, '#999')}'>{label}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "<th class='t'>implementation</th>" + "".join(f"<th>{escape(d)}</th>" for d in dtypes)
+    legend = "".join(f"<span style='background:{colour}'>{escape(status)}</span>"
+                     for status, colour in STATUS_COLOURS.items())
+    return (f"<p class='legend'>{legend}</p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+            "</table>")
+
+
+def _discrepancies(run: Run, conformance: pd.DataFrame) -> str:
+    found = discrepancies(conformance)
+    parts = []
+    if len(found) > _MAX_ROWS:
+        parts.append(f"<p class='note'>The worst {_MAX_ROWS} of {len(found)}; all of them are in "
+                     "conformance.parquet and report.md.</p>")
+    found = found.head(_MAX_ROWS)
+    for (impl, dtype), group in found.groupby(["impl", "dtype"], sort=True):
+        shown = pd.DataFrame({
+            "status": group["status"], "case": group["case"], "reduction": group["reduction"],
+            "quantity": group["quantity"], "check": group["check"], "mode": group["mode"],
+            "worst x": group["worst_x"], "worst y": group["worst_y"], "got": group["got"], "exact": group["expected"],
+            "ulp": group["max_ulp_error"], "convention": group["deviation"],
+            "error": group["error_type"].fillna("") + " " + group["error_message"].fillna(""),
+            "reproduce": [f"python -m harness repro {run.path} {r}" for r in group["row_id"]],
+        })
+        parts.append(f"<h3 id='{_anchor(str(impl), str(dtype))}'>{escape(str(impl))} · {escape(str(dtype))}</h3>")
+        parts.append(_table(shown, ("status", "case", "reduction", "quantity", "check", "mode", "convention",
+                                    "error", "reproduce"), nan_columns=("got", "exact")))
+    return "".join(parts) if parts else "<p class='note'>No discrepancies.</p>"
+
+
+def _heatmap(conformance: pd.DataFrame) -> str:
+    """log10(1 + worst finite ULP error), implementation × case family (judged rows only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ulp = conformance["max_ulp_error"].where(np.isfinite(conformance["max_ulp_error"]))
+    table = ulp.groupby([conformance["impl"], conformance["family"]]).max().unstack("family")
+    if table.empty or table.isna().all().all():
+        return "<p class='note'>No finite ULP errors to show.</p>"
+    worst = table.to_numpy(dtype=float)
+    values = np.log10(1 + worst)
+    figure, axes = plt.subplots(figsize=(1.1 + 0.75 * values.shape[1], 0.9 + 0.32 * values.shape[0]))
+    image = axes.imshow(np.ma.masked_invalid(values), cmap="magma_r", aspect="auto")
+    axes.set_xticks(range(values.shape[1]), [str(c) for c in table.columns], rotation=45, ha="right")
+    axes.set_yticks(range(values.shape[0]), [str(i) for i in table.index])
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            axes.text(j, i, f"{worst[i, j]:.2g}", ha="center", va="center", fontsize=7,
+                      color="white" if value > values[np.isfinite(values)].max() / 2 else "black")
+    figure.colorbar(image, ax=axes, label="log10(1 + worst ULP error)")
+    axes.set_title("worst ULP error by implementation and case family")
+    return _png(figure)
+
+
+def _speed_plots(bench: pd.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = bench[bench["median_s"].notna()]
+    if timed.empty:
+        return "<p class='note'>Nothing was timed.</p>"
+    parts = []
+    for (device, dtype), group in timed.groupby(["device", "dtype"], sort=True):
+        directions = sorted(set(group["direction"]))
+        figure, axes = plt.subplots(1, len(directions), figsize=(6.2 * len(directions), 4.2), squeeze=False)
+        for axis, direction in zip(axes[0], directions, strict=True):
+            part = group[group["direction"] == direction]
+            for (impl, mode), line in part.groupby(["impl", "mode"], sort=True):
+                line = line.sort_values("n")
+                axis.errorbar(line["n"], line["median_s"], yerr=line["iqr_s"] / 2, marker="o", ms=4, capsize=2,
+                              label=f"{impl} [{mode}]")
+            axis.set_xscale("log")
+            axis.set_yscale("log")
+            axis.set_xlabel("elements")
+            axis.set_ylabel("median seconds per call")
+            axis.set_title(f"{device} {dtype} {direction}")
+            axis.grid(True, which="both", alpha=0.3)
+        axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+        parts.append(_png(figure))
+    largest = timed[timed["n"] == timed["n"].max()].sort_values("ratio_to_best")
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 0.6 + 0.3 * len(largest)))
+    labels = [f"{r.impl} [{r.mode}] {r.direction} {r.dtype}" for r in largest.itertuples()]
+    positions = np.arange(len(largest))
+    spread = np.vstack([largest["ratio_to_best"] - largest["ratio_low"],
+                        largest["ratio_high"] - largest["ratio_to_best"]])
+    left.barh(positions, largest["ratio_to_best"], xerr=spread, color="#4c78a8")
+    left.set_yticks(positions, labels, fontsize=7)
+    left.invert_yaxis()
+    left.set_title(f"ratio to the fastest, n = {size_label(int(largest['n'].iloc[0]))}")
+    middle.barh(positions, 100 * largest["roofline_fraction"], color="#72b7b2")
+    middle.set_yticks(positions, [])
+    middle.invert_yaxis()
+    middle.set_title("roofline (% of the best read of the same bytes)")
+    right.barh(positions, largest["compile_s"], color="#f58518")
+    right.set_yticks(positions, [])
+    right.invert_yaxis()
+    right.set_title("first call (compile) seconds")
+    parts.append(_png(figure))
+    return "".join(parts)
+
+
+def _environment(meta: dict[str, Any]) -> str:
+    cpu = meta.get("cpu", {})
+    bench = meta.get("bench", {})
+    threads = bench.get("threads", {})
+    rows = [
+        ("run id", meta.get("run_id", "")), ("created", meta.get("created", "")),
+        ("complete", meta.get("complete", "")), ("git commit", meta.get("git_commit", "")),
+        ("command", meta.get("command", "")), ("python", meta.get("python", "")),
+        ("platform", meta.get("platform", "")), ("CPU", f"{cpu.get('model', '')} ({cpu.get('logical_cpus', '')} CPUs, "
+                                                        f"flags {' '.join(cpu.get('flags', []))})"),
+        ("GPU", ", ".join(str(g) for g in meta.get("gpus", [])) or "none recorded"),
+        ("machine fingerprint", meta.get("fingerprint", "")), ("flush-to-zero", meta.get("flush_to_zero", "")),
+        ("environment variables", ", ".join(f"{k}={v}" for k, v in meta.get("environment_variables", {}).items())),
+        ("bench threads", ", ".join(f"{name}: {info}" for name, info in threads.get("frameworks", {}).items())),
+    ]
+    rows += [(f"package {name}", version) for name, version in sorted(meta.get("packages", {}).items())]
+    frame = pd.DataFrame(rows, columns=["what", "value"])
+    return _table(frame, ("what", "value"))
+
+
+def render_html(run: Run) -> str:
+    """The whole page: status matrix, discrepancies, ULP heat map, speed plots and tables, environment."""
+    meta = run.meta
+    title = f"bce-harness run {meta.get('run_id', run.path.name)}"
+    sections = [f"<h1>{escape(title)}</h1>",
+                f"<p class='note'>{escape(str(run.path))} · created {escape(str(meta.get('created', '')))}</p>"]
+    if run.conformance is not None:
+        sections += ["<h2 id='status'>Accuracy: worst status by implementation and dtype</h2>",
+                     "<p class='note'>Each cell: the worst status of its rows and the largest finite error in ULPs "
+                     "of the dtype. A cell with findings links to them below.</p>",
+                     _status_matrix(run.conformance),
+                     "<h2 id='heatmap'>ULP error by case family</h2>", _heatmap(run.conformance),
+                     "<h2 id='discrepancies'>Discrepancies</h2>", _discrepancies(run, run.conformance)]
+    if run.bench is not None:
+        table = bench_table(run.bench)
+        sections += ["<h2 id='speed'>Speed</h2>",
+                     "<p class='note'>Median seconds per call (synced; bars: interquartile range), log–log; then, at "
+                     "the largest size, the ratio to the fastest configuration in the same sweeps (bars: lowest and "
+                     "highest sweep), the roofline fraction and the first call's time.</p>",
+                     _speed_plots(run.bench), _table(table, ("device", "dtype", "n", "direction", "impl", "mode",
+                                                             "ratio_range", "status", "error"))]
+    sections += ["<h2 id='environment'>Environment</h2>", _environment(meta)]
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width'><title>{escape(title)}</title>"
+            f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{''.join(sections)}</body></html>\n")
+
+
+def write_html(run_dir: str | Path) -> Path:
+    run = load_run(run_dir)
+    path = run.path / "report.html"
+    path.write_text(render_html(run), encoding="utf-8")
+    return path

@@ -1,0 +1,151 @@
+"""`python -m harness compare` on hand-made run folders: regressions caught, A/A runs clean, missing columns and
+bad folders handled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.bench import bench_row_id
+from harness.judging import row_id
+from harness.timing import BlockOptions, benchmark_document, benchmark_entry
+from reports.compare import compare_runs, render_comparison
+from tests.conftest import run_cli
+
+SWEEPS, ROUNDS = 10, 3
+CONFIGS = [("torch.logits", "eager"), ("torch.logits", "torch.compile"), ("jax.logits", "jax.jit")]
+
+
+def _conformance(statuses: dict[str, tuple[str, float]]) -> pd.DataFrame:
+    """One loss row per case name: (status, max_ulp_error)."""
+    rows = []
+    for case, (status, ulp) in statuses.items():
+        rows.append({"row_id": row_id("torch.logits", case, "float32", "cpu", "mean", "loss"), "impl": "torch.logits",
+                     "case": case, "dtype": "float32", "device": "cpu", "reduction": "mean", "quantity": "loss",
+                     "check": "reference", "mode": "eager", "status": status, "max_ulp_error": ulp})
+    return pd.DataFrame(rows)
+
+
+def make_run(folder: Path, *, statuses: dict[str, tuple[str, float]] | None = None,
+             times: dict[tuple[str, str], np.ndarray] | None = None, drop: tuple[str, ...] = ()) -> Path:
+    """A run folder as the harness writes it; `times` gives each configuration's rounds, sweep after sweep."""
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({"run_id": folder.name, "schema_version": 1, "complete": True}))
+    if statuses is not None:
+        _conformance(statuses).to_parquet(folder / "conformance.parquet")
+    if times is not None:
+        rows, entries = [], []
+        for (impl, mode), data in times.items():
+            key = (impl, mode, "forward", "cpu", "float32", "100000")
+            rows.append({"row_id": bench_row_id(*key), "impl": impl, "mode": mode, "direction": "forward",
+                         "device": "cpu", "dtype": "float32", "n": 100000, "rounds": data.size, "sweeps": SWEEPS,
+                         "median_s": float(np.median(data))})
+            params = dict(zip(("impl", "mode", "direction", "device", "dtype", "n"), key, strict=True))
+            entries.append(benchmark_entry("bce", "g", params, {}, BlockOptions(), 1, data.tolist()))
+        pd.DataFrame(rows).drop(columns=list(drop)).to_parquet(folder / "bench.parquet")
+        (folder / "bench.json").write_text(json.dumps(benchmark_document(entries)))
+    return folder
+
+
+def _times(rng: np.random.Generator, scale: float = 1.0, drift: float = 0.04) -> dict[tuple[str, str], np.ndarray]:
+    """Rounds of ~1 ms × scale: each sweep drifts by up to ±`drift`, each round jitters by 2 %."""
+    out = {}
+    for config in CONFIGS:
+        sweep_level = 1 + rng.uniform(-drift, drift, SWEEPS)
+        jitter = 1 + 0.02 * rng.standard_normal(SWEEPS * ROUNDS)
+        out[config] = 1e-3 * scale * np.repeat(sweep_level, ROUNDS) * jitter
+    return out
+
+
+def test_a_slowdown_is_caught(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    base = make_run(tmp_path / "base", times=_times(rng))
+    slow = _times(rng)
+    slow[("torch.logits", "eager")] *= 1.3
+    new = make_run(tmp_path / "new", times=slow)
+    comparison = compare_runs(base, new)
+    verdicts = dict(zip(comparison.speed["impl"] + "/" + comparison.speed["mode"], comparison.speed["verdict"],
+                        strict=True))
+    assert verdicts == {"torch.logits/eager": "slower", "torch.logits/torch.compile": "", "jax.logits/jax.jit": ""}
+    # 10 sweeps against 10, completely separated: one-sided p = 1 / C(20, 10); Holm multiplies it by 3
+    slower = comparison.speed[comparison.speed["verdict"] == "slower"].iloc[0]
+    assert slower["p_slower_holm"] == pytest.approx(3 / 184756, rel=1e-2)
+    assert comparison.regressions == 1
+    done = run_cli("compare", str(base), str(new), "--fail-on-regression")
+    assert done.returncode == 1 and "**1 regression**" in done.stdout
+    assert run_cli("compare", str(base), str(new)).returncode == 0  # without the flag it only reports
+
+
+def test_a_rerun_of_the_same_code_is_clean(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    false_positives = 0
+    for pair in range(20):
+        base = make_run(tmp_path / f"a{pair}", times=_times(rng))
+        new = make_run(tmp_path / f"b{pair}", times=_times(rng))
+        false_positives += compare_runs(base, new).regressions
+    assert false_positives == 0
+
+
+def test_a_small_but_certain_change_is_below_the_minimum_effect(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    base = make_run(tmp_path / "base", times=_times(rng, drift=0.0))
+    new = make_run(tmp_path / "new", times=_times(rng, scale=1.05, drift=0.0))
+    comparison = compare_runs(base, new)
+    assert (comparison.speed["p_slower_holm"] < 0.05).all()  # significant …
+    assert comparison.regressions == 0  # … but 5 % is below the 10 % that counts
+    assert compare_runs(base, new, min_effect=0.03).regressions == 3
+
+
+def test_faster_is_reported_not_failed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    base = make_run(tmp_path / "base", times=_times(rng))
+    new = make_run(tmp_path / "new", times=_times(rng, scale=0.5))
+    comparison = compare_runs(base, new)
+    assert set(comparison.speed["verdict"]) == {"faster"} and comparison.regressions == 0
+
+
+def test_accuracy_regressions(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "base", statuses={
+        "a": ("pass", 0.5), "b": ("fail", 1e3), "c": ("pass", 1.0), "d": ("fail", 1e3), "e": ("pass", 0.0),
+        "f": ("pass", 0.5), "g": ("fail", 100.0)})
+    new = make_run(tmp_path / "new", statuses={
+        "a": ("fail", 2e6), "b": ("pass", 1.0), "c": ("error", float("nan")), "d": ("fail", 1.5e3),
+        "e": ("unavailable", float("nan")), "f": ("pass", 3.0), "g": ("fail", 1e5)})
+    comparison = compare_runs(base, new)
+    verdicts = dict(zip(comparison.accuracy["case"], comparison.accuracy["verdict"], strict=True))
+    # a: lost its pass; c: a new error; g: still failing, 1000 times worse. b: now passes. d grew by half (not
+    # doubled): noise; e: torch missing in the new run, not judged; f: still within 4 ULP
+    assert verdicts == {"a": "regression", "b": "improvement", "c": "regression", "g": "regression"}
+    assert comparison.regressions == 3
+    assert any("unavailable on one side only" in note for note in comparison.notes)
+    text = render_comparison(comparison)
+    assert "**3 regressions**" in text and "### regression (3)" in text
+
+
+def test_missing_columns_and_one_sided_parts_are_notes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    base = make_run(tmp_path / "base", statuses={"a": ("pass", 0.0)}, times=_times(rng), drop=("sweeps",))
+    new = make_run(tmp_path / "new", statuses={"a": ("pass", 0.0)}, times=_times(rng, scale=2.0))
+    comparison = compare_runs(base, new)
+    assert comparison.speed.empty and comparison.regressions == 0
+    assert "speed not compared: the base run's bench table lacks sweeps" in comparison.notes
+    audit_only = make_run(tmp_path / "audit-only", statuses={"a": ("pass", 0.0)})
+    assert "speed not compared: only one of the runs has a benchmark" in compare_runs(audit_only, new).notes
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda root: root / "nowhere", "is not a run folder"),
+        (lambda root: make_run(root / "empty"), "has neither conformance.parquet nor bench.parquet"),
+    ],
+)
+def test_bad_run_folders_exit_2(tmp_path: Path, make: Any, fragment: str) -> None:
+    good = make_run(tmp_path / "good", statuses={"a": ("pass", 0.0)})
+    done = run_cli("compare", str(good), str(make(tmp_path)))
+    assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
