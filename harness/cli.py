@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="every compiled path on every case, and the longest reductions (minutes)")
     run.add_argument("--jobs", type=_int_arg, default=2, help="framework workers at once (default 2)")
     run.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
+    run.add_argument("--fail-on", type=_list_arg, metavar="STATUSES",
+                     help="exit 1 when a row has one of these statuses (e.g. fail,nonfinite) and --expected does not "
+                          "list it")
+    run.add_argument("--expected", type=Path, metavar="FILE",
+                     help="TOML file of expected findings ([[finding]] tables with fields to match and a reason)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     timing = commands.add_parser("bench", help="time every framework's BCE side by side (pytest-benchmark)")
@@ -173,13 +178,33 @@ def _with_progress(command: str, run: Any, quiet: bool, **options: Any) -> Any:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from harness.gate import ExpectedFileError, apply_gate, load_expected, parse_fail_on
+
+    if args.expected is not None and args.fail_on is None:
+        raise UsageError("--expected lists findings for a gate: give --fail-on too (e.g. --fail-on fail,nonfinite)")
+    try:  # a bad gate is bad usage, found before minutes of audit
+        fail_on = parse_fail_on(args.fail_on) if args.fail_on is not None else ()
+        expected = load_expected(args.expected) if args.expected is not None else []
+    except ExpectedFileError as exc:
+        raise UsageError(str(exc)) from None
     frame = _with_progress(
         "audit", audit, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
         families=args.families, cases=args.cases, out=args.out, seed=args.seed, full=args.full, jobs=args.jobs,
         use_cache=not args.no_cache,
     )
     _print_summary(frame.attrs["run_dir"])
-    return 0
+    if not fail_on:
+        return 0
+    result = apply_gate(frame, fail_on, expected)
+    source = f" in {args.expected}" if args.expected is not None else ""
+    print(f"gate --fail-on {','.join(fail_on)}: {result.gated} rows, {result.gated - len(result.unexpected)} "
+          f"expected{source}, {len(result.unexpected)} not")
+    if result.failed:
+        columns = ["status", "impl", "case", "dtype", "reduction", "quantity", "check", "mode", "row_id"]
+        _print_table(result.unexpected[columns].head(200), "unexpected findings (the gate fails)", 200)
+    for entry in result.stale:
+        print(f"warning: expected finding {entry.index} ({entry.describe()}) matched no row: stale?")
+    return 1 if result.failed else 0
 
 
 def _bench(args: argparse.Namespace) -> int:
