@@ -18,7 +18,7 @@ from cases import DTYPES, Case, builtin_cases, family_names, load_case_file
 from harness.bench import BENCH_COLUMNS, as_frame, conformance_status, run_bench
 from harness.conventions import load_conventions
 from harness.environment import collect_environment
-from harness.matrix import Scope, bench_configs
+from harness.matrix import Scope, Shard, bench_configs, shard_bench, shard_cases
 from harness.oracle import ORACLE_VERSION
 from harness.runner import CONFORMANCE_COLUMNS, Progress, discover, run_conformance
 from harness.store import BENCH_JOURNAL, RunStore
@@ -90,6 +90,15 @@ def _cases(cases: str | Path | Sequence[Case] | None, families: Sequence[str] | 
     return builtin_cases(seed, _choose("family", families, family_names()))
 
 
+def _shard(text: str | None) -> Shard | None:
+    if text is None:
+        return None
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _case_digest(cases: Sequence[Case]) -> str:
     return hashlib.sha256("".join(case.digest() for case in cases).encode()).hexdigest()
 
@@ -107,6 +116,7 @@ def audit(
     use_cache: bool = True,
     progress: Progress | None = None,
     write_report: bool = True,
+    shard: str | None = None,
 ) -> pd.DataFrame:
     """Run the conformance audit and return one row per implementation × case × dtype × device × reduction ×
     quantity.
@@ -124,11 +134,16 @@ def audit(
         use_cache: read and write the reference cache.
         progress: callback (done, total, what).
         write_report: also write report.md and report.html into the run folder.
+        shard: "i/n": run part i of n of the cases (`merge` puts the parts together).
     """
     adapters = resolve_frameworks(frameworks)
+    part = _shard(shard)
     chosen_dtypes = _choose("dtype", dtypes, list(DTYPES))
     chosen_devices = _choose("device", devices, DEVICES) if devices is not None else ["cpu"]
-    chosen_cases = _cases(cases, families, seed)
+    all_cases = _cases(cases, families, seed)
+    chosen_cases = shard_cases(all_cases, part)
+    if not chosen_cases:
+        raise UsageError(f"--shard {part}: there are only {len(all_cases)} cases; use fewer shards")
     _check_gpu(adapters, chosen_devices)
     conventions = load_conventions()
     run_id = new_run_id()
@@ -147,6 +162,8 @@ def audit(
         "families": sorted({c.family for c in chosen_cases}),
         "case_count": len(chosen_cases),
         "case_digest": _case_digest(chosen_cases),
+        "shard": str(part) if part else None,
+        "unsharded_case_digest": _case_digest(all_cases),
         "oracle_version": ORACLE_VERSION,
         "tolerance_policy": POLICY,
         "full": full,
@@ -208,6 +225,7 @@ def bench(
     options: BlockOptions | None = None,
     progress: Progress | None = None,
     write_report: bool = True,
+    shard: str | None = None,
 ) -> pd.DataFrame:
     """Time each implementation and return one row per implementation × mode × direction × device × dtype × size.
 
@@ -226,8 +244,10 @@ def bench(
         options: pytest-benchmark's per-block options.
         progress: callback (done, total, what).
         write_report: also write report.md and report.html into the run folder.
+        shard: "i/n": time part i of n of the (device, dtype, size) groups.
     """
     adapters = resolve_frameworks(frameworks)
+    part = _shard(shard)
     missing = [name for name, adapter in adapters.items() if not adapter.is_available()]
     adapters = {name: adapter for name, adapter in adapters.items() if adapter.is_available()}
     if not adapters:
@@ -251,10 +271,11 @@ def bench(
         raise UsageError(f"--threads {threads}: this process may use {len(available_cpus)} CPUs; choose 1 to "
                          f"{len(available_cpus)}")
     _check_gpu(adapters, chosen_devices)
-    configs = bench_configs(adapters, chosen_impls, chosen_modes, chosen_directions, chosen_devices,
-                            chosen_dtypes, chosen_sizes)
+    configs = shard_bench(bench_configs(adapters, chosen_impls, chosen_modes, chosen_directions, chosen_devices,
+                                        chosen_dtypes, chosen_sizes), part)
     if not configs:
-        raise UsageError("nothing to time: no chosen framework has the chosen implementations and modes")
+        raise UsageError("nothing to time: no chosen framework has the chosen implementations and modes"
+                         + (f" in shard {part}" if part else ""))
     options = options or BlockOptions()
     run_id = new_run_id()
     started = time.time()
@@ -262,7 +283,7 @@ def bench(
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "frameworks": list(adapters),
         "unavailable": missing, "dtypes": chosen_dtypes, "devices": chosen_devices, "sizes": chosen_sizes,
         "directions": chosen_directions, "modes": chosen_modes or "all", "impls": chosen_impls or "default",
-        "sweeps": sweeps, "seed": seed, "block_options": options.as_dict(),
+        "sweeps": sweeps, "seed": seed, "block_options": options.as_dict(), "shard": str(part) if part else None,
         "threads": {"requested": threads, "cpus": available_cpus[:threads]}, "complete": False,
     }
     meta = {"run_id": run_id, "kind": "bench", "created": settings["created"], "seed": seed,

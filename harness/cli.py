@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="every compiled path on every case, and the longest reductions (minutes)")
     run.add_argument("--jobs", type=_int_arg, default=2, help="framework workers at once (default 2)")
     run.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
+    run.add_argument("--shard", metavar="i/n", help="run part i of n of the cases (merge the parts with 'merge')")
     run.add_argument("--fail-on", type=_list_arg, metavar="STATUSES",
                      help="exit 1 when a row has one of these statuses (e.g. fail,nonfinite) and --expected does not "
                           "list it")
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"interleaved sweeps (default {DEFAULT_SWEEPS})")
     timing.add_argument("--threads", type=_int_arg, help="threads and CPUs for every framework (default: all)")
     timing.add_argument("--seed", type=_int_arg, default=0, help="seed of the inputs (default 0)")
+    timing.add_argument("--shard", metavar="i/n", help="time part i of n of the (device, dtype, size) groups")
     timing.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)  # 1e4,1e6,1e8
@@ -118,6 +120,14 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--min-effect", type=float, default=0.10,
                          help="smallest slowdown that counts, as a fraction of the median (default 0.1)")
     compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
+
+    merge = commands.add_parser("merge", help="merge run folders (shards, machines, framework versions) into one")
+    merge.add_argument("runs", type=Path, nargs="+", metavar="RUN")
+    merge.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
+
+    history = commands.add_parser("history", help="every run under RUNS_ROOT: accuracy and speed over time")
+    history.add_argument("root", type=Path, nargs="?", default=Path("runs"), metavar="RUNS_ROOT",
+                         help="folder of run folders (default: runs)")
 
     report = commands.add_parser("report", help="(re)write report.md and report.html of run folders")
     report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
@@ -190,7 +200,7 @@ def _audit(args: argparse.Namespace) -> int:
     frame = _with_progress(
         "audit", audit, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
         families=args.families, cases=args.cases, out=args.out, seed=args.seed, full=args.full, jobs=args.jobs,
-        use_cache=not args.no_cache,
+        use_cache=not args.no_cache, shard=args.shard,
     )
     _print_summary(frame.attrs["run_dir"])
     if not fail_on:
@@ -211,7 +221,7 @@ def _bench(args: argparse.Namespace) -> int:
     frame = _with_progress(
         "bench", bench, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
         sizes=args.sizes, directions=args.directions, modes=args.modes, impls=args.impls, out=args.out,
-        sweeps=args.sweeps, threads=args.threads, seed=args.seed,
+        sweeps=args.sweeps, threads=args.threads, seed=args.seed, shard=args.shard,
     )
     _print_bench(frame)
     return 0
@@ -285,6 +295,33 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_regression and comparison.regressions else 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from harness.api import new_run_id
+    from harness.merge import merge_runs
+    from reports import write_reports
+
+    run_id = new_run_id()
+    folder = merge_runs(args.runs, args.out if args.out is not None else Path("runs") / run_id, run_id)
+    for path in write_reports(folder):
+        print(path)
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from reports.history import load_history, write_history
+
+    frame = load_history(args.root)
+    written = write_history(args.root)
+    runs = frame["run_id"].nunique() if not frame.empty else 0
+    kinds = ", ".join(f"{kind} {count}" for kind, count in frame["kind"].value_counts().items())
+    print(f"{runs} runs under {args.root}: {len(frame)} rows ({kinds})")
+    for reason in frame.attrs.get("skipped", []):
+        print(f"skipped: {reason}")
+    for path in written:
+        print(path)
+    return 0
+
+
 def _repro(args: argparse.Namespace) -> int:
     from harness.repro import reproducer
 
@@ -299,8 +336,8 @@ def _repro(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"audit": _audit, "bench": _bench, "compare": _compare, "gpu-sweep": _gpu_sweep, "list": _list,
-                "report": _report, "repro": _repro}
+    handlers = {"audit": _audit, "bench": _bench, "compare": _compare, "gpu-sweep": _gpu_sweep,
+                "history": _history, "list": _list, "merge": _merge, "report": _report, "repro": _repro}
     try:
         return handlers[args.command](args)
     except (UsageError, RunFolderError) as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["collect_environment", "package_versions"]
+__all__ = ["collect_environment", "fingerprint", "gpus", "package_versions"]
 
 PACKAGES = ("numpy", "ml_dtypes", "pandas", "pyarrow", "mpmath", "gmpy2", "torch", "tensorflow-cpu",
             "tensorflow", "keras", "jax", "jaxlib", "optax", "pytest-benchmark")
@@ -68,12 +70,40 @@ def _git_commit() -> str:
     return f"{commit}-dirty" if commit and dirty.stdout.strip() else commit
 
 
+def gpus() -> list[dict[str, str]]:
+    """NVIDIA GPUs as the driver reports them (model, driver, memory); empty without nvidia-smi."""
+    query = "name,driver_version,memory.total"
+    try:
+        done = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if done.returncode != 0:
+        return []
+    found = []
+    for line in done.stdout.strip().splitlines():
+        name, driver, memory = ([part.strip() for part in line.split(",")] + ["", "", ""])[:3]
+        found.append({"name": name, "driver": driver, "memory": memory})
+    return found
+
+
+def fingerprint(cpu: dict[str, Any], gpu_list: list[dict[str, str]]) -> str:
+    """A stable id of the machine: CPU model, count and flags, GPU models and driver; nothing that jitters
+    (clock speeds, load, free memory), so two runs on one machine share it."""
+    stable = {"machine": cpu.get("machine"), "model": cpu.get("model"), "logical_cpus": cpu.get("logical_cpus"),
+              "flags": cpu.get("flags"), "gpus": [(g.get("name"), g.get("driver")) for g in gpu_list]}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def collect_environment() -> dict[str, Any]:
+    cpu, gpu_list = _cpu(), gpus()
     return {
+        "fingerprint": fingerprint(cpu, gpu_list),
+        "gpus": gpu_list,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
-        "cpu": _cpu(),
+        "cpu": cpu,
         "flush_to_zero": _flush_to_zero(),
         "environment_variables": {name: os.environ[name] for name in ENV_VARIABLES if name in os.environ},
         "git_commit": _git_commit(),

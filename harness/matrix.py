@@ -13,7 +13,10 @@ from typing import NamedTuple
 from cases import Case
 from implementations import DIRECTIONS, REDUCTIONS, Adapter
 
-__all__ = ["BATCH_SIZE", "BenchConfig", "Cell", "Job", "Scope", "batch_eligible", "bench_configs", "jobs_for"]
+__all__ = [
+    "BATCH_SIZE", "BenchConfig", "Cell", "Job", "Scope", "Shard", "batch_eligible", "bench_configs", "jobs_for",
+    "shard_bench", "shard_cases",
+]
 
 BATCH_SIZE = 4099  # long enough for every vectorised main loop, odd so that the tail code runs too
 
@@ -143,3 +146,45 @@ def bench_configs(adapters: dict[str, type[Adapter]], impls: Sequence[str] | Non
                                 configs.extend(BenchConfig(name, impl.impl, impl.input_form, mode, direction,
                                                            device, dtype, n) for direction in directions)
     return configs
+
+
+class Shard(NamedTuple):
+    """Part `number` (1-based) of `total`: a deterministic split of the matrix, so that CI jobs or machines share
+    the work and `merge` puts the parts back together."""
+
+    number: int
+    total: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        parts = text.split("/")
+        try:
+            number, total = (int(part) for part in parts)
+        except ValueError:
+            raise ValueError(f"--shard {text!r}: write it as i/n, e.g. 2/4") from None
+        if not 1 <= number <= total:
+            raise ValueError(f"--shard {text!r}: i must be between 1 and n (1/{total} … {total}/{total})")
+        return cls(number, total)
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.total}"
+
+
+def shard_cases(cases: Sequence[Case], shard: Shard | None) -> list[Case]:
+    """The cases of one shard. A case stays whole (its compiled paths are compared with its eager results in the
+    same run); cases are dealt largest first, round robin, so the shards' work is even."""
+    if shard is None:
+        return list(cases)
+    ranked = sorted(range(len(cases)), key=lambda i: (-cases[i].size, cases[i].name))
+    chosen = {index for rank, index in enumerate(ranked) if rank % shard.total == shard.number - 1}
+    return [case for i, case in enumerate(cases) if i in chosen]
+
+
+def shard_bench(configs: Sequence[BenchConfig], shard: Shard | None) -> list[BenchConfig]:
+    """The configurations of one shard: whole (device, dtype, size) groups, since ratios to the fastest are
+    taken within a group, dealt round robin."""
+    if shard is None:
+        return list(configs)
+    groups = list(dict.fromkeys((c.device, c.dtype, c.n) for c in configs))
+    chosen = {group for rank, group in enumerate(groups) if rank % shard.total == shard.number - 1}
+    return [c for c in configs if (c.device, c.dtype, c.n) in chosen]

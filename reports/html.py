@@ -14,9 +14,17 @@ import numpy as np
 import pandas as pd
 
 from reports.load import Run, load_run
-from reports.summary import STATUS_ORDER, bench_table, discrepancies, size_label, status_matrix
+from reports.summary import (
+    STATUS_ORDER,
+    bench_table,
+    discrepancies,
+    size_label,
+    status_matrix,
+    version_changes,
+    versioned,
+)
 
-__all__ = ["STATUS_COLOURS", "render_html", "write_html"]
+__all__ = ["STATUS_COLOURS", "html_table", "page", "png", "render_html", "write_html"]
 
 STATUS_COLOURS = {
     "pass": "#2e9d4f", "inexact": "#9bcf6f", "deviation": "#e3c04b", "fail": "#d9412b", "nonfinite": "#8e1b6f",
@@ -52,7 +60,7 @@ def _cell(value: Any, nan: str = "") -> str:
     return escape(str(value))
 
 
-def _table(frame: pd.DataFrame, text_columns: tuple[str, ...] = (), nan_columns: tuple[str, ...] = ()) -> str:
+def html_table(frame: pd.DataFrame, text_columns: tuple[str, ...] = (), nan_columns: tuple[str, ...] = ()) -> str:
     """An HTML table; NaN is left blank, except in `nan_columns` (values, where NaN is what came out)."""
     if frame.empty:
         return "<p class='note'>none</p>"
@@ -66,7 +74,7 @@ def _table(frame: pd.DataFrame, text_columns: tuple[str, ...] = (), nan_columns:
     return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
-def _png(figure: Any) -> str:
+def png(figure: Any) -> str:
     """A matplotlib figure as an embedded image."""
     import matplotlib.pyplot as plt
 
@@ -134,7 +142,7 @@ def _discrepancies(run: Run, conformance: pd.DataFrame) -> str:
             "reproduce": [f"python -m harness repro {run.path} {r}" for r in group["row_id"]],
         })
         parts.append(f"<h3 id='{_anchor(str(impl), str(dtype))}'>{escape(str(impl))} · {escape(str(dtype))}</h3>")
-        parts.append(_table(shown, ("status", "case", "reduction", "quantity", "check", "mode", "convention",
+        parts.append(html_table(shown, ("status", "case", "reduction", "quantity", "check", "mode", "convention",
                                     "error", "reproduce"), nan_columns=("got", "exact")))
     return "".join(parts) if parts else "<p class='note'>No discrepancies.</p>"
 
@@ -162,7 +170,7 @@ def _heatmap(conformance: pd.DataFrame) -> str:
                       color="white" if value > values[np.isfinite(values)].max() / 2 else "black")
     figure.colorbar(image, ax=axes, label="log10(1 + worst ULP error)")
     axes.set_title("worst ULP error by implementation and case family")
-    return _png(figure)
+    return png(figure)
 
 
 def _speed_plots(bench: pd.DataFrame) -> str:
@@ -191,7 +199,7 @@ def _speed_plots(bench: pd.DataFrame) -> str:
             axis.set_title(f"{device} {dtype} {direction}")
             axis.grid(True, which="both", alpha=0.3)
         axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-        parts.append(_png(figure))
+        parts.append(png(figure))
     largest = timed[timed["n"] == timed["n"].max()].sort_values("ratio_to_best")
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 0.6 + 0.3 * len(largest)))
     labels = [f"{r.impl} [{r.mode}] {r.direction} {r.dtype}" for r in largest.itertuples()]
@@ -210,7 +218,7 @@ def _speed_plots(bench: pd.DataFrame) -> str:
     right.set_yticks(positions, [])
     right.invert_yaxis()
     right.set_title("first call (compile) seconds")
-    parts.append(_png(figure))
+    parts.append(png(figure))
     return "".join(parts)
 
 
@@ -231,7 +239,7 @@ def _environment(meta: dict[str, Any]) -> str:
     ]
     rows += [(f"package {name}", version) for name, version in sorted(meta.get("packages", {}).items())]
     frame = pd.DataFrame(rows, columns=["what", "value"])
-    return _table(frame, ("what", "value"))
+    return html_table(frame, ("what", "value"))
 
 
 def render_html(run: Run) -> str:
@@ -241,24 +249,34 @@ def render_html(run: Run) -> str:
     sections = [f"<h1>{escape(title)}</h1>",
                 f"<p class='note'>{escape(str(run.path))} · created {escape(str(meta.get('created', '')))}</p>"]
     if run.conformance is not None:
+        changes = version_changes(run.conformance)
+        if not changes.empty:
+            sections += ["<h2 id='versions'>What changed between framework versions</h2>",
+                         html_table(changes, tuple(c for c in changes.columns if not c.startswith("ulp ")))]
+        conformance = versioned(run.conformance)
         sections += ["<h2 id='status'>Accuracy: worst status by implementation and dtype</h2>",
                      "<p class='note'>Each cell: the worst status of its rows and the largest finite error in ULPs "
                      "of the dtype. A cell with findings links to them below.</p>",
-                     _status_matrix(run.conformance),
-                     "<h2 id='heatmap'>ULP error by case family</h2>", _heatmap(run.conformance),
-                     "<h2 id='discrepancies'>Discrepancies</h2>", _discrepancies(run, run.conformance)]
+                     _status_matrix(conformance),
+                     "<h2 id='heatmap'>ULP error by case family</h2>", _heatmap(conformance),
+                     "<h2 id='discrepancies'>Discrepancies</h2>", _discrepancies(run, conformance)]
     if run.bench is not None:
         table = bench_table(run.bench)
         sections += ["<h2 id='speed'>Speed</h2>",
                      "<p class='note'>Median seconds per call (synced; bars: interquartile range), log–log; then, at "
                      "the largest size, the ratio to the fastest configuration in the same sweeps (bars: lowest and "
                      "highest sweep), the roofline fraction and the first call's time.</p>",
-                     _speed_plots(run.bench), _table(table, ("device", "dtype", "n", "direction", "impl", "mode",
+                     _speed_plots(run.bench), html_table(table, ("device", "dtype", "n", "direction", "impl", "mode",
                                                              "ratio_range", "status", "error"))]
     sections += ["<h2 id='environment'>Environment</h2>", _environment(meta)]
+    return page(title, "".join(sections))
+
+
+def page(title: str, body: str) -> str:
+    """A whole self-contained page around `body` (already escaped HTML)."""
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width'><title>{escape(title)}</title>"
-            f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{''.join(sections)}</body></html>\n")
+            f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{body}</body></html>\n")
 
 
 def write_html(run_dir: str | Path) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from reports.load import Run, load_run
-from reports.summary import STATUS_ORDER, bench_table, discrepancies, status_matrix
+from reports.summary import STATUS_ORDER, bench_table, discrepancies, status_matrix, version_changes, versioned
 
 __all__ = ["markdown_table", "render_markdown", "write_markdown"]
 
@@ -57,9 +57,11 @@ def render_markdown(run: Run) -> str:
 
 
 def _conformance_sections(run: Run) -> list[str]:
-    meta, table = run.meta, run.conformance
-    assert table is not None
+    meta = run.meta
+    assert run.conformance is not None
+    table = versioned(run.conformance)
     lines = [
+        *_version_section(run.conformance),
         "## Status by implementation and dtype",
         "",
         f"dtypes: {', '.join(meta.get('dtypes', []))}; devices: {', '.join(meta.get('devices', []))}; "
@@ -98,6 +100,20 @@ def _conformance_sections(run: Run) -> list[str]:
     lines += [f"- `{status}`: {policy[status]}" for status in STATUS_ORDER if status in policy]
     lines.append("")
     return lines
+
+
+def _version_section(conformance: pd.DataFrame) -> list[str]:
+    """For a merged version matrix: what changed between framework versions."""
+    if "framework_version" not in conformance.columns:
+        return []
+    versions = conformance.groupby("impl")["framework_version"].nunique()
+    if not (versions > 1).any():
+        return []
+    changes = version_changes(conformance)
+    found = conformance.groupby("impl")["framework_version"].unique()
+    listed = ", ".join(f"{impl}: {', '.join(sorted(map(str, found[impl])))}" for impl in versions[versions > 1].index)
+    return ["## What changed between framework versions", "", f"Versions compared: {listed}. Rows whose status or "
+            f"worst ULP error differs between versions ({len(changes)}):", "", markdown_table(changes)]
 
 
 def _bench_section(bench: pd.DataFrame, settings: dict[str, Any]) -> list[str]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from harness.tolerance import NOT_FINDINGS, STATUSES
 
-__all__ = ["STATUS_ORDER", "bench_table", "discrepancies", "size_label", "status_matrix"]
+__all__ = [
+    "STATUS_ORDER", "bench_table", "discrepancies", "size_label", "status_matrix", "version_changes", "versioned",
+]
 
 STATUS_ORDER = list(STATUSES)
 
@@ -58,3 +61,35 @@ def bench_table(bench: pd.DataFrame) -> pd.DataFrame:
         "peak_mib": table["peak_memory_bytes"] / 2**20, "status": table["status"].fillna(""),
         "error": (table["error_type"].fillna("") + ": " + table["error_message"].fillna("")).str.strip(": "),
     }).reset_index(drop=True)
+
+
+def versioned(conformance: pd.DataFrame) -> pd.DataFrame:
+    """Where one implementation ran under several framework versions (a merged version matrix), name each
+    version in `impl` ("jax.logits @ 0.9.2"), so tables keep them apart."""
+    if "framework_version" not in conformance.columns or conformance.empty:
+        return conformance
+    versions = conformance.groupby("impl")["framework_version"].nunique()
+    several = set(versions[versions > 1].index)
+    if not several:
+        return conformance
+    relabel = conformance["impl"].isin(several)
+    out = conformance.copy()
+    out.loc[relabel, "impl"] = out.loc[relabel, "impl"] + " @ " + out.loc[relabel, "framework_version"].astype(str)
+    return out
+
+
+def version_changes(conformance: pd.DataFrame) -> pd.DataFrame:
+    """The rows (same implementation, case, dtype, reduction, quantity, check, mode) whose status or worst ULP error
+    differs between framework versions: one column of status and one of ULP error per version."""
+    if "framework_version" not in conformance.columns:
+        return pd.DataFrame()
+    several = conformance.groupby("row_id")["framework_version"].transform("nunique") > 1
+    rows = conformance[several]
+    if rows.empty:
+        return pd.DataFrame()
+    keys = ["impl", "case", "dtype", "device", "reduction", "quantity", "check", "mode"]
+    status = rows.pivot_table(index=keys, columns="framework_version", values="status", aggfunc="first")
+    ulp = rows.pivot_table(index=keys, columns="framework_version", values="max_ulp_error", aggfunc="first")
+    differs = (status.nunique(axis=1) > 1) | ~np.isclose(ulp.min(axis=1), ulp.max(axis=1), rtol=1e-9, equal_nan=True)
+    table = status[differs].add_prefix("status ").join(ulp[differs].add_prefix("ulp "))
+    return table.reset_index()

@@ -1,0 +1,97 @@
+"""Merge run folders into one: the shards of a split matrix, runs from several machines, or the same audit under
+several framework versions (the version matrix). Nothing is recomputed; every row keeps the `run_id` of the run
+that produced it, and `meta.json` lists the sources with their machine fingerprints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.store import BENCH, BENCH_JSON, CASES, CONFORMANCE, RunFolderError, RunStore
+
+__all__ = ["merge_runs"]
+
+
+def _shards(metas: list[dict[str, Any]]) -> str | None:
+    """"complete" when the sources are all n parts of one split (same cases), else what is missing or mixed."""
+    shards = [m.get("shard") or (m.get("bench") or {}).get("shard") for m in metas]
+    if not any(shards):
+        return None
+    totals = {int(s.split("/")[1]) for s in shards if s}
+    if None in shards or len(totals) != 1:
+        return "mixed: some sources are not parts of the same split"
+    total = totals.pop()
+    digests = {m.get("unsharded_case_digest") for m in metas if m.get("kind") == "audit"}
+    if len(digests) > 1:
+        return "mixed: the shards split different sets of cases"
+    present = {int(s.split("/")[0]) for s in shards if s}
+    missing = [f"{i}/{total}" for i in range(1, total + 1) if i not in present]
+    return "complete" if not missing else f"missing {', '.join(missing)}"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunFolderError(f"{str(path)!r} is corrupt (not JSON); rerun that run") from None
+    return document if isinstance(document, dict) else {}
+
+
+def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str) -> Path:
+    """Write the merged run folder `out` from the run folders `sources` (two or more) and return its path."""
+    stores = [RunStore(path) for path in sources]
+    if len(stores) < 2:
+        raise RunFolderError("merge needs two or more run folders: python -m harness merge RUN RUN … --out RUN")
+    metas = [store.read_meta() for store in stores]
+    ids = [meta.get("run_id") for meta in metas]
+    if len(set(ids)) != len(ids):
+        raise RunFolderError(f"run {next(i for i in ids if ids.count(i) > 1)!r} is given twice; merge each run once")
+    conformance = [store.conformance() for store in stores if store.has_conformance()]
+    bench = [store.bench() for store in stores if (store.path / BENCH).is_file()]
+    if not conformance and not bench:
+        raise RunFolderError("none of the runs has results (conformance.parquet or bench.parquet); nothing to merge")
+    sources_meta = [{
+        "run_id": meta.get("run_id"), "path": str(store.path), "kind": meta.get("kind"),
+        "shard": meta.get("shard") or (meta.get("bench") or {}).get("shard"), "fingerprint": meta.get("fingerprint"),
+        "cpu": (meta.get("cpu") or {}).get("model"), "gpus": meta.get("gpus", []), "created": meta.get("created"),
+        "complete": bool(meta.get("complete") or (meta.get("bench") or {}).get("complete")),
+        "packages": meta.get("packages", {}),
+    } for store, meta in zip(stores, metas, strict=True)]
+    first = metas[0]
+    shared = ("cpu", "gpus", "python", "platform", "packages", "flush_to_zero", "tolerance_policy", "conventions",
+              "environment_variables")
+    meta: dict[str, Any] = {key: first[key] for key in shared if key in first}
+    meta.update(run_id=run_id, kind="merged", created=datetime.now(UTC).isoformat(timespec="seconds"),
+                sources=sources_meta, fingerprints=sorted({str(s["fingerprint"]) for s in sources_meta}),
+                shards=_shards(metas))
+    if len(meta["fingerprints"]) == 1:
+        meta["fingerprint"] = meta["fingerprints"][0]
+    target = RunStore.create(out, meta)
+    if conformance:
+        pd.concat(conformance, ignore_index=True).to_parquet(target.path / CONFORMANCE, index=False)
+    if bench:
+        pd.concat(bench, ignore_index=True).to_parquet(target.path / BENCH, index=False)
+        documents = [_read_json(store.path / BENCH_JSON) for store in stores if (store.path / BENCH_JSON).is_file()]
+        merged = dict(documents[0]) if documents else {}
+        merged["benchmarks"] = [entry for document in documents for entry in document.get("benchmarks", [])]
+        (target.path / BENCH_JSON).write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+    cases: dict[str, dict[str, Any]] = {}
+    generated: dict[str, dict[str, Any]] = {}
+    seeds = set()
+    for store in stores:
+        if (store.path / CASES).is_file():
+            document = _read_json(store.path / CASES)
+            seeds.add(document.get("seed", 0))
+            cases.update((entry["name"], entry) for entry in document.get("cases", []))
+            generated.update((entry["name"], entry) for entry in document.get("generated", []))
+    if cases or generated:
+        (target.path / CASES).write_text(json.dumps({"seed": min(seeds), "cases": list(cases.values()),
+                                                     "generated": list(generated.values())}) + "\n",
+                                         encoding="utf-8")
+    target.update_meta(complete=all(s["complete"] for s in sources_meta))  # written last: the folder is whole
+    return target.path

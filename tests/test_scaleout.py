@@ -1,0 +1,132 @@
+"""Scale-out: `--shard i/n` splits, `merge` joins (shards, machines, framework versions), `history` reads them all,
+and the machine fingerprint that tells machines apart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cases import builtin_cases
+from harness.environment import collect_environment, fingerprint
+from harness.matrix import BenchConfig, Shard, shard_bench, shard_cases
+from reports.history import load_history, write_history
+from reports.summary import version_changes, versioned
+from tests.conftest import run_cli
+
+AUDIT = ("audit", "--frameworks", "numpy", "--dtypes", "float32", "--families", "seed,large,labels", "--quiet")
+
+
+def test_shards_partition_the_cases_deterministically() -> None:
+    cases = builtin_cases(0)
+    parts = [shard_cases(cases, Shard(i, 3)) for i in (1, 2, 3)]
+    names = [[c.name for c in part] for part in parts]
+    assert sorted(name for part in names for name in part) == sorted(c.name for c in cases)  # every case once
+    assert names == [[c.name for c in shard_cases(cases, Shard(i, 3))] for i in (1, 2, 3)]  # the same every time
+    sizes = [sum(c.size for c in part) for part in parts]
+    assert max(sizes) - min(sizes) <= max(c.size for c in cases)  # dealt largest first: even within one case
+
+
+def test_bench_shards_keep_groups_whole() -> None:
+    configs = [BenchConfig("torch", "torch.logits", "logits", mode, "forward", "cpu", "float32", n)
+               for n in (10, 100, 1000) for mode in ("eager", "torch.compile")]
+    first, second = shard_bench(configs, Shard(1, 2)), shard_bench(configs, Shard(2, 2))
+    assert {c.n for c in first} == {10, 1000} and {c.n for c in second} == {100}
+    assert len(first) + len(second) == len(configs)
+
+
+@pytest.mark.parametrize(("text", "fragment"), [("3/2", "between 1 and n"), ("0/4", "between 1 and n"),
+                                                ("a/b", "write it as i/n"), ("2", "write it as i/n")])
+def test_bad_shards_are_bad_usage(text: str, fragment: str) -> None:
+    done = run_cli(*AUDIT, "--shard", text)
+    assert done.returncode == 2 and fragment in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("scaleout")
+    for name, extra in (("whole", ()), ("s1", ("--shard", "1/2")), ("s2", ("--shard", "2/2"))):
+        done = run_cli(*AUDIT, "--out", str(root / name), *extra)
+        assert done.returncode == 0, done.stderr
+    done = run_cli("merge", str(root / "s1"), str(root / "s2"), "--out", str(root / "merged"))
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def test_merged_shards_equal_the_whole_run(shards: Path) -> None:
+    key = ["row_id", "status", "max_ulp_error", "got", "expected"]
+    whole = pd.read_parquet(shards / "whole" / "conformance.parquet")[key]
+    merged = pd.read_parquet(shards / "merged" / "conformance.parquet")[key]
+    parts = [pd.read_parquet(shards / s / "conformance.parquet") for s in ("s1", "s2")]
+    assert set(parts[0]["case"]).isdisjoint(parts[1]["case"]) and all(len(p) for p in parts)
+    pd.testing.assert_frame_equal(whole.sort_values("row_id").reset_index(drop=True),
+                                  merged.sort_values("row_id").reset_index(drop=True))
+    meta = json.loads((shards / "merged" / "meta.json").read_text())
+    assert meta["kind"] == "merged" and meta["shards"] == "complete" and meta["complete"] is True
+    assert [s["shard"] for s in meta["sources"]] == ["1/2", "2/2"]
+    assert meta["fingerprint"] == collect_environment()["fingerprint"]
+    assert (shards / "merged" / "report.html").is_file() and (shards / "merged" / "report.md").is_file()
+
+
+def test_a_missing_shard_is_recorded(shards: Path, tmp_path: Path) -> None:
+    done = run_cli("merge", str(shards / "s1"), str(shards / "whole"), "--out", str(tmp_path / "m"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "m" / "meta.json").read_text())["shards"].startswith("mixed")
+
+
+@pytest.mark.parametrize(
+    ("runs", "fragment"),
+    [(["s1"], "merge needs two or more run folders"), (["s1", "s1"], "is given twice"),
+     (["s1", "nowhere"], "is not a run folder")],
+)
+def test_merge_bad_usage(shards: Path, tmp_path: Path, runs: list[str], fragment: str) -> None:
+    done = run_cli("merge", *[str(shards / r) for r in runs], "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
+
+
+def test_history_reads_every_run_once(shards: Path) -> None:
+    corrupt = shards / "corrupt"
+    corrupt.mkdir(exist_ok=True)
+    (corrupt / "meta.json").write_text("{not json")
+    history = load_history(shards)
+    assert set(history["kind"]) == {"accuracy"}
+    assert history["run_id"].nunique() == 3  # whole, s1, s2; the merged run's rows are theirs
+    skipped = " ".join(history.attrs["skipped"])
+    assert "corrupt" in skipped and "merges runs that are here too" in skipped
+    whole = history[history["run_path"].str.endswith("whole")]
+    rows = pd.read_parquet(shards / "whole" / "conformance.parquet")
+    assert whole["rows"].sum() == len(rows) and whole["passed"].sum() == (rows["status"] == "pass").sum()
+    written = write_history(shards)
+    assert [p.name for p in written] == ["history.md", "history.html"]
+    assert "numpy.logits" in written[0].read_text()
+    done = run_cli("history", str(shards / "nowhere"))
+    assert done.returncode == 2 and "is not a folder of runs" in done.stderr
+
+
+def test_fingerprint_is_the_hardware_not_the_moment() -> None:
+    cpu = {"machine": "x86_64", "model": "Some CPU", "logical_cpus": 2, "flags": ["avx2"]}
+    assert fingerprint(cpu, []) == fingerprint(dict(cpu), [])
+    assert fingerprint(cpu, []) != fingerprint(dict(cpu, model="Other CPU"), [])
+    assert fingerprint(cpu, []) != fingerprint(cpu, [{"name": "NVIDIA H200", "driver": "580.1", "memory": "x"}])
+    # the memory figure is not part of it (free and total memory are reported differently by drivers)
+    assert (fingerprint(cpu, [{"name": "G", "driver": "1", "memory": "1 MiB"}])
+            == fingerprint(cpu, [{"name": "G", "driver": "1", "memory": "2 MiB"}]))
+    assert collect_environment()["fingerprint"] == collect_environment()["fingerprint"]
+
+
+def test_version_changes_list_only_what_differs() -> None:
+    base = {"case": "c", "dtype": "float32", "device": "cpu", "reduction": "mean", "quantity": "loss",
+            "check": "reference", "mode": "eager", "impl": "jax.logits"}
+    rows = pd.DataFrame([
+        dict(base, row_id="r1", framework_version="0.9.2", status="pass", max_ulp_error=0.5),
+        dict(base, row_id="r1", framework_version="0.10.2", status="pass", max_ulp_error=0.5),
+        dict(base, row_id="r2", case="d", framework_version="0.9.2", status="fail", max_ulp_error=1e6),
+        dict(base, row_id="r2", case="d", framework_version="0.10.2", status="pass", max_ulp_error=1.0),
+        dict(base, row_id="r3", impl="numpy.logits", framework_version="2.4.6", status="pass", max_ulp_error=0.0),
+    ])
+    changes = version_changes(rows)
+    assert list(changes["case"]) == ["d"]
+    assert changes[["status 0.9.2", "status 0.10.2"]].values.tolist() == [["fail", "pass"]]
+    assert set(versioned(rows)["impl"]) == {"jax.logits @ 0.9.2", "jax.logits @ 0.10.2", "numpy.logits"}
