@@ -201,13 +201,16 @@ BENCH_SIZES = (1_000, 100_000, 10_000_000)
 DEFAULT_SWEEPS = 10  # median of 10 side-by-side ratios: two runs on a noisy 2-core machine agree within ±15 %
 
 
-def _check_gpu(adapters: dict[str, type[Adapter]], devices: Sequence[str]) -> None:
-    """`--devices gpu` where no installed framework sees a GPU is bad usage."""
-    if "gpu" in devices:
-        found = discover({n: a for n, a in adapters.items() if a.is_available()})
-        if not any(isinstance(v, tuple) and "gpu" in v[1] for v in found.values()):
-            raise UsageError(f"no installed framework sees a GPU here (checked: {', '.join(found)}); use --devices "
-                             "cpu, or run on a machine with a GPU")
+def _check_gpu(adapters: dict[str, type[Adapter]], devices: Sequence[str]) -> dict[str, list[str]]:
+    """Each framework's devices when a GPU is asked for (else {}); `--devices gpu` where no installed framework
+    sees a GPU is bad usage."""
+    if "gpu" not in devices:
+        return {}
+    found = discover({n: a for n, a in adapters.items() if a.is_available()})
+    if not any(isinstance(v, tuple) and "gpu" in v[1] for v in found.values()):
+        raise UsageError(f"no installed framework sees a GPU here (checked: {', '.join(found)}); use --devices "
+                         "cpu, or run on a machine with a GPU")
+    return {name: list(v[1]) if isinstance(v, tuple) else [] for name, v in found.items()}
 
 
 def bench(
@@ -270,9 +273,13 @@ def bench(
     if threads < 1 or (available_cpus and threads > len(available_cpus)):
         raise UsageError(f"--threads {threads}: this process may use {len(available_cpus)} CPUs; choose 1 to "
                          f"{len(available_cpus)}")
-    _check_gpu(adapters, chosen_devices)
+    devices_of = _check_gpu(adapters, chosen_devices)
     configs = shard_bench(bench_configs(adapters, chosen_impls, chosen_modes, chosen_directions, chosen_devices,
                                         chosen_dtypes, chosen_sizes), part)
+    # a framework without the device has nothing to time there (numpy on a GPU): left out, and said so in meta
+    skipped = sorted({f"{c.framework} has no {c.device}" for c in configs
+                      if c.device != "cpu" and c.device not in devices_of.get(c.framework, [c.device])})
+    configs = [c for c in configs if f"{c.framework} has no {c.device}" not in skipped]
     if not configs:
         raise UsageError("nothing to time: no chosen framework has the chosen implementations and modes"
                          + (f" in shard {part}" if part else ""))
@@ -281,7 +288,8 @@ def bench(
     started = time.time()
     settings: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "frameworks": list(adapters),
-        "unavailable": missing, "dtypes": chosen_dtypes, "devices": chosen_devices, "sizes": chosen_sizes,
+        "unavailable": missing, "skipped": skipped, "dtypes": chosen_dtypes, "devices": chosen_devices,
+        "sizes": chosen_sizes,
         "directions": chosen_directions, "modes": chosen_modes or "all", "impls": chosen_impls or "default",
         "sweeps": sweeps, "seed": seed, "block_options": options.as_dict(), "shard": str(part) if part else None,
         "threads": {"requested": threads, "cpus": available_cpus[:threads]}, "complete": False,
