@@ -16,11 +16,11 @@ import pandas as pd
 
 from cases import DTYPES, Case, builtin_cases, family_names, load_case_file
 from harness.bench import BENCH_COLUMNS, as_frame, conformance_status, run_bench
-from harness.conventions import load_conventions
+from harness.conventions import Convention, load_conventions
 from harness.environment import collect_environment
 from harness.matrix import Scope, Shard, bench_configs, shard_bench, shard_cases
 from harness.oracle import ORACLE_VERSION
-from harness.runner import CONFORMANCE_COLUMNS, Progress, discover, run_conformance
+from harness.runner import CONFORMANCE_COLUMNS, CellKey, Progress, discover, run_conformance
 from harness.store import BENCH_JOURNAL, RunStore
 from harness.timing import BlockOptions, benchmark_document
 from harness.tolerance import POLICY
@@ -29,6 +29,7 @@ from implementations import DIRECTIONS, REDUCTIONS, Adapter, adapter_classes
 __all__ = [
     "BENCH_SIZES",
     "DEFAULT_SWEEPS",
+    "DEFAULT_TIMEOUT",
     "DEVICES",
     "GPU_SWEEP_DTYPES",
     "GPU_SWEEP_SIZES",
@@ -38,6 +39,7 @@ __all__ = [
     "gpu_sweep",
     "new_run_id",
     "resolve_frameworks",
+    "resume_audit",
 ]
 
 DEVICES = ("cpu", "gpu")
@@ -90,6 +92,22 @@ def _cases(cases: str | Path | Sequence[Case] | None, families: Sequence[str] | 
     return builtin_cases(seed, _choose("family", families, family_names()))
 
 
+DEFAULT_TIMEOUT = 600.0  # seconds without a result from a worker: its cell is a `timeout`
+
+
+def _memory_limit(gib: float | None, jobs: int) -> float | None:
+    """GiB a worker may hold resident: given, or the machine's memory shared by the workers (and this process)."""
+    if gib is not None:
+        if gib <= 0:
+            raise UsageError(f"--memory-limit {gib}: give a positive number of GiB")
+        return gib
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return round(total / 2**30 / (max(1, jobs) + 1), 1)
+
+
 def _shard(text: str | None) -> Shard | None:
     if text is None:
         return None
@@ -117,6 +135,8 @@ def audit(
     progress: Progress | None = None,
     write_report: bool = True,
     shard: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: float | None = None,
 ) -> pd.DataFrame:
     """Run the conformance audit and return one row per implementation × case × dtype × device × reduction ×
     quantity.
@@ -135,9 +155,13 @@ def audit(
         progress: callback (done, total, what).
         write_report: also write report.md and report.html into the run folder.
         shard: "i/n": run part i of n of the cases (`merge` puts the parts together).
+        timeout: seconds a worker may stay silent on one cell before it is stopped (`timeout` rows).
+        memory_limit: GiB of resident memory a worker may use before it is stopped (`crashed` rows); default:
+            the machine's memory shared between the workers.
     """
     adapters = resolve_frameworks(frameworks)
     part = _shard(shard)
+    memory_limit = _memory_limit(memory_limit, jobs)
     chosen_dtypes = _choose("dtype", dtypes, list(DTYPES))
     chosen_devices = _choose("device", devices, DEVICES) if devices is not None else ["cpu"]
     all_cases = _cases(cases, families, seed)
@@ -148,7 +172,6 @@ def audit(
     conventions = load_conventions()
     run_id = new_run_id()
     folder = Path(out) if out is not None else Path("runs") / run_id
-    started = time.time()
     meta: dict[str, Any] = {
         "run_id": run_id,
         "kind": "audit",
@@ -171,29 +194,73 @@ def audit(
                          "reason": c.reason, "link": c.link, **c.parameters} for c in conventions],
         "worker_threads": 1,
         "jobs": jobs,
+        "timeout_s": timeout,
+        "memory_limit_gib": memory_limit,
         **collect_environment(),
     }
     store = RunStore.create(folder, meta)
     store.write_cases(chosen_cases, seed)
+    (folder / "logs").mkdir()
+    return _run_audit(store, meta, chosen_cases, adapters, conventions, jobs=jobs, use_cache=use_cache,
+                      progress=progress, write_report=write_report, timeout=timeout, memory_limit=memory_limit)
+
+
+def resume_audit(run_dir: str | Path, jobs: int | None = None, use_cache: bool = True,
+                 progress: Progress | None = None, write_report: bool = True, timeout: float = DEFAULT_TIMEOUT,
+                 memory_limit: float | None = None) -> pd.DataFrame:
+    """Finish an interrupted audit in its own folder: the cells its journal already holds are not run again,
+    and the table ends with each row once, as an uninterrupted run would have it."""
+    store = RunStore(run_dir)
+    meta = store.read_meta()
+    if meta.get("kind") != "audit":
+        raise UsageError(f"{str(run_dir)!r} holds no audit (kind {meta.get('kind')!r}); --resume continues an "
+                         "audit in its own folder")
+    if meta.get("complete"):
+        raise UsageError(f"{str(run_dir)!r} is complete already; there is nothing to resume")
+    cases = list(store.read_cases().values())
+    adapters = resolve_frameworks(meta.get("frameworks"))
+    rows = store.journal_rows()
+    recorded: frozenset[CellKey] = frozenset(
+        (r["impl"], r["case"], r["dtype"], r["device"], r["reduction"], r["mode"], r["check"]) for r in rows)
+    resumed = [*meta.get("resumed", []), {"at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                           "rows_kept": len(rows)}]
+    store.update_meta(resumed=resumed)
+    meta["resumed"] = resumed
+    (store.path / "logs").mkdir(exist_ok=True)
+    return _run_audit(store, meta, cases, adapters, load_conventions(), jobs=jobs or meta.get("jobs", 2),
+                      use_cache=use_cache, progress=progress, write_report=write_report, timeout=timeout,
+                      memory_limit=memory_limit, recorded=recorded)
+
+
+def _run_audit(store: RunStore, meta: dict[str, Any], cases: list[Case], adapters: dict[str, type[Adapter]],
+               conventions: list[Convention], *, jobs: int, use_cache: bool, progress: Progress | None,
+               write_report: bool, timeout: float, memory_limit: float | None,
+               recorded: frozenset[CellKey] = frozenset()) -> pd.DataFrame:
+    """Run (the rest of) the matrix into the store, consolidate, and mark the run complete."""
+    run_id, started = meta["run_id"], time.time()
 
     def emit(rows: list[dict[str, Any]]) -> None:
         store.append([dict(row, run_id=run_id) for row in rows])
 
-    logs = folder / "logs"
-    logs.mkdir()
-    workers = run_conformance(chosen_cases, adapters, chosen_dtypes, chosen_devices,
-                              scope=Scope.everything() if full else Scope.default(), conventions=conventions,
-                              jobs=jobs, use_cache=use_cache, log_dir=logs, emit=emit, progress=progress)
+    limit = None if memory_limit is None else int(memory_limit * 2**30)
+    workers = run_conformance(cases, adapters, meta["dtypes"], meta["devices"],
+                              scope=Scope.everything() if meta.get("full") else Scope.default(),
+                              conventions=conventions, jobs=jobs, use_cache=use_cache, silence_timeout=timeout,
+                              memory_limit=limit, recorded=recorded,
+                              log_dir=store.path / "logs", emit=emit, progress=progress)
     frame = store.consolidate(CONFORMANCE_COLUMNS)
+    # conventions counted over the whole table, so that a resumed run counts the rows of both sessions
+    matched = frame.loc[frame["deviation"] != "", "deviation"].value_counts().to_dict() if len(frame) else {}
+    ran = set(frame["impl"]) if len(frame) else set()
+    stale = [c.id for c in conventions if set(c.impls) & ran and not matched.get(c.id)]
     store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=workers["workers"],
-                      rows=len(frame), stale_conventions=workers["stale_conventions"],
-                      matched_conventions=workers["matched_conventions"],
-                      reference_seconds=workers["reference_seconds"])
+                      rows=len(frame), stale_conventions=stale, matched_conventions=matched,
+                      faults=workers["faults"], reference_seconds=workers["reference_seconds"])
     if write_report:
         from reports import write_reports
 
-        write_reports(folder)
-    frame.attrs["run_dir"] = str(folder)
+        write_reports(store.path)
+    frame.attrs["run_dir"] = str(store.path)
     return frame
 
 

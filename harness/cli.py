@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from harness.api import (
     DEFAULT_SWEEPS,
+    DEFAULT_TIMEOUT,
     DEVICES,
     GPU_SWEEP_DTYPES,
     GPU_SWEEP_SIZES,
@@ -24,6 +25,7 @@ from harness.api import (
     bench,
     gpu_sweep,
     resolve_frameworks,
+    resume_audit,
 )
 from harness.runner import discover
 from harness.store import RunFolderError
@@ -75,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=_int_arg, default=2, help="framework workers at once (default 2)")
     run.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
     run.add_argument("--shard", metavar="i/n", help="run part i of n of the cases (merge the parts with 'merge')")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                     help="finish an interrupted audit in its folder, without redoing the rows it recorded")
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                     help=f"a worker silent this long on one cell is stopped: a timeout row (default "
+                          f"{DEFAULT_TIMEOUT:g})")
+    run.add_argument("--memory-limit", type=float, metavar="GIB",
+                     help="a worker holding more resident memory is stopped: a crashed row (default: the "
+                          "machine's memory shared between the workers)")
     run.add_argument("--fail-on", type=_list_arg, metavar="STATUSES",
                      help="exit 1 when a row has one of these statuses (e.g. fail,nonfinite) and --expected does not "
                           "list it")
@@ -168,6 +178,9 @@ def _print_summary(run_dir: str) -> None:
     print("totals: " + ", ".join(f"{status} {count}" for status, count in counts.items()))
     for stale in run.meta.get("stale_conventions", []):
         print(f"warning: documented convention {stale!r} matched no row (stale?)")
+    for fault in run.meta.get("faults", []):
+        print(f"fault: {fault['impl']} on case {fault['case']!r} ({fault['dtype']}, {fault['mode']}): "
+              f"{fault['status']}: {fault['why']}; the other cases ran on in a new worker")
     print(f"run folder: {run_dir}  (report.md, conformance.parquet, meta.json)")
 
 
@@ -197,11 +210,21 @@ def _audit(args: argparse.Namespace) -> int:
         expected = load_expected(args.expected) if args.expected is not None else []
     except ExpectedFileError as exc:
         raise UsageError(str(exc)) from None
-    frame = _with_progress(
-        "audit", audit, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
-        families=args.families, cases=args.cases, out=args.out, seed=args.seed, full=args.full, jobs=args.jobs,
-        use_cache=not args.no_cache, shard=args.shard,
-    )
+    if args.resume is not None:
+        given = [flag for flag, value in (("--frameworks", args.frameworks), ("--dtypes", args.dtypes),
+                                          ("--devices", args.devices), ("--families", args.families),
+                                          ("--cases", args.cases), ("--out", args.out), ("--shard", args.shard))
+                 if value is not None] + (["--full"] if args.full else [])
+        if given:
+            raise UsageError(f"--resume continues the audit as it was started; leave out {', '.join(given)}")
+        frame = _with_progress("audit", resume_audit, args.quiet, run_dir=args.resume, use_cache=not args.no_cache,
+                               timeout=args.timeout, memory_limit=args.memory_limit)
+    else:
+        frame = _with_progress(
+            "audit", audit, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
+            families=args.families, cases=args.cases, out=args.out, seed=args.seed, full=args.full, jobs=args.jobs,
+            use_cache=not args.no_cache, shard=args.shard, timeout=args.timeout, memory_limit=args.memory_limit,
+        )
     _print_summary(frame.attrs["run_dir"])
     if not fail_on:
         return 0

@@ -25,9 +25,10 @@ from harness.oracle import Reference, cache_dir, reference
 from harness.worker import describe, worker_main
 from implementations import Adapter
 
-__all__ = ["CONFORMANCE_COLUMNS", "Progress", "discover", "row_id", "run_conformance"]
+__all__ = ["CONFORMANCE_COLUMNS", "CellKey", "Progress", "discover", "row_id", "run_conformance"]
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
+CellKey = tuple[str, str, str, str, str, str, str]  # impl, case name, dtype, device, reduction, mode, check
 Emit = Callable[[list[dict[str, Any]]], None]
 
 
@@ -75,6 +76,7 @@ class _Worker:
     jobs: list[Job]
     pending: set[Cell]
     process: Any = None
+    restarts: int = 0
     channel: Connection | None = None
     started: float = 0.0
     last_heard: float = 0.0
@@ -106,6 +108,41 @@ def _shards(framework: str, jobs: list[Job], count: int) -> list[_Worker]:
     ]
 
 
+MAX_RESTARTS = 5  # a worker that dies takes only the job it was on; after this many deaths, all of its rest
+
+
+def _in_progress(worker: _Worker) -> list[Cell]:
+    """The job a worker was on when it died or hung (its first job, in the order it runs them, with cells still
+    without a result): those cells. The same input would fault again for each reduction."""
+    for job in worker.jobs:
+        cells = [cell for cell in job.cells() if cell in worker.pending]
+        if cells:
+            return cells
+    return []
+
+
+def _remaining_jobs(jobs: list[Job], pending: set[Cell]) -> list[Job]:
+    """The jobs narrowed to the cells still pending (a job is one call per reduction)."""
+    out = []
+    for job in jobs:
+        reductions = tuple(c.reduction for c in job.cells() if c in pending)
+        if reductions:
+            out.append(Job(job.case_index, job.dtype, job.impl, job.device, reductions, job.mode, job.check))
+    return out
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident set (0 when it is gone or the OS has no /proc)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+
+
 def run_conformance(
     cases: Sequence[Case],
     adapters: dict[str, type[Adapter]],
@@ -118,6 +155,8 @@ def run_conformance(
     threads: int = 1,
     use_cache: bool = True,
     silence_timeout: float = 600.0,
+    memory_limit: int | None = None,
+    recorded: frozenset[CellKey] = frozenset(),
     log_dir: Path | None = None,
     emit: Emit,
     progress: Progress | None = None,
@@ -129,11 +168,16 @@ def run_conformance(
     The rest run in worker processes (each framework's jobs split by case between `jobs` workers), up to `jobs`
     at once, each with `threads` threads, while this process computes the references. Each worker's own output
     goes to `log_dir/<worker>.log` when given.
+
+    Faults: a worker that dies (a signal, an abort) or exceeds `memory_limit` bytes of resident memory gives a
+    `crashed` row for the cell it was computing, one silent for `silence_timeout` seconds a `timeout` row; a new
+    worker then takes the rest of its cells (up to MAX_RESTARTS times). `recorded` holds the cells (impl, case name,
+    dtype, device, reduction, mode, check) that an interrupted run already recorded: they are not run again.
     """
     scope = scope or Scope.default()
     cases = list(cases)
     judge = Judge(cases, dict(adapters), conventions)
-    report: dict[str, Any] = {"workers": {}}
+    report: dict[str, Any] = {"workers": {}, "faults": []}
     workers: list[_Worker] = []
     total = 0
     done = 0
@@ -144,9 +188,20 @@ def run_conformance(
         if progress is not None:
             progress(done, total, what)
 
+    def key(cell: Cell) -> CellKey:
+        return (cell.impl, cases[cell.case_index].name, cell.dtype, cell.device, cell.reduction, cell.mode,
+                cell.check)
+
+    compiled_pending = set()  # eager cells that a pending compiled cell is compared with: run again if done
+
     for name, adapter in adapters.items():
         version = adapter.installed_version() or ""
         all_jobs = list(jobs_for(adapter, cases, dtypes, devices, scope))
+        if recorded:
+            compiled_pending |= {cell._replace(mode="eager") for job in all_jobs if job.mode != "eager"
+                                 for cell in job.cells() if key(cell) not in recorded}
+            all_jobs = _remaining_jobs(all_jobs, {cell for job in all_jobs for cell in job.cells()
+                                                  if key(cell) not in recorded or cell in compiled_pending})
         total += sum(len(job.reductions) for job in all_jobs)
         report["workers"][name] = {"available": adapter.is_available(), "installed_version": version}
         if not adapter.is_available():
@@ -208,13 +263,30 @@ def run_conformance(
         if worker.process.is_alive():
             worker.process.kill()
             worker.process.join(timeout=10)
+        if status in ("crashed", "timeout") and worker.restarts < MAX_RESTARTS:
+            culprits = _in_progress(worker)
+            if culprits:  # that job is the fault's; a fresh worker takes the rest
+                for culprit in culprits:
+                    emit(judge.status_rows(worker.framework, culprit, status, "WorkerLost", why))
+                    worker.pending.discard(culprit)
+                advance(len(culprits), worker.framework)
+                first = culprits[0]
+                report["faults"].append({"worker": worker.id, "status": status, "why": why, "impl": first.impl,
+                                         "case": cases[first.case_index].name, "dtype": first.dtype,
+                                         "mode": first.mode, "cells": len(culprits)})
+                if worker.pending:
+                    restarted = _Worker(worker.id, worker.framework, _remaining_jobs(worker.jobs, worker.pending),
+                                        set(worker.pending), restarts=worker.restarts + 1)
+                    waiting.insert(0, restarted)
+                    return
         remaining = sorted(worker.pending)
         for cell in remaining:
-            emit(judge.status_rows(worker.framework, cell, status, "", why))
+            emit(judge.status_rows(worker.framework, cell, status, "WorkerLost" if status != "error" else "", why))
         worker.pending = set()
         advance(len(remaining), worker.framework)
         report["workers"].setdefault(worker.framework, {}).setdefault("shards", {})[worker.id] = {
             "ended": status if remaining else "done", "seconds": round(time.monotonic() - worker.started, 2),
+            "restarts": worker.restarts,
         }
 
     def check_workers() -> None:
@@ -224,7 +296,11 @@ def run_conformance(
             if not worker.process.is_alive() and not worker.channel.poll():
                 close_worker(worker, "crashed", _death(worker.process))
             elif now - worker.last_heard > silence_timeout:
-                close_worker(worker, "timeout", f"no result for {silence_timeout:g} s")
+                close_worker(worker, "timeout", f"no result for {silence_timeout:g} s (the per-cell time limit)")
+            elif memory_limit is not None and (used := resident_bytes(worker.process.pid)) > memory_limit:
+                worker.process.kill()
+                close_worker(worker, "crashed", f"killed at {used / 2**30:.1f} GiB resident, over the memory "
+                                                f"limit of {memory_limit / 2**30:.1f} GiB")
 
     def next_message() -> tuple[_Worker, tuple[Any, ...]] | None:
         """The next message from any worker, or None after a quiet second."""
@@ -250,13 +326,7 @@ def run_conformance(
             return judge.batch(name, cell, message[3], message[4])
         return judge.result(name, cell, message[3], references[(cell.case_index, cell.dtype)])
 
-    while running or waiting:
-        received = next_message()
-        if received is None:
-            check_workers()
-            start_workers()
-            continue
-        worker, message = received
+    def handle(worker: _Worker, message: tuple[Any, ...]) -> None:
         kind, name = message[0], worker.framework
         worker.last_heard = time.monotonic()
         if kind == "hello":
@@ -264,11 +334,10 @@ def run_conformance(
             report["workers"][name].update(versions=message[2], devices=message[3])
         elif kind == "load_failed":
             report["workers"][name]["load_error"] = f"{message[2]}: {message[3]}"
+            worker.restarts = MAX_RESTARTS  # it would fail again: every cell gets the error
             close_worker(worker, "error", f"{name} failed to load: {message[2]}: {message[3]}")
-            start_workers()
         elif kind == "done":
             close_worker(worker, "crashed", "the worker ended without a result for this cell")
-            start_workers()
         else:
             cell: Cell = message[2]
             try:
@@ -280,6 +349,16 @@ def run_conformance(
             worker.pending.discard(cell)
             emit(rows)
             advance(1, name)
+
+    last_check = time.monotonic()
+    while running or waiting:
+        received = next_message()
+        if received is not None:
+            handle(*received)
+        if received is None or time.monotonic() - last_check > 0.5:  # busy or not, watch deaths, memory, silence
+            check_workers()
+            start_workers()
+            last_check = time.monotonic()
     ran = {job.impl for worker in workers for job in worker.jobs}
     report["stale_conventions"] = [c.id for c in judge.stale(ran)]
     report["matched_conventions"] = dict(judge.matched)

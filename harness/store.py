@@ -130,23 +130,26 @@ class RunStore:
         return found
 
     def append(self, rows: Iterable[dict[str, Any]], journal_name: str = JOURNAL) -> None:
-        """Append rows to the journal, one JSON object a line. Each append reaches the operating system at once
-        (so a killed run keeps it); the file is synced to disk once, when the run is consolidated."""
-        lines = "".join(json.dumps(row, default=float) + "\n" for row in rows)
+        """Append one record to the journal: the rows of one cell, as one JSON line, so that a run killed in the
+        middle of a write loses that cell whole (the cut line is dropped) and never keeps half of it. Each append
+        reaches the operating system at once; the file is synced to disk when the run is consolidated."""
+        line = json.dumps({"rows": list(rows)}, default=float) + "\n"
         with open(self.path / journal_name, "a", encoding="utf-8") as journal:
-            journal.write(lines)
+            journal.write(line)
 
-    def journal_rows(self) -> list[dict[str, Any]]:
+    def journal_rows(self, journal_name: str = JOURNAL) -> list[dict[str, Any]]:
         """The journal's rows; a last line cut short by an interruption is dropped."""
-        file = self.path / JOURNAL
+        file = self.path / journal_name
         if not file.is_file():
             return []
-        rows = []
+        rows: list[dict[str, Any]] = []
         for line in file.read_text(encoding="utf-8").splitlines():
             try:
-                rows.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(record, dict):
+                rows.extend(record["rows"] if isinstance(record.get("rows"), list) else [record])
         return rows
 
     def consolidate(self, columns: list[str]) -> pd.DataFrame:

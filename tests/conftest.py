@@ -17,8 +17,9 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["BCE_HARNESS_CACHE"] = str(tmp_path_factory.mktemp("reference-cache"))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run `python -m harness ARGS` as a user would, from the checkout."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
+            extra_path: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m harness ARGS` as a user would, from the checkout (`extra_path`: more import paths first)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (extra_path, str(ROOT)) if p))
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=timeout, check=False)
