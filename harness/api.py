@@ -18,7 +18,7 @@ from cases import DTYPES, Case, builtin_cases, family_names, load_case_file
 from harness.bench import BENCH_COLUMNS, as_frame, conformance_status, run_bench
 from harness.conventions import Convention, load_conventions
 from harness.environment import collect_environment
-from harness.matrix import Scope, Shard, bench_configs, shard_bench, shard_cases
+from harness.matrix import BenchConfig, Scope, Shard, bench_configs, shard_bench, shard_cases
 from harness.oracle import ORACLE_VERSION
 from harness.runner import CONFORMANCE_COLUMNS, CellKey, Progress, discover, run_conformance
 from harness.store import BENCH_JOURNAL, RunStore
@@ -40,6 +40,7 @@ __all__ = [
     "new_run_id",
     "resolve_frameworks",
     "resume_audit",
+    "resume_bench",
 ]
 
 DEVICES = ("cpu", "gpu")
@@ -352,7 +353,6 @@ def bench(
                          + (f" in shard {part}" if part else ""))
     options = options or BlockOptions()
     run_id = new_run_id()
-    started = time.time()
     settings: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "frameworks": list(adapters),
         "unavailable": missing, "skipped": skipped, "dtypes": chosen_dtypes, "devices": chosen_devices,
@@ -365,10 +365,44 @@ def bench(
             "bench": settings, **collect_environment()}
     folder = Path(out) if out is not None else Path("runs") / run_id
     store = RunStore.for_bench(folder, meta)
+    return _run_bench(store, settings, configs, adapters, options, progress=progress, write_report=write_report)
+
+
+def resume_bench(run_dir: str | Path, progress: Progress | None = None, write_report: bool = True) -> pd.DataFrame:
+    """Finish an interrupted benchmark in its folder: the (device, dtype, size) groups its journal holds whole are
+    kept, the rest are timed again (ratios are taken within one pass over a group)."""
+    store = RunStore(run_dir)
+    settings = store.read_meta().get("bench")
+    if not isinstance(settings, dict):
+        raise UsageError(f"{str(run_dir)!r} holds no benchmark; --resume continues a bench in its own folder")
+    if settings.get("complete"):
+        raise UsageError(f"{str(run_dir)!r}: its benchmark is complete already; there is nothing to resume")
+    adapters = resolve_frameworks(settings["frameworks"])
+    modes = None if settings["modes"] == "all" else settings["modes"]
+    impls = None if settings["impls"] == "default" else settings["impls"]
+    configs = shard_bench(bench_configs(adapters, impls, modes, settings["directions"], settings["devices"],
+                                        settings["dtypes"], settings["sizes"]), _shard(settings.get("shard")))
+    skipped = set(settings.get("skipped", []))
+    configs = [c for c in configs if f"{c.framework} has no {c.device}" not in skipped]
+    replay = store.journal_rows(BENCH_JOURNAL)
+    settings["resumed"] = [*settings.get("resumed", []), {"at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                                          "records_kept": len(replay)}]
+    store.update_meta(bench=settings)
+    return _run_bench(store, settings, configs, adapters, BlockOptions(**settings["block_options"]),
+                      progress=progress, write_report=write_report, replay=replay)
+
+
+def _run_bench(store: RunStore, settings: dict[str, Any], configs: list[BenchConfig],
+               adapters: dict[str, type[Adapter]], options: BlockOptions, *, progress: Progress | None,
+               write_report: bool, replay: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
+    """Time (the rest of) the configurations into the store and write bench.parquet, bench.json and the reports."""
+    started = time.time()
     run_id = store.read_meta()["run_id"]  # an audit's folder keeps its run id
-    (folder / "logs").mkdir(exist_ok=True)
-    result = run_bench(configs, adapters, sweeps=sweeps, threads=threads, cpus=available_cpus[:threads] or None,
-                       seed=seed, options=options, log_dir=folder / "logs", progress=progress,
+    (store.path / "logs").mkdir(exist_ok=True)
+    threads = settings["threads"]
+    result = run_bench(configs, adapters, sweeps=settings["sweeps"], threads=threads["requested"],
+                       cpus=threads["cpus"] or None, seed=settings["seed"], options=options,
+                       log_dir=store.path / "logs", progress=progress, replay=replay,
                        journal=lambda record: store.append([record], BENCH_JOURNAL))
     frame = as_frame(result.rows, run_id)
     if store.has_conformance():
@@ -380,13 +414,13 @@ def bench(
     settings.update(complete=True, wall_seconds=round(time.time() - started, 3), baselines=result.baselines,
                     workers=result.workers)
     settings["threads"]["frameworks"] = {name: {"cpus": info.get("cpus"), **info.get("threads", {})}
-                                         for name, info in result.workers.items()}
+                                         for name, info in result.workers.items() if "cpus" in info}
     store.update_meta(bench=settings)
     if write_report:
         from reports import write_reports
 
-        write_reports(folder)
-    frame.attrs["run_dir"] = str(folder)
+        write_reports(store.path)
+    frame.attrs["run_dir"] = str(store.path)
     return frame
 
 

@@ -147,22 +147,35 @@ def run_bench(
     timeout: float = 900.0,
     progress: Progress | None = None,
     journal: Callable[[dict[str, Any]], None] | None = None,
+    replay: Sequence[dict[str, Any]] = (),
 ) -> BenchResult:
     """Time every configuration; return the rows (without ratios' peers missing), pytest-benchmark entries with
-    every round, what each worker reported, and the bandwidth baselines."""
+    every round, what each worker reported, and the bandwidth baselines.
+
+    `replay`: the journal of an interrupted run of the same configurations. Its (device, dtype, size) groups
+    that finished every sweep are kept as they are; the others are timed again from the start, since ratios
+    are only taken side by side within one pass over a group.
+    """
     options = options or BlockOptions()
     cpus = cpus if cpus is not None else list(range(threads))
     frameworks = list(dict.fromkeys(c.framework for c in configs))
-    workers = {name: _start(name, cpus, threads, seed, options, log_dir) for name in frameworks}
-    for worker in workers.values():  # they import their frameworks at the same time
-        _hello(worker, timeout)
-    prepared: dict[Any, dict[str, Any]] = {}
-    problems: dict[Any, tuple[str, str]] = {}
-    blocks: dict[Any, list[tuple[int, list[float]]]] = defaultdict(list)  # key → [(iterations, data)] per sweep
+    prepared, problems, blocks = _replayed(replay, sweeps)
     groups: dict[tuple[str, str, int], list[BenchConfig]] = defaultdict(list)
     for config in configs:
         groups[(config.device, config.dtype, config.n)].append(config)
-    total = len(configs) * (sweeps + 1) + len(groups) * len(frameworks) * (sweeps + 1)
+    finished = {group for group, members in groups.items()
+                if all(key in problems or (key in prepared and len(blocks.get(key, [])) == sweeps)
+                       for key in [*members, *(("read", name, *group) for name in frameworks)])}
+    groups = {group: members for group, members in groups.items() if group not in finished}
+    for group, members in groups.items():  # a group timed again starts clean
+        for key in [*members, *(("read", name, *group) for name in frameworks)]:
+            prepared.pop(key, None)
+            problems.pop(key, None)
+            blocks.pop(key, None)
+    workers = {name: _start(name, cpus, threads, seed, options, log_dir) for name in frameworks} if groups else {}
+    for worker in workers.values():  # they import their frameworks at the same time
+        _hello(worker, timeout)
+    total = sum(len(m) for m in groups.values()) * (sweeps + 1) + len(groups) * len(frameworks) * (sweeps + 1)
     done = 0
 
     def advance(what: str) -> None:
@@ -212,9 +225,36 @@ def run_bench(
             worker.stop()
 
     worker_info = {name: {**worker.info, "problem": worker.failed} for name, worker in workers.items()}
+    worker_info.update({name: {"replayed": True} for name in frameworks if name not in worker_info})
     baselines = _baselines(prepared, blocks, problems, sweeps)
     rows, entries = _rows(configs, prepared, problems, blocks, baselines, worker_info, options, sweeps)
     return BenchResult(rows, entries, worker_info, baselines)
+
+
+def _replayed(records: Sequence[dict[str, Any]], sweeps: int) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]]:
+    """prepared, problems and blocks (by key, in sweep order) as an earlier run journaled them; a later record of
+    the same key wins (a group timed again replaces what it had)."""
+    prepared: dict[Any, dict[str, Any]] = {}
+    problems: dict[Any, tuple[str, str]] = {}
+    by_sweep: dict[Any, dict[int, tuple[int, list[float]]]] = defaultdict(dict)
+    for record in records:
+        if "read" in record:
+            key: Any = ("read", *record["read"])
+        else:
+            key = BenchConfig(**{name: record[name] for name in BenchConfig._fields})
+        if "error" in record:
+            problems[key] = (str(record["error"][0]), str(record["error"][1]))
+        elif record.get("event") == "prepared":
+            prepared[key] = {name: record[name] for name in ("compile_s", "peak_memory_bytes", "peak_memory_note",
+                                                             "rounds_per_block", "iterations") if name in record}
+            problems.pop(key, None)
+            by_sweep[key] = {}
+        elif record.get("event") == "block":
+            by_sweep[key][int(record["sweep"])] = (int(record["iterations"]), list(record["data"]))
+    blocks: dict[Any, list[tuple[int, list[float]]]] = defaultdict(list)
+    for key, found in by_sweep.items():
+        blocks[key] = [found[s] for s in range(sweeps) if s in found]
+    return prepared, problems, blocks
 
 
 def _block_median(block: tuple[int, list[float]]) -> float:

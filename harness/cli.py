@@ -26,6 +26,7 @@ from harness.api import (
     gpu_sweep,
     resolve_frameworks,
     resume_audit,
+    resume_bench,
 )
 from harness.runner import discover
 from harness.store import RunFolderError
@@ -109,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     timing.add_argument("--threads", type=_int_arg, help="threads and CPUs for every framework (default: all)")
     timing.add_argument("--seed", type=_int_arg, default=0, help="seed of the inputs (default 0)")
     timing.add_argument("--shard", metavar="i/n", help="time part i of n of the (device, dtype, size) groups")
+    timing.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="finish an interrupted benchmark in its folder (whole size groups are kept)")
     timing.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)  # 1e4,1e6,1e8
@@ -241,6 +244,14 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        given = [f"--{name.replace('_', '-')}" for name in ("frameworks", "dtypes", "devices", "sizes", "directions",
+                                                             "modes", "impls", "out", "threads", "shard")
+                 if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"--resume continues the benchmark as it was started; leave out {', '.join(given)}")
+        _print_bench(_with_progress("bench", resume_bench, args.quiet, run_dir=args.resume))
+        return 0
     frame = _with_progress(
         "bench", bench, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
         sizes=args.sizes, directions=args.directions, modes=args.modes, impls=args.impls, out=args.out,

@@ -131,3 +131,40 @@ def test_the_same_audit_twice_gives_the_same_table(tmp_path: Path) -> None:
     third = tmp_path / "c"
     assert run_cli(*small, "--seed", "1", "--out", str(third)).returncode == 0
     assert json.loads((third / "meta.json").read_text())["case_digest"] != digests[0]  # another seed, other bytes
+
+
+def test_bench_resume_keeps_finished_groups_and_redoes_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    args = ["bench", "--frameworks", "numpy", "--sizes", "1e3,1e5,1e6", "--sweeps", "3", "--threads", "1",
+            "--out", str(out), "--quiet"]
+    process = subprocess.Popen([sys.executable, "-m", "harness", *args], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                               cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = out / "bench-journal.jsonl"
+
+    def records() -> list[dict[str, object]]:
+        lines = journal.read_text().splitlines() if journal.is_file() else []
+        return [json.loads(line)["rows"][0] for line in lines if line.endswith("}")]
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(r.get("n") == 100000 and r["event"] == "block" for r in records()):  # into the second group
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the benchmark finished before it could be interrupted"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = [r for r in records() if r.get("n") == 1000 and r["event"] == "block"]
+    assert len(before) == 2 * 3  # the first group finished: 2 configurations × 3 sweeps
+
+    done = run_cli("bench", "--resume", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_parquet(out / "bench.parquet")
+    assert frame["row_id"].is_unique and len(frame) == 3 * 2 and (frame["rounds"] > 0).all()
+    document = json.loads((out / "bench.json").read_text())
+    for entry in document["benchmarks"]:
+        params = entry["params"]
+        if params.get("n") == 1000 and "impl" in params:  # kept from before the kill, not timed again
+            kept = [t for r in before if r["direction"] == params["direction"] for t in r["data"]]  # type: ignore
+            assert entry["stats"]["data"] == kept
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["bench"]["complete"] is True and len(meta["bench"]["resumed"]) == 1
