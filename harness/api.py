@@ -392,11 +392,19 @@ def resume_bench(run_dir: str | Path, progress: Progress | None = None, write_re
                       progress=progress, write_report=write_report, replay=replay)
 
 
+def _load_average() -> float | None:
+    """The machine's 1-minute load average: other work on the machine while timing shows up here."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
 def _run_bench(store: RunStore, settings: dict[str, Any], configs: list[BenchConfig],
                adapters: dict[str, type[Adapter]], options: BlockOptions, *, progress: Progress | None,
                write_report: bool, replay: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
     """Time (the rest of) the configurations into the store and write bench.parquet, bench.json and the reports."""
-    started = time.time()
+    started, load_before = time.time(), _load_average()
     run_id = store.read_meta()["run_id"]  # an audit's folder keeps its run id
     (store.path / "logs").mkdir(exist_ok=True)
     threads = settings["threads"]
@@ -412,7 +420,7 @@ def _run_bench(store: RunStore, settings: dict[str, Any], configs: list[BenchCon
         frame[["status", "status_detail"]] = frame[["status", "status_detail"]].fillna("")
     store.write_bench(frame, benchmark_document(result.entries))
     settings.update(complete=True, wall_seconds=round(time.time() - started, 3), baselines=result.baselines,
-                    workers=result.workers)
+                    workers=result.workers, load_average={"start": load_before, "end": _load_average()})
     settings["threads"]["frameworks"] = {name: {"cpus": info.get("cpus"), **info.get("threads", {})}
                                          for name, info in result.workers.items() if "cpus" in info}
     store.update_meta(bench=settings)

@@ -77,6 +77,7 @@ class _Worker:
     pending: set[Cell]
     process: Any = None
     restarts: int = 0
+    greeted: bool = False  # it loaded its framework: a death after that is a cell's doing, before it the import's
     channel: Connection | None = None
     started: float = 0.0
     last_heard: float = 0.0
@@ -263,7 +264,7 @@ def run_conformance(
         if worker.process.is_alive():
             worker.process.kill()
             worker.process.join(timeout=10)
-        if status in ("crashed", "timeout") and worker.restarts < MAX_RESTARTS:
+        if status in ("crashed", "timeout") and worker.greeted and worker.restarts < MAX_RESTARTS:
             culprits = _in_progress(worker)
             if culprits:  # that job is the fault's; a fresh worker takes the rest
                 for culprit in culprits:
@@ -330,6 +331,7 @@ def run_conformance(
         kind, name = message[0], worker.framework
         worker.last_heard = time.monotonic()
         if kind == "hello":
+            worker.greeted = True
             judge.versions[name] = message[2].get(name, "")
             report["workers"][name].update(versions=message[2], devices=message[3])
         elif kind == "load_failed":

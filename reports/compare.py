@@ -185,6 +185,11 @@ def compare_runs(base_dir: str | Path, new_dir: str | Path, min_effect: float = 
         speed = _speed(base, new, min_effect, alpha, notes)
     elif (base.bench is None) != (new.bench is None):
         notes.append("speed not compared: only one of the runs has a benchmark")
+    loads = [((run.meta.get("bench") or {}).get("load_average") or {}) for run in (base, new)]
+    busiest = [max((v for v in load.values() if isinstance(v, int | float)), default=None) for load in loads]
+    if None not in busiest and abs(busiest[0] - busiest[1]) > 1.0:  # type: ignore[operator]
+        notes.append(f"the machine was busier during one run (1-minute load average up to {busiest[0]} in base, "
+                     f"{busiest[1]} in new): speed differences may be the load's")
     if base.meta.get("fingerprint") and base.meta.get("fingerprint") != new.meta.get("fingerprint"):
         notes.append("the runs come from different machines (fingerprints differ): speed differences may be the "
                      "machines'")
