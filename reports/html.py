@@ -232,7 +232,8 @@ def _environment(meta: dict[str, Any]) -> str:
         ("command", meta.get("command", "")), ("python", meta.get("python", "")),
         ("platform", meta.get("platform", "")), ("CPU", f"{cpu.get('model', '')} ({cpu.get('logical_cpus', '')} CPUs, "
                                                         f"flags {' '.join(cpu.get('flags', []))})"),
-        ("GPU", ", ".join(str(g) for g in meta.get("gpus", [])) or "none recorded"),
+        ("GPU", ", ".join(f"{g.get('name', '')} (driver {g.get('driver', '')}, {g.get('memory', '')})"
+                          for g in meta.get("gpus", []) if isinstance(g, dict)) or "none found"),
         ("machine fingerprint", meta.get("fingerprint", "")), ("flush-to-zero", meta.get("flush_to_zero", "")),
         ("environment variables", ", ".join(f"{k}={v}" for k, v in meta.get("environment_variables", {}).items())),
         ("bench threads", ", ".join(f"{name}: {info}" for name, info in threads.get("frameworks", {}).items())),
