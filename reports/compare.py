@@ -6,11 +6,16 @@ grew beyond what rounding noise explains (more than doubled and by more than the
 a new `error`, `crashed` or `timeout`.
 
 Speed (both runs have bench rows, matched by `row_id`): the samples are the per-sweep medians of each
-configuration (one per interleaved sweep, recovered from the rounds in `bench.json`), which carry the machine's
-drift over the whole run, not just the jitter between neighbouring rounds. A configuration is slower when a
-one-sided Mann–Whitney U test says so with the Holm–Bonferroni correction over all compared configurations
-(family-wise α = 0.05) *and* its median time grew by at least the minimum effect (default 10 %). Faster is the
-same test the other way round, reported but never a failure.
+configuration (one per interleaved sweep, recovered from the rounds in `bench.json`). A configuration is slower
+when two things hold, each by a one-sided exact Mann–Whitney U test with the Holm–Bonferroni correction over all
+compared configurations (family-wise α = 0.01) and a minimum effect (default 10 %) on the median:
+- its time grew (absolute), and
+- its time relative to the others of its group (the geometric mean of the same device, dtype, size and
+  direction, in the same sweep) grew.
+On a shared or virtual machine the whole of a run can be 10–50 % slower than the next (measured: A/A pairs of
+this machine); the relative test sees through that, and the absolute one keeps a faster neighbour from making
+a configuration look slower. A configuration alone in its group is judged on absolute time (a note says so).
+Faster is the same, the other way round, reported but never a failure.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from reports.markdown import markdown_table
 
 __all__ = ["ALPHA", "MIN_EFFECT", "Comparison", "compare_runs", "render_comparison", "sweep_medians"]
 
-ALPHA = 0.05  # family-wise, over all compared speed configurations (Holm–Bonferroni)
+ALPHA = 0.01  # family-wise, over all compared speed configurations (Holm–Bonferroni), for each of the two tests
 MIN_EFFECT = 0.10  # a median at least 10 % slower
 _NOT_JUDGED = ("unavailable",)
 _NEW_ERRORS = ("error", "crashed", "timeout")
@@ -131,9 +136,31 @@ def _bench_document(run: Run) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str]) -> pd.DataFrame:
+def _relative(samples: dict[str, list[float]], frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each configuration's per-sweep medians over the geometric mean of its group's (same device, dtype, size
+    and direction) in the same sweep: what is left when the whole machine ran faster or slower for a while."""
+    out: dict[str, np.ndarray] = {}
+    for _, group in frame.groupby(["device", "dtype", "n", "direction"]):
+        ids = [str(i) for i in group["row_id"] if str(i) in samples]
+        sweeps = min((len(samples[i]) for i in ids), default=0)
+        if len(ids) < 2 or sweeps < 2:
+            continue
+        logs = np.log(np.array([samples[i][:sweeps] for i in ids]))
+        for i, row in zip(ids, np.exp(logs - logs.mean(axis=0)), strict=True):
+            out[i] = row
+    return out
+
+
+def _one_sided(after: Any, before: Any) -> tuple[float, float]:
+    """Mann–Whitney U p-values that `after` is larger, and smaller, than `before` (exact for few sweeps)."""
     from scipy.stats import mannwhitneyu
 
+    method = "exact" if max(len(before), len(after)) <= 30 else "asymptotic"
+    return (float(mannwhitneyu(after, before, alternative="greater", method=method).pvalue),
+            float(mannwhitneyu(after, before, alternative="less", method=method).pvalue))
+
+
+def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str]) -> pd.DataFrame:
     assert base.bench is not None and new.bench is not None
     for name, frame in (("base", base.bench), ("new", new.bench)):
         lacking = _missing(frame, _SPEED_KEYS)
@@ -142,29 +169,41 @@ def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str
             return pd.DataFrame()
     base_samples = sweep_medians(_bench_document(base), base.bench)
     new_samples = sweep_medians(_bench_document(new), new.bench)
+    base_relative, new_relative = _relative(base_samples, base.bench), _relative(new_samples, new.bench)
     rows = []
     for row in base.bench[_SPEED_KEYS].merge(new.bench[["row_id", "median_s"]], on="row_id",
                                               suffixes=("_base", "_new")).itertuples(index=False):
-        before, after = base_samples.get(str(row.row_id)), new_samples.get(str(row.row_id))
+        key = str(row.row_id)
+        before, after = base_samples.get(key), new_samples.get(key)
         if not before or not after or len(before) < 2 or len(after) < 2:
             continue
-        method = "exact" if max(len(before), len(after)) <= 30 else "asymptotic"  # sweeps are few: exact p
-        slower = mannwhitneyu(after, before, alternative="greater", method=method).pvalue
-        faster = mannwhitneyu(after, before, alternative="less", method=method).pvalue
-        rows.append({"row_id": row.row_id, "impl": row.impl, "mode": row.mode, "direction": row.direction,
-                     "device": row.device, "dtype": row.dtype, "n": row.n, "median_s_base": float(np.median(before)),
-                     "median_s_new": float(np.median(after)), "samples": f"{len(before)}+{len(after)}",
-                     "p_slower": slower, "p_faster": faster})
+        slower, faster = _one_sided(after, before)
+        entry = {"row_id": key, "impl": row.impl, "mode": row.mode, "direction": row.direction,
+                 "device": row.device, "dtype": row.dtype, "n": row.n, "median_s_base": float(np.median(before)),
+                 "median_s_new": float(np.median(after)), "samples": f"{len(before)}+{len(after)}",
+                 "p_slower": slower, "p_faster": faster, "relative_ratio": np.nan, "p_rel_slower": 1.0,
+                 "p_rel_faster": 1.0}
+        if key in base_relative and key in new_relative:
+            entry["relative_ratio"] = float(np.median(new_relative[key]) / np.median(base_relative[key]))
+            entry["p_rel_slower"], entry["p_rel_faster"] = _one_sided(new_relative[key], base_relative[key])
+        rows.append(entry)
     if not rows:
         notes.append("speed not compared: no configuration was timed in both runs")
         return pd.DataFrame()
     speed = pd.DataFrame(rows)
     speed["ratio"] = speed["median_s_new"] / speed["median_s_base"]
-    speed["p_slower_holm"] = _holm(speed["p_slower"].to_numpy())
-    speed["p_faster_holm"] = _holm(speed["p_faster"].to_numpy())
-    slower = (speed["p_slower_holm"] < alpha) & (speed["ratio"] >= 1 + min_effect)
-    faster = (speed["p_faster_holm"] < alpha) & (speed["ratio"] <= 1 / (1 + min_effect))
-    speed["verdict"] = np.select([slower, faster], ["slower", "faster"], default="")
+    for column in ("p_slower", "p_faster", "p_rel_slower", "p_rel_faster"):
+        speed[f"{column}_holm"] = _holm(speed[column].to_numpy())
+    alone = speed["relative_ratio"].isna()
+    if alone.any():
+        notes.append(f"{int(alone.sum())} configurations are alone in their group: judged on absolute time only, "
+                     "which the machine's drift can move")
+    grew, shrank = 1 + min_effect, 1 / (1 + min_effect)
+    is_slower = ((speed["p_slower_holm"] < alpha) & (speed["ratio"] >= grew)
+              & (alone | ((speed["p_rel_slower_holm"] < alpha) & (speed["relative_ratio"] >= grew))))
+    is_faster = ((speed["p_faster_holm"] < alpha) & (speed["ratio"] <= shrank)
+              & (alone | ((speed["p_rel_faster_holm"] < alpha) & (speed["relative_ratio"] <= shrank))))
+    speed["verdict"] = np.select([is_slower, is_faster], ["slower", "faster"], default="")
     return speed.sort_values("ratio", ascending=False).reset_index(drop=True)
 
 
@@ -223,12 +262,13 @@ def render_comparison(comparison: Comparison) -> str:
     if speed.empty:
         lines.append("No configuration timed in both runs.")
     else:
-        lines.append(f"Slower or faster: one-sided Mann–Whitney U over the per-sweep medians, Holm-corrected over "
-                     f"{len(speed)} configurations (α = {ALPHA:g}), and a change of at least "
-                     f"{comparison.min_effect:.0%} in the median.")
+        lines.append(f"Slower or faster: one-sided exact Mann–Whitney U over the per-sweep medians, Holm-corrected "
+                     f"over {len(speed)} configurations (α = {ALPHA:g}), and a change of at least "
+                     f"{comparison.min_effect:.0%} in the median — both in absolute time and relative to the "
+                     "configuration's group in the same sweeps (`relative_ratio`).")
         lines.append("")
         shown = speed.assign(ratio=speed["ratio"].map(lambda r: f"{r:.3f}" if math.isfinite(r) else ""))
         lines.append(_columns(shown, ["verdict", "impl", "mode", "direction", "device", "dtype", "n",
-                                             "median_s_base", "median_s_new", "ratio", "p_slower_holm",
-                                             "p_faster_holm", "samples"]))
+                                             "median_s_base", "median_s_new", "ratio", "relative_ratio",
+                                             "p_slower_holm", "p_rel_slower_holm", "samples"]))
     return "\n".join(lines) + "\n"
