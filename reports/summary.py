@@ -88,8 +88,12 @@ def version_changes(conformance: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     keys = ["impl", "case", "dtype", "device", "reduction", "quantity", "check", "mode"]
-    status = rows.pivot_table(index=keys, columns="framework_version", values="status", aggfunc="first")
-    ulp = rows.pivot_table(index=keys, columns="framework_version", values="max_ulp_error", aggfunc="first")
-    differs = (status.nunique(axis=1) > 1) | ~np.isclose(ulp.min(axis=1), ulp.max(axis=1), rtol=1e-9, equal_nan=True)
+    first = rows.groupby([*keys, "framework_version"], dropna=False)[["status", "max_ulp_error"]].first()
+    status = first["status"].unstack("framework_version")
+    ulp = first["max_ulp_error"].unstack("framework_version").reindex(status.index)
+    lowest, highest = ulp.min(axis=1).to_numpy(dtype=float), ulp.max(axis=1).to_numpy(dtype=float)
+    same_ulp = np.isclose(lowest, highest, rtol=1e-9, equal_nan=True) & (ulp.isna().sum(axis=1) == 0).to_numpy()
+    same_ulp |= ulp.isna().all(axis=1).to_numpy()
+    differs = (status.nunique(axis=1) > 1).to_numpy() | ~same_ulp
     table = status[differs].add_prefix("status ").join(ulp[differs].add_prefix("ulp "))
     return table.reset_index()

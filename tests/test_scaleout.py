@@ -125,6 +125,9 @@ def test_version_changes_list_only_what_differs() -> None:
         dict(base, row_id="r2", case="d", framework_version="0.9.2", status="fail", max_ulp_error=1e6),
         dict(base, row_id="r2", case="d", framework_version="0.10.2", status="pass", max_ulp_error=1.0),
         dict(base, row_id="r3", impl="numpy.logits", framework_version="2.4.6", status="pass", max_ulp_error=0.0),
+        dict(base, row_id="r4", case="e", framework_version="0.9.2", status="error", max_ulp_error=float("nan")),
+        dict(base, row_id="r4", case="e", framework_version="0.10.2", status="error", max_ulp_error=float("nan")),
+        dict(base, row_id="r5", case="f", framework_version="0.9.2", status="pass", max_ulp_error=1.0),
     ])
     changes = version_changes(rows)
     assert list(changes["case"]) == ["d"]
