@@ -225,8 +225,9 @@ def compare_runs(base_dir: str | Path, new_dir: str | Path, min_effect: float = 
     elif (base.bench is None) != (new.bench is None):
         notes.append("speed not compared: only one of the runs has a benchmark")
     loads = [((run.meta.get("bench") or {}).get("load_average") or {}) for run in (base, new)]
-    busiest = [max((v for v in load.values() if isinstance(v, int | float)), default=None) for load in loads]
-    if None not in busiest and abs(busiest[0] - busiest[1]) > 1.0:  # type: ignore[operator]
+    busiest = [max((float(v) for v in load.values() if isinstance(v, int | float)), default=math.nan)
+               for load in loads]
+    if abs(busiest[0] - busiest[1]) > 1.0:  # NaN (not recorded) compares False
         notes.append(f"the machine was busier during one run (1-minute load average up to {busiest[0]} in base, "
                      f"{busiest[1]} in new): speed differences may be the load's")
     if base.meta.get("fingerprint") and base.meta.get("fingerprint") != new.meta.get("fingerprint"):

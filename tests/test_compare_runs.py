@@ -165,3 +165,14 @@ def test_bad_run_folders_exit_2(tmp_path: Path, make: Any, fragment: str) -> Non
     good = make_run(tmp_path / "good", statuses={"a": ("pass", 0.0)})
     done = run_cli("compare", str(good), str(make(tmp_path)))
     assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_busier_machine_is_noted(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    base = make_run(tmp_path / "base", times=_times(rng))
+    new = make_run(tmp_path / "new", times=_times(rng))
+    for folder, load in ((base, {"start": 0.2, "end": 0.4}), (new, {"start": 2.5, "end": 1.9})):
+        meta = json.loads((folder / "meta.json").read_text())
+        (folder / "meta.json").write_text(json.dumps(dict(meta, bench={"load_average": load})))
+    notes = compare_runs(base, new).notes
+    assert any("load average up to 0.4 in base, 2.5 in new" in note for note in notes)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -141,7 +142,7 @@ def test_bench_resume_keeps_finished_groups_and_redoes_the_rest(tmp_path: Path) 
                                cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / "bench-journal.jsonl"
 
-    def records() -> list[dict[str, object]]:
+    def records() -> list[dict[str, Any]]:
         lines = journal.read_text().splitlines() if journal.is_file() else []
         return [json.loads(line)["rows"][0] for line in lines if line.endswith("}")]
 
@@ -164,7 +165,7 @@ def test_bench_resume_keeps_finished_groups_and_redoes_the_rest(tmp_path: Path) 
     for entry in document["benchmarks"]:
         params = entry["params"]
         if params.get("n") == 1000 and "impl" in params:  # kept from before the kill, not timed again
-            kept = [t for r in before if r["direction"] == params["direction"] for t in r["data"]]  # type: ignore
+            kept = [t for r in before if r["direction"] == params["direction"] for t in r["data"]]
             assert entry["stats"]["data"] == kept
     meta = json.loads((out / "meta.json").read_text())
     assert meta["bench"]["complete"] is True and len(meta["bench"]["resumed"]) == 1
