@@ -29,7 +29,8 @@ from cases import bytes_read
 from harness.bench_worker import bench_worker_main
 from harness.matrix import BenchConfig
 from harness.timing import BlockOptions, benchmark_entry, summarize
-from harness.tolerance import STATUSES
+from harness.tolerance import SEVERITY, STATUSES, worst_status
+from harness.worker import death
 from implementations import Adapter
 
 __all__ = ["BENCH_COLUMNS", "BenchResult", "as_frame", "bench_row_id", "conformance_status", "run_bench"]
@@ -67,17 +68,20 @@ class _Worker:
         """Send one request and wait for its reply; a dead or silent worker gives ("raised", …) and is stopped."""
         if self.failed:
             return ("raised", "WorkerLost", self.failed)
-        try:
+        with contextlib.suppress(OSError):  # the pipe is gone with the worker: receive says how it ended
             self.channel.send(request)
+        return self.receive(timeout)
+
+    def receive(self, timeout: float) -> tuple[Any, ...]:
+        """The worker's next message; if it is dead or silent past `timeout`, why (and the worker is stopped)."""
+        try:
             if self.channel.poll(timeout):
                 reply: tuple[Any, ...] = self.channel.recv()
                 return reply
             self.failed = f"the {self.framework} worker gave no answer within {timeout:g} s (stopped)"
-        except (EOFError, OSError, BrokenPipeError):
+        except (EOFError, OSError):
             self.process.join(timeout=5)
-            code = self.process.exitcode
-            self.failed = (f"the {self.framework} worker died with signal {-code}" if code is not None and code < 0
-                           else f"the {self.framework} worker exited with code {code}")
+            self.failed = f"the {self.framework} {death(self.process)}"
         self.stop()
         return ("raised", "WorkerLost", self.failed)
 
@@ -104,23 +108,12 @@ def _start(framework: str, cpus: list[int], threads: int, seed: int, options: Bl
 
 def _hello(worker: _Worker, timeout: float) -> None:
     """Wait for the worker's first message: what it loaded, or why it could not."""
-    reply = _first_reply(worker, timeout)
+    reply = worker.receive(timeout)
     if reply[0] == "ok":
         worker.info = reply[1]
     else:
         worker.failed = f"{worker.framework} failed to load: {reply[1]}: {reply[2]}"
         worker.stop()
-
-
-def _first_reply(worker: _Worker, timeout: float) -> tuple[Any, ...]:
-    try:
-        if worker.channel.poll(timeout):
-            reply: tuple[Any, ...] = worker.channel.recv()
-            return reply
-        return ("raised", "Timeout", f"no answer within {timeout:g} s")
-    except (EOFError, OSError):
-        worker.process.join(timeout=5)
-        return ("raised", "Crashed", f"the worker exited with code {worker.process.exitcode}")
 
 
 def _interleaved(keys_by_framework: dict[str, list[Any]], sweep: int) -> list[tuple[str, Any]]:
@@ -342,13 +335,11 @@ def conformance_status(conformance: pd.DataFrame) -> pd.DataFrame:
     judged = conformance[(conformance["check"] == "reference") & conformance["status"].isin(_ACCURACY)]
     if judged.empty:
         return pd.DataFrame(columns=[*keys, "status", "status_detail"])
-    rank = {status: i for i, status in enumerate(_ACCURACY)}
-
     def summary(statuses: pd.Series) -> pd.Series:
         counts = statuses.value_counts()
-        ordered = sorted(counts.index, key=rank.__getitem__)
+        ordered = [status for status in reversed(SEVERITY) if status in counts.index]  # mildest first
         detail = ", ".join(f"{status} {counts[status]}" for status in ordered)
-        return pd.Series({"status": ordered[-1], "status_detail": detail})
+        return pd.Series({"status": worst_status(counts.index), "status_detail": detail})
 
     table = judged.groupby(keys)["status"].apply(summary).unstack()
     return table.reset_index()

@@ -18,7 +18,7 @@ import numpy as np
 from cases import bench_inputs
 from harness.matrix import BenchConfig
 from harness.timing import BlockOptions, calibrate, first_call, resident_peak, synced, time_block
-from harness.worker import _adapter, _one_line, _redirect_output
+from harness.worker import adapter_instance, one_line, redirect_output
 from implementations import Adapter, Unsupported
 
 __all__ = ["BenchSession", "bench_worker_main"]
@@ -89,15 +89,15 @@ def bench_worker_main(framework: str, cpus: list[int], threads: int, seed: int, 
     Requests: ("prepare", config), ("read", key, nbytes, device), ("block", key), ("release",), ("stop",).
     Each gets one reply: ("ok", payload), ("unsupported", message) or ("raised", type, message).
     """
-    _redirect_output(log_path)
+    redirect_output(log_path)
     try:
         if hasattr(os, "sched_setaffinity"):  # before the import: XLA sizes its thread pool to these CPUs
             os.sched_setaffinity(0, cpus)
-        adapter = _adapter(framework)
+        adapter = adapter_instance(framework)
         versions = adapter.load(threads)
         devices = adapter.devices()
     except Exception as exc:
-        channel.send(("raised", type(exc).__name__, _one_line(exc)))
+        channel.send(("raised", type(exc).__name__, one_line(exc)))
         return
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     channel.send(("ok", {"versions": versions, "devices": devices, "cpus": affinity,
@@ -119,6 +119,6 @@ def bench_worker_main(framework: str, cpus: list[int], threads: int, seed: int, 
         except Unsupported as exc:
             channel.send(("unsupported", str(exc)))
         except Exception as exc:
-            channel.send(("raised", type(exc).__name__, _one_line(exc)))
+            channel.send(("raised", type(exc).__name__, one_line(exc)))
         else:
             channel.send(("ok", payload))

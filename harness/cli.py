@@ -203,6 +203,13 @@ def _with_progress(command: str, run: Any, quiet: bool, **options: Any) -> Any:
         return run(**options, progress=progress)
 
 
+def _refuse_with_resume(args: argparse.Namespace, what: str, options: Sequence[str]) -> None:
+    """--resume takes the run's own settings: any option that would change them is bad usage."""
+    given = [f"--{name.replace('_', '-')}" for name in options if getattr(args, name) not in (None, False)]
+    if given:
+        raise UsageError(f"--resume continues the {what} as it was started; leave out {', '.join(given)}")
+
+
 def _audit(args: argparse.Namespace) -> int:
     from harness.gate import ExpectedFileError, apply_gate, load_expected, parse_fail_on
 
@@ -214,12 +221,8 @@ def _audit(args: argparse.Namespace) -> int:
     except ExpectedFileError as exc:
         raise UsageError(str(exc)) from None
     if args.resume is not None:
-        given = [flag for flag, value in (("--frameworks", args.frameworks), ("--dtypes", args.dtypes),
-                                          ("--devices", args.devices), ("--families", args.families),
-                                          ("--cases", args.cases), ("--out", args.out), ("--shard", args.shard))
-                 if value is not None] + (["--full"] if args.full else [])
-        if given:
-            raise UsageError(f"--resume continues the audit as it was started; leave out {', '.join(given)}")
+        _refuse_with_resume(args, "audit", ("frameworks", "dtypes", "devices", "families", "cases", "out", "shard",
+                                            "full"))
         frame = _with_progress("audit", resume_audit, args.quiet, run_dir=args.resume, use_cache=not args.no_cache,
                                timeout=args.timeout, memory_limit=args.memory_limit)
     else:
@@ -245,11 +248,8 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     if args.resume is not None:
-        given = [f"--{name.replace('_', '-')}" for name in ("frameworks", "dtypes", "devices", "sizes", "directions",
-                                                             "modes", "impls", "out", "threads", "shard")
-                 if getattr(args, name) is not None]
-        if given:
-            raise UsageError(f"--resume continues the benchmark as it was started; leave out {', '.join(given)}")
+        _refuse_with_resume(args, "benchmark", ("frameworks", "dtypes", "devices", "sizes", "directions", "modes",
+                                                "impls", "out", "threads", "shard"))
         _print_bench(_with_progress("bench", resume_bench, args.quiet, run_dir=args.resume))
         return 0
     frame = _with_progress(

@@ -34,14 +34,6 @@ def _shards(metas: list[dict[str, Any]]) -> str | None:
     return "complete" if not missing else f"missing {', '.join(missing)}"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunFolderError(f"{str(path)!r} is corrupt (not JSON); rerun that run") from None
-    return document if isinstance(document, dict) else {}
-
-
 def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str) -> Path:
     """Write the merged run folder `out` from the run folders `sources` (two or more) and return its path."""
     stores = [RunStore(path) for path in sources]
@@ -75,17 +67,16 @@ def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str) -> P
     if conformance:
         pd.concat(conformance, ignore_index=True).to_parquet(target.path / CONFORMANCE, index=False)
     if bench:
-        pd.concat(bench, ignore_index=True).to_parquet(target.path / BENCH, index=False)
-        documents = [_read_json(store.path / BENCH_JSON) for store in stores if (store.path / BENCH_JSON).is_file()]
+        documents = [store.bench_document() for store in stores if (store.path / BENCH_JSON).is_file()]
         merged = dict(documents[0]) if documents else {}
         merged["benchmarks"] = [entry for document in documents for entry in document.get("benchmarks", [])]
-        (target.path / BENCH_JSON).write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+        target.write_bench(pd.concat(bench, ignore_index=True), merged)
     cases: dict[str, dict[str, Any]] = {}
     generated: dict[str, dict[str, Any]] = {}
     seeds = set()
     for store in stores:
         if (store.path / CASES).is_file():
-            document = _read_json(store.path / CASES)
+            document = store.read_json(CASES, "")
             seeds.add(document.get("seed", 0))
             cases.update((entry["name"], entry) for entry in document.get("cases", []))
             generated.update((entry["name"], entry) for entry in document.get("generated", []))

@@ -22,7 +22,7 @@ from harness.conventions import Convention
 from harness.judging import CONFORMANCE_COLUMNS, Judge, row_id
 from harness.matrix import Cell, Job, Scope, jobs_for
 from harness.oracle import Reference, cache_dir, reference
-from harness.worker import describe, worker_main
+from harness.worker import death, describe, worker_main
 from implementations import Adapter
 
 __all__ = ["CONFORMANCE_COLUMNS", "CellKey", "Progress", "discover", "row_id", "run_conformance"]
@@ -34,13 +34,6 @@ Emit = Callable[[list[dict[str, Any]]], None]
 
 def _context() -> Any:
     return mp.get_context("spawn")
-
-
-def _death(process: Any) -> str:
-    code = process.exitcode
-    if code is not None and code < 0:
-        return f"worker died with signal {-code}"
-    return f"worker exited with code {code}"
 
 
 def discover(adapters: dict[str, type[Adapter]], threads: int = 1, timeout: float = 120.0) -> dict[str, Any]:
@@ -295,7 +288,7 @@ def run_conformance(
         for worker in list(running.values()):
             assert worker.channel is not None
             if not worker.process.is_alive() and not worker.channel.poll():
-                close_worker(worker, "crashed", _death(worker.process))
+                close_worker(worker, "crashed", death(worker.process))
             elif now - worker.last_heard > silence_timeout:
                 close_worker(worker, "timeout", f"no result for {silence_timeout:g} s (the per-cell time limit)")
             elif memory_limit is not None and (used := resident_bytes(worker.process.pid)) > memory_limit:
@@ -314,7 +307,7 @@ def run_conformance(
                 return worker, message
             except (EOFError, OSError):  # the pipe closed: the worker is gone
                 worker.process.join(timeout=5)
-                close_worker(worker, "crashed", _death(worker.process))
+                close_worker(worker, "crashed", death(worker.process))
                 return None
         return None
 

@@ -74,7 +74,7 @@ class RunStore:
         temporary.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
         os.replace(temporary, self.path / META)
 
-    def _read_json(self, name: str, missing: str) -> dict[str, Any]:
+    def read_json(self, name: str, missing: str) -> dict[str, Any]:
         """A JSON object from the folder; `missing` is the message when the file is absent."""
         file = self.path / name
         if not file.is_file():
@@ -82,13 +82,13 @@ class RunStore:
         try:
             document = json.loads(file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RunFolderError(f"{str(file)!r} is corrupt (not JSON); rerun the audit into a new folder") from None
+            raise RunFolderError(f"{str(file)!r} is corrupt (not JSON); rerun that run into a new folder") from None
         if not isinstance(document, dict):
-            raise RunFolderError(f"{str(file)!r} is corrupt (not a JSON object); rerun the audit into a new folder")
+            raise RunFolderError(f"{str(file)!r} is corrupt (not a JSON object); rerun that run into a new folder")
         return document
 
     def read_meta(self) -> dict[str, Any]:
-        return self._read_json(META, f"{str(self.path)!r} is not a run folder (no {META}); pass a folder written "
+        return self.read_json(META, f"{str(self.path)!r} is not a run folder (no {META}); pass a folder written "
                                      "by 'python -m harness audit'")
 
     def update_meta(self, **changes: Any) -> dict[str, Any]:
@@ -113,7 +113,7 @@ class RunStore:
     def read_cases(self) -> dict[str, Case]:
         """The run's cases by name, regenerated and checked against their hashes where stored by recipe."""
         file = self.path / CASES
-        document = self._read_json(CASES, f"{str(self.path)!r} has no {CASES}; it was written by an older version "
+        document = self.read_json(CASES, f"{str(self.path)!r} has no {CASES}; it was written by an older version "
                                           "— rerun the audit")
         try:
             inline = parse_cases(document, source=str(file)) if document.get("cases") else []
@@ -183,6 +183,10 @@ class RunStore:
 
     def has_conformance(self) -> bool:
         return (self.path / CONFORMANCE).is_file()
+
+    def bench_document(self) -> dict[str, Any]:
+        """The pytest-benchmark JSON of the run's benchmark."""
+        return self.read_json(BENCH_JSON, f"{str(self.path)!r} has no {BENCH_JSON}; rerun the benchmark")
 
     def bench(self) -> pd.DataFrame:
         file = self.path / BENCH

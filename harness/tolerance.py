@@ -20,8 +20,10 @@ A row takes the worst element's status (nonfinite > fail > inexact > pass).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
-__all__ = ["BAND_FACTOR", "ELEMENT_STATUSES", "NOT_FINDINGS", "PASS_ULP", "POLICY", "STATUSES", "pass_ulp"]
+__all__ = ["BAND_FACTOR", "ELEMENT_STATUSES", "NOT_FINDINGS", "PASS_ULP", "POLICY", "SEVERITY", "STATUSES", "pass_ulp",
+           "worst_status"]
 
 PASS_ULP = 4.0
 BAND_FACTOR = 4.0
@@ -29,6 +31,15 @@ ELEMENT_STATUSES = ("pass", "inexact", "deviation", "fail", "nonfinite")  # in o
 # every status a row can have: the element statuses, then what a framework or its worker did instead
 STATUSES = (*ELEMENT_STATUSES, "error", "rejected", "unsupported", "unavailable", "crashed", "timeout")
 NOT_FINDINGS = frozenset({"pass", "unsupported", "unavailable"})  # rows with nothing to report or reproduce
+# worst first: what a summary of several rows (a matrix cell, a bench row's accuracy) shows
+SEVERITY = ("nonfinite", "fail", "error", "crashed", "timeout", "deviation", "inexact", "rejected", "pass",
+            "unsupported", "unavailable")
+
+
+def worst_status(statuses: Iterable[str]) -> str:
+    """The most severe of `statuses` by SEVERITY ("" when there are none)."""
+    present = set(statuses)
+    return next((status for status in SEVERITY if status in present), "")
 
 
 def pass_ulp(reduced_over: int | None) -> float:

@@ -17,20 +17,28 @@ from cases import Case
 from harness.matrix import BATCH_SIZE, Job
 from implementations import Adapter, Output, Unsupported, adapter_classes
 
-__all__ = ["describe", "worker_main"]
+__all__ = ["adapter_instance", "death", "describe", "one_line", "redirect_output", "worker_main"]
 
 
-def _adapter(framework: str) -> Adapter:
+def adapter_instance(framework: str) -> Adapter:
     return adapter_classes()[framework]()
 
 
-def _redirect_output(log_path: str | None) -> None:
+def redirect_output(log_path: str | None) -> None:
     """Send the framework's own chatter (import banners, C++ logging) to a log file, not the user's terminal."""
     if log_path is None:
         return
     with open(log_path, "ab") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+
+
+def death(process: Any) -> str:
+    """How a worker process ended, for a `crashed` row: the signal that killed it, or its exit code."""
+    code = process.exitcode
+    if code is not None and code < 0:
+        return f"worker died with signal {-code}"
+    return f"worker exited with code {code}"
 
 
 def worker_main(
@@ -43,9 +51,9 @@ def worker_main(
     compile_cache: str | None = None,
 ) -> None:
     """Load the framework, run every job, and report each result as it is produced."""
-    _redirect_output(log_path)
+    redirect_output(log_path)
     try:
-        adapter = _adapter(framework)
+        adapter = adapter_instance(framework)
         versions = adapter.load(threads, compile_cache)
         devices = adapter.devices()
     except Exception as exc:  # the framework failed to import or configure: every job is an error
@@ -65,13 +73,13 @@ def worker_main(
             except Unsupported as exc:
                 channel.send(("unsupported", framework, cell, str(exc)))
             except Exception as exc:
-                channel.send(("raised", framework, cell, type(exc).__name__, _one_line(exc)))
+                channel.send(("raised", framework, cell, type(exc).__name__, one_line(exc)))
             else:
                 channel.send(("result", framework, cell, output))
     channel.send(("done", framework))
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The exception's message without the framework's traceback decorations: its last non-empty line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return (lines[-1] if lines else "")[:500]
@@ -93,9 +101,9 @@ def _alone_and_batched(adapter: Adapter, impl: Any, arrays: dict[str, np.ndarray
 
 def describe(framework: str, threads: int, channel: Connection) -> None:
     """Load the framework and report its versions and devices (for `list` and device checks)."""
-    _redirect_output(os.devnull)
+    redirect_output(os.devnull)
     try:
-        adapter = _adapter(framework)
+        adapter = adapter_instance(framework)
         versions = adapter.load(threads)
         channel.send(("hello", framework, versions, adapter.devices(), os.getpid()))
     except Exception as exc:

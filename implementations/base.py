@@ -133,6 +133,11 @@ class Adapter(ABC):
 
     compile_cache: str | None = None
 
+    def check_mode(self, mode: str) -> None:
+        """`Unsupported` for a mode the adapter does not declare (compute and bench_function call it first)."""
+        if mode not in self.modes:
+            raise Unsupported(f"{self.framework} has no mode {mode!r}; it has: {', '.join(self.modes)}")
+
     def load(self, threads: int = 1, compile_cache: str | None = None) -> dict[str, str]:
         """Import and configure the framework in this process; return its version and those of its companions.
 

@@ -163,8 +163,7 @@ class JaxAdapter(Adapter):
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
         mode: str = "eager",
     ) -> Output:
-        if mode not in self.modes:
-            raise Unsupported(f"jax has no mode {mode!r}")
+        self.check_mode(mode)
         api = impl.api_for("pos_weight" in arrays)
         where = self._device(device)
         tensors = {name: jax.device_put(array(value, value.dtype.name), where) for name, value in arrays.items()}
@@ -192,8 +191,7 @@ class JaxAdapter(Adapter):
     def bench_function(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
     ) -> Callable[[], Any]:
-        if mode not in self.modes:
-            raise Unsupported(f"jax has no mode {mode!r}")
+        self.check_mode(mode)
         where = self._device(device)
         x, y = (jax.device_put(array(arrays[name], arrays[name].dtype.name), where) for name in ("x", "y"))
         function = _FUNCTIONS[impl.impl]

@@ -179,17 +179,19 @@ class NumpyAdapter(Adapter):
     def devices(self) -> list[str]:
         return ["cpu"]
 
+    def _check(self, mode: str, device: str, x: np.ndarray) -> None:
+        self.check_mode(mode)
+        if device != "cpu":
+            raise Unsupported(f"numpy runs on the CPU only, not {device!r}")
+        if x.dtype.name not in COMPUTE_DTYPE:
+            raise Unsupported(f"numpy adapter has no {x.dtype.name} arithmetic")
+
     def compute(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
         mode: str = "eager",
     ) -> Output:
-        if mode != "eager":
-            raise Unsupported(f"numpy has no mode {mode!r}")
-        if device != "cpu":
-            raise Unsupported(f"numpy runs on the CPU only, not {device!r}")
+        self._check(mode, device, arrays["x"])
         x = arrays["x"]
-        if x.dtype.name not in COMPUTE_DTYPE:
-            raise Unsupported(f"numpy adapter has no {x.dtype.name} arithmetic")
         api = impl.api_for("pos_weight" in arrays)
         options = {name: value for name, value in arrays.items() if name not in ("x", "y")}
         loss, grad = _FUNCTIONS[impl.impl](x, arrays["y"], reduction, **options)
@@ -204,13 +206,8 @@ class NumpyAdapter(Adapter):
     def bench_function(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
     ) -> Callable[[], Any]:
-        if mode != "eager":
-            raise Unsupported(f"numpy has no mode {mode!r}")
-        if device != "cpu":
-            raise Unsupported(f"numpy runs on the CPU only, not {device!r}")
+        self._check(mode, device, arrays["x"])
         x, y = arrays["x"], arrays["y"]
-        if x.dtype.name not in COMPUTE_DTYPE:
-            raise Unsupported(f"numpy adapter has no {x.dtype.name} arithmetic")
         function, with_grad = _FUNCTIONS[impl.impl], direction == "forward_backward"
         return lambda: function(x, y, "mean", with_grad=with_grad)
 

@@ -171,8 +171,7 @@ class TensorflowAdapter(Adapter):
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
         mode: str = "eager",
     ) -> Output:
-        if mode not in self.modes:
-            raise Unsupported(f"tensorflow has no mode {mode!r}")
+        self.check_mode(mode)
         api = impl.api_for("pos_weight" in arrays)
         evidence = ""
         with tf.device(self._device_name(device)):
@@ -200,8 +199,7 @@ class TensorflowAdapter(Adapter):
     def bench_function(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
     ) -> Callable[[], Any]:
-        if mode not in self.modes:
-            raise Unsupported(f"tensorflow has no mode {mode!r}")
+        self.check_mode(mode)
         where = self._device_name(device)
         with tf.device(where):
             x, y = (tensor(arrays[name], arrays[name].dtype.name) for name in ("x", "y"))

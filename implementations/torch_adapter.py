@@ -138,8 +138,7 @@ class TorchAdapter(Adapter):
     def bench_function(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
     ) -> Callable[[], Any]:
-        if mode not in self.modes:
-            raise Unsupported(f"torch has no mode {mode!r}")
+        self.check_mode(mode)
         where = self._device(device)
         x, y = (tensor(arrays[name], arrays[name].dtype.name, where) for name in ("x", "y"))
         function = _FUNCTIONS[impl.impl]
@@ -196,8 +195,7 @@ class TorchAdapter(Adapter):
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
         mode: str = "eager",
     ) -> Output:
-        if mode not in self.modes:
-            raise Unsupported(f"torch has no mode {mode!r}")
+        self.check_mode(mode)
         where = self._device(device)
         api = impl.api_for("pos_weight" in arrays)
         tensors = {name: tensor(value, value.dtype.name, where) for name, value in arrays.items()}

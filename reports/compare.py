@@ -20,7 +20,6 @@ Faster is the same, the other way round, reported but never a failure.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.store import RunStore
 from harness.tolerance import PASS_ULP
-from reports.load import Run, RunReadError, load_run
+from reports.load import Run, load_run
 from reports.markdown import markdown_table
 
 __all__ = ["ALPHA", "MIN_EFFECT", "Comparison", "compare_runs", "render_comparison", "sweep_medians"]
@@ -125,17 +125,6 @@ def _holm(pvalues: np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def _bench_document(run: Run) -> dict[str, Any]:
-    file = run.path / "bench.json"
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunReadError(f"{str(file)!r} is missing; rerun the benchmark") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunReadError(f"{str(file)!r} is corrupt (not JSON); rerun the benchmark") from None
-    return document if isinstance(document, dict) else {}
-
-
 def _relative(samples: dict[str, list[float]], frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each configuration's per-sweep medians over the geometric mean of its group's (same device, dtype, size
     and direction) in the same sweep: what is left when the whole machine ran faster or slower for a while."""
@@ -167,8 +156,8 @@ def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str
         if lacking:
             notes.append(f"speed not compared: the {name} run's bench table lacks {', '.join(lacking)}")
             return pd.DataFrame()
-    base_samples = sweep_medians(_bench_document(base), base.bench)
-    new_samples = sweep_medians(_bench_document(new), new.bench)
+    base_samples = sweep_medians(RunStore(base.path).bench_document(), base.bench)
+    new_samples = sweep_medians(RunStore(new.path).bench_document(), new.bench)
     base_relative, new_relative = _relative(base_samples, base.bench), _relative(new_samples, new.bench)
     rows = []
     for row in base.bench[_SPEED_KEYS].merge(new.bench[["row_id", "median_s"]], on="row_id",

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.tolerance import worst_status
 from reports.load import Run, load_run
 from reports.summary import (
-    STATUS_ORDER,
     bench_table,
     discrepancies,
     size_label,
@@ -89,19 +89,11 @@ def _anchor(*parts: str) -> str:
     return "d-" + "-".join("".join(ch if ch.isalnum() else "_" for ch in part) for part in parts)
 
 
-def _worst(statuses: pd.Series) -> str:
-    rank = {status: i for i, status in enumerate(STATUS_ORDER)}
-    order = [s for s in ("nonfinite", "fail", "error", "crashed", "timeout", "deviation", "inexact", "rejected",
-                         "pass", "unsupported", "unavailable") if s in rank]
-    present = set(statuses)
-    return next((s for s in order if s in present), "")
-
-
 def _status_matrix(conformance: pd.DataFrame) -> str:
     """Implementation × dtype, each cell coloured by its worst status, with the worst finite ULP error; a cell with
     findings links to them in the discrepancy list."""
     matrix = status_matrix(conformance)
-    worst = conformance.groupby(["impl", "dtype"])["status"].agg(_worst)
+    worst = conformance.groupby(["impl", "dtype"])["status"].agg(worst_status)
     dtypes = [d for d in ("float64", "float32", "float16", "bfloat16") if d in set(matrix["dtype"])]
     rows = []
     for impl in sorted(set(matrix["impl"])):
