@@ -28,6 +28,7 @@ from implementations import DIRECTIONS, REDUCTIONS, Adapter, adapter_classes
 
 __all__ = [
     "BENCH_SIZES",
+    "DEFAULT_PROCESSES",
     "DEFAULT_SWEEPS",
     "DEFAULT_TIMEOUT",
     "DEVICES",
@@ -267,6 +268,7 @@ def _run_audit(store: RunStore, meta: dict[str, Any], cases: list[Case], adapter
 
 BENCH_SIZES = (1_000, 100_000, 10_000_000)
 DEFAULT_SWEEPS = 10  # median of 10 side-by-side ratios: two runs on a noisy 2-core machine agree within ±15 %
+DEFAULT_PROCESSES = 3  # worker processes per framework: a process's own speed is sampled, not taken as the run's
 
 
 def _check_gpu(adapters: dict[str, type[Adapter]], devices: Sequence[str]) -> dict[str, list[str]]:
@@ -291,6 +293,7 @@ def bench(
     impls: Sequence[str] | None = None,
     out: str | Path | None = None,
     sweeps: int = DEFAULT_SWEEPS,
+    processes: int | None = None,
     threads: int | None = None,
     seed: int = 0,
     options: BlockOptions | None = None,
@@ -310,6 +313,9 @@ def bench(
         impls: implementation ids, or ["all"] (default: each framework's own logits API).
         out: the run folder: a new one, or one holding an audit (its statuses go beside the speeds).
         sweeps: interleaved sweeps; each gives every configuration one block of rounds.
+        processes: worker processes per framework; sweep s is timed in process s mod `processes`, so that one
+            process's luck (the same code can run 30–50 % slower in one process than in the next) is a sample,
+            not the run's result. Default 3 (or `sweeps`, when fewer); at most `sweeps`.
         threads: threads (and CPUs) for every framework (default: every CPU this process may use).
         seed: seed of the inputs.
         options: pytest-benchmark's per-block options.
@@ -336,6 +342,10 @@ def bench(
         raise UsageError(f"--sizes must be positive integers such as 1e3,1e5; got {sizes}")
     if sweeps < 2:
         raise UsageError(f"--sweeps must be at least 2 (ratios need a spread); got {sweeps}")
+    processes = min(DEFAULT_PROCESSES, sweeps) if processes is None else processes
+    if not 1 <= processes <= sweeps:
+        raise UsageError(f"--processes must be from 1 to the number of sweeps ({sweeps}): each process times whole "
+                         f"sweeps; got {processes}")
     available_cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     threads = threads if threads is not None else max(1, len(available_cpus) or (os.cpu_count() or 1))
     if threads < 1 or (available_cpus and threads > len(available_cpus)):
@@ -358,7 +368,8 @@ def bench(
         "unavailable": missing, "skipped": skipped, "dtypes": chosen_dtypes, "devices": chosen_devices,
         "sizes": chosen_sizes,
         "directions": chosen_directions, "modes": chosen_modes or "all", "impls": chosen_impls or "default",
-        "sweeps": sweeps, "seed": seed, "block_options": options.as_dict(), "shard": str(part) if part else None,
+        "sweeps": sweeps, "processes": processes, "seed": seed, "block_options": options.as_dict(),
+        "shard": str(part) if part else None,
         "threads": {"requested": threads, "cpus": available_cpus[:threads]}, "complete": False,
     }
     meta = {"run_id": run_id, "kind": "bench", "created": settings["created"], "seed": seed,
@@ -408,7 +419,8 @@ def _run_bench(store: RunStore, settings: dict[str, Any], configs: list[BenchCon
     run_id = store.read_meta()["run_id"]  # an audit's folder keeps its run id
     (store.path / "logs").mkdir(exist_ok=True)
     threads = settings["threads"]
-    result = run_bench(configs, adapters, sweeps=settings["sweeps"], threads=threads["requested"],
+    result = run_bench(configs, adapters, sweeps=settings["sweeps"], processes=settings.get("processes", 1),
+                       threads=threads["requested"],
                        cpus=threads["cpus"] or None, seed=settings["seed"], options=options,
                        log_dir=store.path / "logs", progress=progress, replay=replay,
                        journal=lambda record: store.append([record], BENCH_JOURNAL))

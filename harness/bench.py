@@ -1,4 +1,5 @@
-"""The benchmark run: one worker per framework, all pinned to the same CPUs, timed in interleaved sweeps.
+"""The benchmark run: a few worker processes per framework, all pinned to the same CPUs, timed in interleaved
+sweeps.
 
 For each (device, dtype, size) the workers first prepare every configuration (inputs on the device, the first
 call timed alone into `compile_s`, one call's peak memory, pytest-benchmark's calibration), then take turns:
@@ -6,6 +7,12 @@ sweep after sweep, one block of rounds per configuration, frameworks alternating
 starting point rotating, so that a slow minute of the machine falls on every framework alike. Ratios to the
 fastest are taken within each sweep, side by side, and their spread across sweeps is kept. A STREAM-style read of
 the same bytes, measured in the same sweeps, is the bandwidth baseline for the roofline.
+
+Each framework runs in `processes` worker processes (default 3, as pyperf spreads its values over processes),
+and sweep s is timed in process s mod `processes`. The same code can be 30–50 % slower in one process than in
+the next for the whole of its life (memory layout, where the allocator's pages fall); with one process that
+difference would be the run's, and a rerun would look like a regression. With several, it is inside the samples.
+The first process calibrates; the others time the same rounds and iterations after one block of warm-up.
 """
 
 from __future__ import annotations
@@ -37,9 +44,9 @@ __all__ = ["BENCH_COLUMNS", "BenchResult", "as_frame", "bench_row_id", "conforma
 
 BENCH_COLUMNS = [
     "run_id", "row_id", "framework", "framework_version", "impl", "input_form", "device", "dtype", "n", "direction",
-    "mode", "rounds", "iterations", "sweeps", "median_s", "iqr_s", "min_s", "mean_s", "compile_s", "bytes", "gbps",
-    "baseline_gbps", "roofline_fraction", "ratio_to_best", "ratio_low", "ratio_high", "peak_memory_bytes",
-    "peak_memory_note", "status", "status_detail", "error_type", "error_message",
+    "mode", "rounds", "iterations", "sweeps", "processes", "median_s", "iqr_s", "min_s", "mean_s", "compile_s",
+    "bytes", "gbps", "baseline_gbps", "roofline_fraction", "ratio_to_best", "ratio_low", "ratio_high",
+    "peak_memory_bytes", "peak_memory_note", "status", "status_detail", "error_type", "error_message",
 ]
 # Statuses that say something about an implementation's accuracy at a dtype (rejecting invalid input is right,
 # and unsupported/unavailable say nothing): the bench row shows the worst of these.
@@ -61,6 +68,8 @@ class _Worker:
     framework: str
     process: Any
     channel: Connection
+    name: str  # "torch", or "torch (process 2 of 3)"
+    index: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     failed: str = ""  # why the worker can no longer answer
 
@@ -78,10 +87,10 @@ class _Worker:
             if self.channel.poll(timeout):
                 reply: tuple[Any, ...] = self.channel.recv()
                 return reply
-            self.failed = f"the {self.framework} worker gave no answer within {timeout:g} s (stopped)"
+            self.failed = f"the {self.name} worker gave no answer within {timeout:g} s (stopped)"
         except (EOFError, OSError):
             self.process.join(timeout=5)
-            self.failed = f"the {self.framework} {death(self.process)}"
+            self.failed = f"the {self.name} {death(self.process)}"
         self.stop()
         return ("raised", "WorkerLost", self.failed)
 
@@ -94,16 +103,17 @@ class _Worker:
             self.process.join(timeout=10)
 
 
-def _start(framework: str, cpus: list[int], threads: int, seed: int, options: BlockOptions,
-           log_dir: Path | None) -> _Worker:
+def _start(framework: str, index: int, count: int, cpus: list[int], threads: int, seed: int,
+           options: BlockOptions, log_dir: Path | None) -> _Worker:
     ctx = mp.get_context("spawn")
     mine, theirs = ctx.Pipe(duplex=True)
-    log_path = None if log_dir is None else str(log_dir / f"bench-{framework}.log")
-    process = ctx.Process(target=bench_worker_main, name=f"bce-bench-{framework}", daemon=True,
+    log_path = None if log_dir is None else str(log_dir / f"bench-{framework}-{index}.log")
+    process = ctx.Process(target=bench_worker_main, name=f"bce-bench-{framework}-{index}", daemon=True,
                           args=(framework, cpus, threads, seed, options, theirs, log_path))
     process.start()
     theirs.close()
-    return _Worker(framework, process, mine)
+    name = framework if count == 1 else f"{framework} (process {index + 1} of {count})"
+    return _Worker(framework, process, mine, name, index)
 
 
 def _hello(worker: _Worker, timeout: float) -> None:
@@ -112,7 +122,7 @@ def _hello(worker: _Worker, timeout: float) -> None:
     if reply[0] == "ok":
         worker.info = reply[1]
     else:
-        worker.failed = f"{worker.framework} failed to load: {reply[1]}: {reply[2]}"
+        worker.failed = f"{worker.name} failed to load: {reply[1]}: {reply[2]}"
         worker.stop()
 
 
@@ -132,6 +142,7 @@ def run_bench(
     adapters: dict[str, type[Adapter]],
     *,
     sweeps: int = 5,
+    processes: int = 1,
     threads: int = 1,
     cpus: list[int] | None = None,
     seed: int = 0,
@@ -143,7 +154,9 @@ def run_bench(
     replay: Sequence[dict[str, Any]] = (),
 ) -> BenchResult:
     """Time every configuration; return the rows (without ratios' peers missing), pytest-benchmark entries with
-    every round, what each worker reported, and the bandwidth baselines.
+    every round, what each framework's workers reported, and the bandwidth baselines.
+
+    `processes`: worker processes per framework; sweep s is timed in process s mod `processes`.
 
     `replay`: the journal of an interrupted run of the same configurations. Its (device, dtype, size) groups
     that finished every sweep are kept as they are; the others are timed again from the start, since ratios
@@ -165,8 +178,12 @@ def run_bench(
             prepared.pop(key, None)
             problems.pop(key, None)
             blocks.pop(key, None)
-    workers = {name: _start(name, cpus, threads, seed, options, log_dir) for name in frameworks} if groups else {}
-    for worker in workers.values():  # they import their frameworks at the same time
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1; got {processes}")
+    teams = {name: [_start(name, index, processes, cpus, threads, seed, options, log_dir)
+                    for index in range(processes)] for name in frameworks} if groups else {}
+    everyone = [worker for team in teams.values() for worker in team]
+    for worker in everyone:  # they import their frameworks at the same time
         _hello(worker, timeout)
     total = sum(len(m) for m in groups.values()) * (sweeps + 1) + len(groups) * len(frameworks) * (sweeps + 1)
     done = 0
@@ -176,6 +193,21 @@ def run_bench(
         done += 1
         if progress is not None:
             progress(done, total, what)
+
+    def prepare(team: list[_Worker], request: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Prepare in every process of a framework: the first calibrates, the others take its rounds and
+        iterations. The first failure is the answer; `compile_s` is the median of the processes' first calls."""
+        first = team[0].ask(request, timeout)
+        if first[0] != "ok":
+            return first
+        fixed = (first[1]["rounds_per_block"], first[1]["iterations"])
+        compiles = [first[1]["compile_s"]]
+        for worker in team[1:]:
+            reply = worker.ask((*request, fixed), timeout)
+            if reply[0] != "ok":
+                return reply
+            compiles.append(reply[1]["compile_s"])
+        return ("ok", {**first[1], "compile_s": float(statistics.median(compiles))})
 
     def record(key: Any, reply: tuple[Any, ...], event: str, **extra: Any) -> bool:
         """Note a reply (and journal it, so an interrupted run keeps its rounds); True when it is a result."""
@@ -191,15 +223,15 @@ def run_bench(
         for (device, dtype, n), members in groups.items():
             nbytes = bytes_read(n, dtype)
             keys: dict[str, list[Any]] = {name: [] for name in frameworks}
-            for name, worker in workers.items():
+            for name, team in teams.items():
                 read_key = ("read", name, device, dtype, n)
-                reply = worker.ask(("read", read_key, nbytes, device), timeout)
+                reply = prepare(team, ("read", read_key, nbytes, device))
                 if record(read_key, reply, "prepared"):
                     prepared[read_key] = reply[1]
                     keys[name].append(read_key)
                 advance(f"prepare {name} read {device} n={n:g}")
             for config in members:
-                reply = workers[config.framework].ask(("prepare", config), timeout)
+                reply = prepare(teams[config.framework], ("prepare", config))
                 if record(config, reply, "prepared"):
                     prepared[config] = reply[1]
                     keys[config.framework].append(config)
@@ -207,20 +239,23 @@ def run_bench(
             for sweep in range(sweeps):
                 for name, key in _interleaved(keys, sweep):
                     if key not in problems:
-                        reply = workers[name].ask(("block", key), timeout)
-                        if record(key, reply, "block", sweep=sweep):
+                        worker = teams[name][sweep % processes]
+                        reply = worker.ask(("block", key), timeout)
+                        if record(key, reply, "block", sweep=sweep, process=worker.index):
                             blocks[key].append((reply[1]["iterations"], list(reply[1]["data"])))
                     advance(f"sweep {sweep + 1}/{sweeps} {key.label() if isinstance(key, BenchConfig) else name}")
-            for worker in workers.values():
+            for worker in everyone:
                 worker.ask(("release",), timeout)
     finally:
-        for worker in workers.values():
+        for worker in everyone:
             worker.stop()
 
-    worker_info = {name: {**worker.info, "problem": worker.failed} for name, worker in workers.items()}
+    worker_info = {name: {**team[0].info, "pids": [worker.info.get("pid") for worker in team],
+                          "problem": "; ".join(worker.failed for worker in team if worker.failed)}
+                   for name, team in teams.items()}
     worker_info.update({name: {"replayed": True} for name in frameworks if name not in worker_info})
     baselines = _baselines(prepared, blocks, problems, sweeps)
-    rows, entries = _rows(configs, prepared, problems, blocks, baselines, worker_info, options, sweeps)
+    rows, entries = _rows(configs, prepared, problems, blocks, baselines, worker_info, options, sweeps, processes)
     return BenchResult(rows, entries, worker_info, baselines)
 
 
@@ -269,7 +304,7 @@ def _baselines(prepared: dict[Any, Any], blocks: dict[Any, Any], problems: dict[
 
 def _rows(configs: Sequence[BenchConfig], prepared: dict[Any, Any], problems: dict[Any, Any],
           blocks: dict[Any, Any], baselines: list[dict[str, Any]], workers: dict[str, Any],
-          options: BlockOptions, sweeps: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+          options: BlockOptions, sweeps: int, processes: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     # ratio to the fastest, sweep by sweep, within each (device, dtype, n, direction)
     per_sweep: dict[Any, list[float]] = defaultdict(list)
     peers: dict[tuple[str, str, int, str], list[BenchConfig]] = defaultdict(list)
@@ -288,7 +323,7 @@ def _rows(configs: Sequence[BenchConfig], prepared: dict[Any, Any], problems: di
         nbytes = bytes_read(config.n, config.dtype)
         version = (workers.get(config.framework, {}).get("versions") or {}).get(config.framework, "")
         row: dict[str, Any] = {**config._asdict(), "framework_version": version, "bytes": nbytes,
-                               "sweeps": sweeps}
+                               "sweeps": sweeps, "processes": processes}
         if config in problems:
             row["error_type"], row["error_message"] = problems[config]
             rows.append(row)
@@ -316,7 +351,8 @@ def _rows(configs: Sequence[BenchConfig], prepared: dict[Any, Any], problems: di
             params = {"impl": config.impl, "mode": config.mode, "direction": config.direction,
                       "device": config.device, "dtype": config.dtype, "n": config.n}
             extra = {"compile_s": row["compile_s"], "bytes": nbytes, "gbps": row["gbps"],
-                     "ratio_to_best": row["ratio_to_best"], "peak_memory_bytes": row["peak_memory_bytes"]}
+                     "ratio_to_best": row["ratio_to_best"], "peak_memory_bytes": row["peak_memory_bytes"],
+                     "sweeps": sweeps, "processes": processes}
             group = f"{config.device} {config.dtype} n={config.n:g} {config.direction}"
             entries.append(benchmark_entry("bce", group, params, extra, options, iterations, data))
     for key, value in prepared.items():

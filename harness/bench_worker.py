@@ -1,4 +1,5 @@
-"""The benchmark worker: one framework, pinned to the CPUs every framework gets, timing what the runner asks.
+"""The benchmark worker: one process of one framework, pinned to the CPUs every framework gets, timing what the
+runner asks.
 
 It answers one request at a time over its own duplex pipe, so that the runner can make frameworks take turns
 (A B C D A B C D …) while the others wait idle. Inputs are generated here from the same seed (the same bytes
@@ -34,8 +35,12 @@ class BenchSession:
         self.inputs: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
         self.calls: dict[Any, tuple[Callable[[], None], int, int]] = {}  # key → (call, rounds, iterations)
 
-    def prepare(self, config: BenchConfig) -> dict[str, Any]:
-        """Build the call, time its first call on its own, measure one fresh call's peak memory, calibrate."""
+    def prepare(self, config: BenchConfig, fixed: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Build the call, time its first call on its own, measure one fresh call's peak memory, calibrate.
+
+        `fixed` (rounds, iterations): what the first process of this framework calibrated; a further process
+        times with the same, after one block of warm-up, so that every sweep's block is alike (and it skips the
+        peak memory, which the first process measured)."""
         adapter = self.adapter
         if config.dtype not in adapter.dtypes:
             raise Unsupported(f"{adapter.framework} has no {config.dtype}")
@@ -47,21 +52,32 @@ class BenchSession:
                                           config.direction)  # type: ignore[arg-type]
         call = synced(function, lambda result: adapter.sync(result, config.device))
         compile_s = first_call(call)
+        if fixed is not None:
+            return {"compile_s": compile_s, **self._warmed(config, call, fixed)}
         peak, peak_note = self._peak(function, call, config.device)
         return {"compile_s": compile_s, "peak_memory_bytes": peak, "peak_memory_note": peak_note,
                 **self._calibrated(config, call)}
 
-    def prepare_read(self, key: Any, nbytes: int, device: str) -> dict[str, Any]:
+    def prepare_read(self, key: Any, nbytes: int, device: str, fixed: tuple[int, int] | None = None
+                     ) -> dict[str, Any]:
         function = self.adapter.read_function(nbytes, device)
         if function is None:
             raise Unsupported(f"{self.adapter.framework} has no read kernel on {device!r}")
         call = synced(function, lambda result: self.adapter.sync(result, device))
-        return {"compile_s": first_call(call), **self._calibrated(key, call)}
+        compile_s = first_call(call)
+        timing = self._calibrated(key, call) if fixed is None else self._warmed(key, call, fixed)
+        return {"compile_s": compile_s, **timing}
 
     def _calibrated(self, key: Any, call: Callable[[], None]) -> dict[str, Any]:
         warm = calibrate(call, self.options)
         self.calls[key] = (call, len(warm.data), warm.iterations)
         return {"rounds_per_block": len(warm.data), "iterations": warm.iterations}
+
+    def _warmed(self, key: Any, call: Callable[[], None], fixed: tuple[int, int]) -> dict[str, Any]:
+        rounds, iterations = fixed
+        time_block(call, rounds, iterations, self.options)  # warm-up, as calibration is in the first process
+        self.calls[key] = (call, rounds, iterations)
+        return {"rounds_per_block": rounds, "iterations": iterations}
 
     def _peak(self, function: Callable[[], Any], call: Callable[[], None], device: str) -> tuple[int | None, str]:
         try:
@@ -86,7 +102,8 @@ def bench_worker_main(framework: str, cpus: list[int], threads: int, seed: int, 
                       channel: Connection, log_path: str | None = None) -> None:
     """Pin to `cpus`, load the framework with `threads` threads, then answer requests until told to stop.
 
-    Requests: ("prepare", config), ("read", key, nbytes, device), ("block", key), ("release",), ("stop",).
+    Requests: ("prepare", config[, fixed]), ("read", key, nbytes, device[, fixed]), ("block", key), ("release",),
+    ("stop",).
     Each gets one reply: ("ok", payload), ("unsupported", message) or ("raised", type, message).
     """
     redirect_output(log_path)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.api import (
+    DEFAULT_PROCESSES,
     DEFAULT_SWEEPS,
     DEFAULT_TIMEOUT,
     DEVICES,
@@ -107,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="run folder: a new one, or an audit's (its statuses go beside the speeds)")
     timing.add_argument("--sweeps", type=_int_arg, default=DEFAULT_SWEEPS,
                         help=f"interleaved sweeps (default {DEFAULT_SWEEPS})")
+    timing.add_argument("--processes", type=_int_arg,
+                        help=f"worker processes per framework, taking the sweeps in turn (default "
+                             f"{DEFAULT_PROCESSES}): a process's own speed becomes a sample, not the run's result")
     timing.add_argument("--threads", type=_int_arg, help="threads and CPUs for every framework (default: all)")
     timing.add_argument("--seed", type=_int_arg, default=0, help="seed of the inputs (default 0)")
     timing.add_argument("--shard", metavar="i/n", help="time part i of n of the (device, dtype, size) groups")
@@ -249,13 +253,15 @@ def _audit(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.resume is not None:
         _refuse_with_resume(args, "benchmark", ("frameworks", "dtypes", "devices", "sizes", "directions", "modes",
-                                                "impls", "out", "threads", "shard"))
+                                                "impls", "out", "threads", "shard",
+                                                "processes"))
         _print_bench(_with_progress("bench", resume_bench, args.quiet, run_dir=args.resume))
         return 0
     frame = _with_progress(
         "bench", bench, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
         sizes=args.sizes, directions=args.directions, modes=args.modes, impls=args.impls, out=args.out,
         sweeps=args.sweeps, threads=args.threads, seed=args.seed, shard=args.shard,
+        processes=args.processes,
     )
     _print_bench(frame)
     return 0

@@ -136,6 +136,9 @@ class TensorflowAdapter(Adapter):
     def _load(self, threads: int) -> None:
         global tf, keras
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # several workers share one GPU (audit jobs, bench processes): each takes memory as it needs it, as JAX's
+        # XLA_PYTHON_CLIENT_PREALLOCATE=false does, instead of all of it at start
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         os.environ["KERAS_BACKEND"] = "tensorflow"
         import keras as keras_module
         import tensorflow as tf_module
