@@ -6,7 +6,11 @@ grew beyond what rounding noise explains (more than doubled and by more than the
 a new `error`, `crashed` or `timeout`.
 
 Speed (both runs have bench rows, matched by `row_id`): the samples are the per-sweep medians of each
-configuration (one per interleaved sweep, recovered from the rounds in `bench.json`). A configuration is slower
+configuration (one per interleaved sweep, recovered from the rounds in `bench.json`); a bench run times each
+framework in three worker processes that take the sweeps in turn, so the samples hold the differences between
+processes too (the same code can be 30–50 % slower in one process than in the next, for the whole of its life).
+A run timed in one process per framework (`--processes 1`, or made before processes were recorded) gets a note:
+its process's luck is not in its samples. A configuration is slower
 when two things hold, each by a one-sided exact Mann–Whitney U test with the Holm–Bonferroni correction over all
 compared configurations (family-wise α = 0.01) and a minimum effect (default 10 %) on the median:
 - its time grew (absolute), and
@@ -140,6 +144,12 @@ def _relative(samples: dict[str, list[float]], frame: pd.DataFrame) -> dict[str,
     return out
 
 
+def _processes(frame: pd.DataFrame) -> int:
+    """How many worker processes per framework timed a bench table (1 where the table does not say)."""
+    counts = pd.to_numeric(frame.get("processes", pd.Series(dtype=float)), errors="coerce").dropna()
+    return int(counts.min()) if not counts.empty else 1
+
+
 def _one_sided(after: Any, before: Any) -> tuple[float, float]:
     """Mann–Whitney U p-values that `after` is larger, and smaller, than `before` (exact for few sweeps)."""
     from scipy.stats import mannwhitneyu
@@ -159,6 +169,11 @@ def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str
     base_samples = sweep_medians(RunStore(base.path).bench_document(), base.bench)
     new_samples = sweep_medians(RunStore(new.path).bench_document(), new.bench)
     base_relative, new_relative = _relative(base_samples, base.bench), _relative(new_samples, new.bench)
+    single = [name for name, frame in (("base", base.bench), ("new", new.bench)) if _processes(frame) < 2]
+    if single:
+        notes.append(f"the {' and '.join(single)} run timed each framework in one process, so the difference "
+                     "between one process and the next (up to 50 % for the same code) is not in its samples and "
+                     "can look like a regression; bench with several processes (--processes, default 3)")
     rows = []
     for row in base.bench[_SPEED_KEYS].merge(new.bench[["row_id", "median_s"]], on="row_id",
                                               suffixes=("_base", "_new")).itertuples(index=False):

@@ -78,6 +78,8 @@ TABLE: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
     ("resume: no run folder", lambda g, t: ["audit", "--resume", str(t / "nowhere")], "is not a run folder"),
     ("resume with other flags", lambda g, t: ["audit", "--resume", str(g), "--dtypes", "float32"],
      "leave out --dtypes"),
+    ("bench resume with other flags", lambda g, t: ["bench", "--resume", str(g), "--processes", "2"],
+     "leave out --processes"),
     ("repro: unknown row", lambda g, t: ["repro", str(g), "0123456789abcdef"], "no row '0123456789abcdef'"),
     ("bad shard", lambda g, t: ["audit", "--shard", "5/4"], "between 1 and n"),
     ("bad memory limit", lambda g, t: ["audit", "--memory-limit", "-1"], "give a positive number of GiB"),

@@ -110,6 +110,23 @@ def test_raw_rounds_are_pytest_benchmark_json(tiny_bench: pd.DataFrame) -> None:
     assert "bce[torch.logits-torch.compile-forward-cpu-float32-1000]" in done.stdout
 
 
+def test_each_framework_is_timed_in_its_processes_in_turn(tiny_bench: pd.DataFrame) -> None:
+    folder = _folder(tiny_bench)
+    meta = json.loads((folder / "meta.json").read_text())["bench"]
+    # two sweeps: the default of three processes is capped at the number of sweeps
+    assert meta["processes"] == SWEEPS and (tiny_bench["processes"] == SWEEPS).all()
+    for name, info in meta["workers"].items():
+        assert len(set(info["pids"])) == SWEEPS and info["problem"] == "", name
+    blocks = [row for line in (folder / "bench-journal.jsonl").read_text().splitlines()
+              for row in json.loads(line)["rows"] if row.get("event") == "block"]
+    assert len(blocks) == SWEEPS * (EXPECTED_CONFIGS + 4)  # every configuration and read, once per sweep
+    assert all(row["process"] == row["sweep"] % SWEEPS for row in blocks)  # sweep s in process s mod 2
+    assert sorted(p.name for p in (folder / "logs").iterdir() if p.name.startswith("bench-numpy")) == [
+        "bench-numpy-0.log", "bench-numpy-1.log"]
+    document = json.loads((folder / "bench.json").read_text())
+    assert {b["extra_info"]["processes"] for b in document["benchmarks"] if b["name"].startswith("bce[")} == {2}
+
+
 def test_report_has_a_speed_section(tiny_bench: pd.DataFrame) -> None:
     report = (_folder(tiny_bench) / "report.md").read_text()
     assert "# BCE benchmark" in report and "## Speed" in report and "| torch.logits | torch.compile |" in report
@@ -149,6 +166,23 @@ def test_worker_session_syncs_after_every_call_and_keeps_the_first_out() -> None
     assert adapter.log == ["run", "sync"] * (len(adapter.log) // 2)  # each call waits before the next starts
     timed_calls = len(block["data"]) * block["iterations"]
     assert adapter.log.count("run") - runs_before >= timed_calls
+
+
+def test_a_further_process_times_the_first_one_s_rounds_after_a_warm_up() -> None:
+    adapter = _Spy()
+    adapter.load(1)
+    session = BenchSession(adapter, seed=0, options=TINY)
+    config = BenchConfig("numpy", "numpy.logits", "logits", "eager", "forward", "cpu", "float32", 100)
+    prepared = session.prepare(config, fixed=(3, 7))
+    # no calibration and no peak memory (the first process measured them): the given rounds and iterations
+    assert prepared["rounds_per_block"] == 3 and prepared["iterations"] == 7 and "peak_memory_bytes" not in prepared
+    # the first call, then one warm-up block: 3 rounds of 7 calls, and the untimed call pytest-benchmark makes for
+    # the result when a round loops
+    block_calls = 3 * 7 + 1
+    assert adapter.log.count("run") == 1 + block_calls
+    block = session.block(config)
+    assert len(block["data"]) == 3 and block["iterations"] == 7
+    assert adapter.log.count("run") == 1 + 2 * block_calls
 
 
 def test_bench_inputs_are_the_same_bytes_everywhere() -> None:
@@ -198,6 +232,8 @@ def test_status_from_the_audit_in_the_same_folder(tmp_path: Path) -> None:
         (["bench", "--sizes", "0"], "--sizes must be positive integers"),
         (["bench", "--sizes", "1e3.5"], "argument --sizes"),
         (["bench", "--sweeps", "1"], "--sweeps must be at least 2"),
+        (["bench", "--processes", "0"], "--processes must be from 1 to the number of sweeps (10)"),
+        (["bench", "--sweeps", "4", "--processes", "5"], "--processes must be from 1 to the number of sweeps (4)"),
         (["bench", "--threads", "4096"], "--threads 4096: this process may use"),
         (["bench", "--frameworks", "pytorch"], "unknown framework 'pytorch'"),
     ],
