@@ -188,26 +188,31 @@ def run_bench(
     total = sum(len(m) for m in groups.values()) * (sweeps + 1) + len(groups) * len(frameworks) * (sweeps + 1)
     done = 0
 
-    def advance(what: str) -> None:
-        nonlocal done
+    def advance(what: str, skipped: bool = False) -> None:
+        """One step done; `skipped`: a preparation failed, so its sweeps are no longer to be done either."""
+        nonlocal done, total
         done += 1
+        total -= sweeps if skipped else 0
         if progress is not None:
             progress(done, total, what)
 
     def prepare(team: list[_Worker], request: tuple[Any, ...]) -> tuple[Any, ...]:
         """Prepare in every process of a framework: the first calibrates, the others take its rounds and
-        iterations. The first failure is the answer; `compile_s` is the median of the processes' first calls."""
+        iterations. The first failure is the answer, and a framework that lost a process has nothing more to
+        prepare. `compile_s` is the first process's first call: the later processes would find PyTorch
+        Inductor's on-disk cache filled by it."""
+        lost = [worker.failed for worker in team if worker.failed]
+        if lost:
+            return ("raised", "WorkerLost", lost[0])
         first = team[0].ask(request, timeout)
         if first[0] != "ok":
             return first
         fixed = (first[1]["rounds_per_block"], first[1]["iterations"])
-        compiles = [first[1]["compile_s"]]
         for worker in team[1:]:
             reply = worker.ask((*request, fixed), timeout)
             if reply[0] != "ok":
                 return reply
-            compiles.append(reply[1]["compile_s"])
-        return ("ok", {**first[1], "compile_s": float(statistics.median(compiles))})
+        return first
 
     def record(key: Any, reply: tuple[Any, ...], event: str, **extra: Any) -> bool:
         """Note a reply (and journal it, so an interrupted run keeps its rounds); True when it is a result."""
@@ -226,16 +231,18 @@ def run_bench(
             for name, team in teams.items():
                 read_key = ("read", name, device, dtype, n)
                 reply = prepare(team, ("read", read_key, nbytes, device))
-                if record(read_key, reply, "prepared"):
+                ready = record(read_key, reply, "prepared")
+                if ready:
                     prepared[read_key] = reply[1]
                     keys[name].append(read_key)
-                advance(f"prepare {name} read {device} n={n:g}")
+                advance(f"prepare {name} read {device} n={n:g}", skipped=not ready)
             for config in members:
                 reply = prepare(teams[config.framework], ("prepare", config))
-                if record(config, reply, "prepared"):
+                ready = record(config, reply, "prepared")
+                if ready:
                     prepared[config] = reply[1]
                     keys[config.framework].append(config)
-                advance(f"prepare {config.label()}")
+                advance(f"prepare {config.label()}", skipped=not ready)
             for sweep in range(sweeps):
                 for name, key in _interleaved(keys, sweep):
                     if key not in problems:

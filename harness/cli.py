@@ -110,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"interleaved sweeps (default {DEFAULT_SWEEPS})")
     timing.add_argument("--processes", type=_int_arg,
                         help=f"worker processes per framework, taking the sweeps in turn (default "
-                             f"{DEFAULT_PROCESSES}): a process's own speed becomes a sample, not the run's result")
+                             f"{DEFAULT_PROCESSES}, at most --sweeps): a process's own speed becomes a sample, not "
+                             "the run's result")
     timing.add_argument("--threads", type=_int_arg, help="threads and CPUs for every framework (default: all)")
     timing.add_argument("--seed", type=_int_arg, default=0, help="seed of the inputs (default 0)")
     timing.add_argument("--shard", metavar="i/n", help="time part i of n of the (device, dtype, size) groups")

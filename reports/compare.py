@@ -7,8 +7,9 @@ a new `error`, `crashed` or `timeout`.
 
 Speed (both runs have bench rows, matched by `row_id`): the samples are the per-sweep medians of each
 configuration (one per interleaved sweep, recovered from the rounds in `bench.json`); a bench run times each
-framework in three worker processes that take the sweeps in turn, so the samples hold the differences between
-processes too (the same code can be 30–50 % slower in one process than in the next, for the whole of its life).
+framework in several worker processes (three by default) that take the sweeps in turn, so the samples hold the
+differences between processes too (the same code can be 30–50 % slower in one process than in the next, for the
+whole of its life).
 A run timed in one process per framework (`--processes 1`, or made before processes were recorded) gets a note:
 its process's luck is not in its samples. A configuration is slower
 when two things hold, each by a one-sided exact Mann–Whitney U test with the Holm–Bonferroni correction over all
@@ -146,8 +147,8 @@ def _relative(samples: dict[str, list[float]], frame: pd.DataFrame) -> dict[str,
 
 def _processes(frame: pd.DataFrame) -> int:
     """How many worker processes per framework timed a bench table (1 where the table does not say)."""
-    counts = pd.to_numeric(frame.get("processes", pd.Series(dtype=float)), errors="coerce").dropna()
-    return int(counts.min()) if not counts.empty else 1
+    counts = pd.to_numeric(frame.get("processes", pd.Series(1, index=frame.index)), errors="coerce")
+    return int(counts.fillna(1).min()) if not counts.empty else 1  # a merged shard made before: 1
 
 
 def _one_sided(after: Any, before: Any) -> tuple[float, float]:
@@ -169,11 +170,6 @@ def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str
     base_samples = sweep_medians(RunStore(base.path).bench_document(), base.bench)
     new_samples = sweep_medians(RunStore(new.path).bench_document(), new.bench)
     base_relative, new_relative = _relative(base_samples, base.bench), _relative(new_samples, new.bench)
-    single = [name for name, frame in (("base", base.bench), ("new", new.bench)) if _processes(frame) < 2]
-    if single:
-        notes.append(f"the {' and '.join(single)} run timed each framework in one process, so the difference "
-                     "between one process and the next (up to 50 % for the same code) is not in its samples and "
-                     "can look like a regression; bench with several processes (--processes, default 3)")
     rows = []
     for row in base.bench[_SPEED_KEYS].merge(new.bench[["row_id", "median_s"]], on="row_id",
                                               suffixes=("_base", "_new")).itertuples(index=False):
@@ -194,6 +190,11 @@ def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str
     if not rows:
         notes.append("speed not compared: no configuration was timed in both runs")
         return pd.DataFrame()
+    single = [name for name, frame in (("base", base.bench), ("new", new.bench)) if _processes(frame) < 2]
+    if single:
+        notes.append(f"the {' and '.join(single)} run timed each framework in one process, so the difference "
+                     "between one process and the next (up to 50 % for the same code) is not in its samples and "
+                     "can look like a regression; bench with several processes (--processes, default 3)")
     speed = pd.DataFrame(rows)
     speed["ratio"] = speed["median_s_new"] / speed["median_s_base"]
     for column in ("p_slower", "p_faster", "p_rel_slower", "p_rel_faster"):

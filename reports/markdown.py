@@ -123,13 +123,14 @@ def _bench_section(bench: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
     return [
         "## Speed",
         "",
-        f"{settings.get('sweeps', '')} interleaved sweeps; every framework pinned to CPUs "
+        f"{settings.get('sweeps', '')} interleaved sweeps, taken in turn by {settings.get('processes', 1)} "
+        f"worker process(es) per framework; every framework pinned to CPUs "
         f"{threads.get('cpus', [])} with {threads.get('requested', '')} threads ({per_framework or 'as recorded'}). "
         "`median_ms`: per call, synced; `ratio_to_best`: to the fastest at the same device, dtype, size and "
         "direction, within each sweep (median over sweeps; `ratio_range`: lowest–highest sweep); `roofline_pct`: "
         "bytes of x and y over the time, against the best STREAM-style read of as many bytes in the same run; "
-        "`compile_s`: the first call alone; `peak_mib`: memory one steady call needed; `status`: the audit's "
-        "worst accuracy status there, when this folder has an audit.",
+        "`compile_s`: the first call alone, in the first process; `peak_mib`: memory one steady call needed; "
+        "`status`: the audit's worst accuracy status there, when this folder has an audit.",
         "",
         markdown_table(bench_table(bench)),
     ]

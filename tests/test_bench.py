@@ -127,6 +127,45 @@ def test_each_framework_is_timed_in_its_processes_in_turn(tiny_bench: pd.DataFra
     assert {b["extra_info"]["processes"] for b in document["benchmarks"] if b["name"].startswith("bce[")} == {2}
 
 
+def test_a_framework_that_loses_a_process_loses_its_remaining_configurations() -> None:
+    """Process 2 of numpy's two is killed during sweep 1 of the first size, before its first block: from sweep 2
+    on, numpy's configurations of both sizes are WorkerLost rows naming the process; torch is untouched, and the
+    progress still reaches its total (the sweeps of what could not be prepared leave it)."""
+    import multiprocessing
+    import os
+    import signal
+
+    from harness.bench import run_bench
+    from harness.matrix import bench_configs
+    from implementations import adapter_classes
+
+    adapters = {name: adapter_classes()[name] for name in ("numpy", "torch")}
+    configs = bench_configs(adapters, None, ["eager"], sizes=(100, 200))
+    steps: list[tuple[int, int, str]] = []
+    journal: list[dict[str, Any]] = []
+
+    def progress(done: int, total: int, what: str) -> None:
+        steps.append((done, total, what))
+        if what.startswith("sweep 1/2") and not any(s[2].startswith("sweep 2/2") for s in steps):
+            for child in multiprocessing.active_children():
+                if child.name == "bce-bench-numpy-1" and child.pid is not None:
+                    os.kill(child.pid, signal.SIGKILL)
+                    child.join(10)
+
+    result = run_bench(configs, adapters, sweeps=2, processes=2, options=TINY, progress=progress,
+                       journal=journal.append)
+    rows = pd.DataFrame(result.rows)
+    numpy_rows, torch_rows = rows[rows["framework"] == "numpy"], rows[rows["framework"] == "torch"]
+    assert (numpy_rows["error_type"] == "WorkerLost").all() and len(numpy_rows) == 4  # 2 sizes × 2 directions
+    assert numpy_rows["error_message"].str.startswith("the numpy (process 2 of 2) worker died").all()
+    assert torch_rows["error_type"].isna().all() and (torch_rows["rounds"] > 0).all()
+    prepared_numpy_200 = [r for r in journal if r["event"] == "prepared" and r.get("framework") == "numpy"
+                          and r.get("n") == 200]
+    assert len(prepared_numpy_200) == 2 and all(r["error"][0] == "WorkerLost" for r in prepared_numpy_200)
+    assert steps[-1][0] == steps[-1][1]  # done == total: the skipped sweeps left the total
+    assert "problem" in result.workers["numpy"] and "process 2 of 2" in result.workers["numpy"]["problem"]
+
+
 def test_report_has_a_speed_section(tiny_bench: pd.DataFrame) -> None:
     report = (_folder(tiny_bench) / "report.md").read_text()
     assert "# BCE benchmark" in report and "## Speed" in report and "| torch.logits | torch.compile |" in report

@@ -114,6 +114,11 @@ def test_one_slow_process_is_a_sample_not_a_regression(tmp_path: Path) -> None:
     assert any(note.startswith("the new run timed each framework in one process") for note in single.notes)
     older = make_run(tmp_path / "older", times=_times(rng), drop=("processes",))  # made before it was recorded
     assert any(note.startswith("the base and new run timed") for note in compare_runs(older, older).notes)
+    mixed = make_run(tmp_path / "mixed", times=_times(rng))  # merged from a new shard and one made before
+    table = pd.read_parquet(mixed / "bench.parquet")
+    table.loc[0, "processes"] = np.nan
+    table.to_parquet(mixed / "bench.parquet")
+    assert any(note.startswith("the new run timed") for note in compare_runs(base, mixed).notes)
 
 
 def test_a_small_but_certain_change_is_below_the_minimum_effect(tmp_path: Path) -> None:
