@@ -63,12 +63,18 @@ def _times(rng: np.random.Generator, scale: float = 1.0, drift: float = 0.04) ->
     return out
 
 
+def _changed_pair(tmp_path: Path, seed: int, config: tuple[str, str], factor: float,
+                  drift: float = 0.04) -> tuple[Path, Path]:
+    """Two runs of fresh noise; in the new one, `config` takes `factor` times as long."""
+    rng = np.random.default_rng(seed)
+    base = make_run(tmp_path / "base", times=_times(rng, drift=drift))
+    changed = _times(rng, drift=drift)
+    changed[config] *= factor
+    return base, make_run(tmp_path / "new", times=changed)
+
+
 def test_a_slowdown_is_caught(tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    base = make_run(tmp_path / "base", times=_times(rng))
-    slow = _times(rng)
-    slow[("torch.logits", "eager")] *= 1.3
-    new = make_run(tmp_path / "new", times=slow)
+    base, new = _changed_pair(tmp_path, 1, ("torch.logits", "eager"), 1.3)
     comparison = compare_runs(base, new)
     verdicts = dict(zip(comparison.speed["impl"] + "/" + comparison.speed["mode"], comparison.speed["verdict"],
                         strict=True))
@@ -122,11 +128,7 @@ def test_one_slow_process_is_a_sample_not_a_regression(tmp_path: Path) -> None:
 
 
 def test_a_small_but_certain_change_is_below_the_minimum_effect(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    base = make_run(tmp_path / "base", times=_times(rng, drift=0.0))
-    slow = _times(rng, drift=0.0)
-    slow[("jax.logits", "jax.jit")] *= 1.08
-    new = make_run(tmp_path / "new", times=slow)
+    base, new = _changed_pair(tmp_path, 3, ("jax.logits", "jax.jit"), 1.08, drift=0.0)
     comparison = compare_runs(base, new)
     assert comparison.speed["p_slower_holm"].min() < 0.01  # significant …
     assert comparison.regressions == 0  # … but 8 % is below the 10 % that counts
@@ -144,12 +146,7 @@ def test_the_whole_machine_running_slower_is_not_a_regression(tmp_path: Path) ->
 
 
 def test_faster_is_reported_not_failed(tmp_path: Path) -> None:
-    rng = np.random.default_rng(4)
-    base = make_run(tmp_path / "base", times=_times(rng))
-    quick = _times(rng)
-    quick[("torch.logits", "torch.compile")] *= 0.5
-    new = make_run(tmp_path / "new", times=quick)
-    comparison = compare_runs(base, new)
+    comparison = compare_runs(*_changed_pair(tmp_path, 4, ("torch.logits", "torch.compile"), 0.5))
     assert list(comparison.speed["verdict"]) == ["", "", "faster"] and comparison.regressions == 0
 
 
