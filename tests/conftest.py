@@ -23,3 +23,10 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (extra_path, str(ROOT)) if p))
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=timeout, check=False)
+
+
+def assert_usage_error(done: subprocess.CompletedProcess[str], fragment: str) -> None:
+    """Bad input to the tool: exit code 2 and one line on stderr that says `fragment`, never a traceback."""
+    assert done.returncode == 2, (done.stdout[-500:], done.stderr[-2000:])
+    assert fragment in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -14,7 +14,7 @@ import pytest
 from harness.runner import CONFORMANCE_COLUMNS, run_conformance
 from implementations import Adapter
 from implementations.numpy_adapter import NumpyAdapter
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, assert_usage_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +82,7 @@ def test_report_command_rewrites_markdown(small_run: Path) -> None:
     ],
 )
 def test_bad_usage_exits_2_with_one_line(args: list[str], fragment: str) -> None:
-    done = run_cli(*args)
-    assert done.returncode == 2
-    assert fragment in done.stderr
-    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert_usage_error(run_cli(*args), fragment)
 
 
 def test_existing_output_folder_is_refused(small_run: Path) -> None:

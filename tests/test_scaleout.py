@@ -14,7 +14,7 @@ from harness.environment import collect_environment, fingerprint
 from harness.matrix import BenchConfig, Shard, shard_bench, shard_cases
 from reports.history import load_history, write_history
 from reports.summary import version_changes, versioned
-from tests.conftest import run_cli
+from tests.conftest import assert_usage_error, run_cli
 
 AUDIT = ("audit", "--frameworks", "numpy", "--dtypes", "float32", "--families", "seed,large,labels", "--quiet")
 
@@ -82,8 +82,7 @@ def test_a_missing_shard_is_recorded(shards: Path, tmp_path: Path) -> None:
      (["s1", "nowhere"], "is not a run folder")],
 )
 def test_merge_bad_usage(shards: Path, tmp_path: Path, runs: list[str], fragment: str) -> None:
-    done = run_cli("merge", *[str(shards / r) for r in runs], "--out", str(tmp_path / "out"))
-    assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
+    assert_usage_error(run_cli("merge", *[str(shards / r) for r in runs], "--out", str(tmp_path / "out")), fragment)
 
 
 def test_history_reads_every_run_once(shards: Path) -> None:
