@@ -352,7 +352,7 @@ def _history(args: argparse.Namespace) -> int:
     from reports.history import load_history, write_history
 
     frame = load_history(args.root)
-    written = write_history(args.root)
+    written = write_history(args.root, frame)
     runs = frame["run_id"].nunique() if not frame.empty else 0
     kinds = ", ".join(f"{kind} {count}" for kind, count in frame["kind"].value_counts().items())
     print(f"{runs} runs under {args.root}: {len(frame)} rows ({kinds})")

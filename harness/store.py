@@ -184,6 +184,9 @@ class RunStore:
     def has_conformance(self) -> bool:
         return (self.path / CONFORMANCE).is_file()
 
+    def has_bench(self) -> bool:
+        return (self.path / BENCH).is_file()
+
     def bench_document(self) -> dict[str, Any]:
         """The pytest-benchmark JSON of the run's benchmark."""
         return self.read_json(BENCH_JSON, f"{str(self.path)!r} has no {BENCH_JSON}; rerun the benchmark")

@@ -26,5 +26,6 @@ __all__ = [
 
 
 def write_reports(run_dir: str | Path) -> list[Path]:
-    """report.md and report.html in the run folder."""
-    return [write_markdown(run_dir), write_html(run_dir)]
+    """report.md and report.html in the run folder (read once for both)."""
+    run = load_run(run_dir)
+    return [write_markdown(run), write_html(run)]

@@ -46,7 +46,7 @@ _NOT_JUDGED = ("unavailable",)
 _NEW_ERRORS = ("error", "crashed", "timeout")
 _ACCURACY_KEYS = ["row_id", "impl", "case", "dtype", "device", "reduction", "quantity", "check", "mode", "status",
                   "max_ulp_error"]
-_SPEED_KEYS = ["row_id", "impl", "mode", "direction", "device", "dtype", "n", "rounds", "sweeps", "median_s"]
+_SPEED_KEYS = ["row_id", "impl", "mode", "direction", "device", "dtype", "n", "sweeps", "median_s"]
 
 
 @dataclass
@@ -59,6 +59,7 @@ class Comparison:
     speed: pd.DataFrame  # every compared configuration, with p-values, ratio and verdict
     notes: list[str] = field(default_factory=list)
     min_effect: float = MIN_EFFECT
+    alpha: float = ALPHA
 
     @property
     def regressions(self) -> int:
@@ -171,8 +172,9 @@ def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str
     new_samples = sweep_medians(RunStore(new.path).bench_document(), new.bench)
     base_relative, new_relative = _relative(base_samples, base.bench), _relative(new_samples, new.bench)
     rows = []
-    for row in base.bench[_SPEED_KEYS].merge(new.bench[["row_id", "median_s"]], on="row_id",
-                                              suffixes=("_base", "_new")).itertuples(index=False):
+    joined = base.bench[_SPEED_KEYS].merge(new.bench[["row_id", "median_s"]], on="row_id", suffixes=("_base", "_new"))
+    timed_in_both = int((joined["median_s_base"].notna() & joined["median_s_new"].notna()).sum())
+    for row in joined.itertuples(index=False):
         key = str(row.row_id)
         before, after = base_samples.get(key), new_samples.get(key)
         if not before or not after or len(before) < 2 or len(after) < 2:
@@ -187,6 +189,9 @@ def _speed(base: Run, new: Run, min_effect: float, alpha: float, notes: list[str
             entry["relative_ratio"] = float(np.median(new_relative[key]) / np.median(base_relative[key]))
             entry["p_rel_slower"], entry["p_rel_faster"] = _one_sided(new_relative[key], base_relative[key])
         rows.append(entry)
+    if timed_in_both > len(rows):
+        notes.append(f"{timed_in_both - len(rows)} configurations timed in both runs were not compared: their "
+                     "rounds in bench.json are missing or do not split into equal per-sweep blocks")
     if not rows:
         notes.append("speed not compared: no configuration was timed in both runs")
         return pd.DataFrame()
@@ -238,7 +243,7 @@ def compare_runs(base_dir: str | Path, new_dir: str | Path, min_effect: float = 
     if base.meta.get("fingerprint") and base.meta.get("fingerprint") != new.meta.get("fingerprint"):
         notes.append("the runs come from different machines (fingerprints differ): speed differences may be the "
                      "machines'")
-    return Comparison(base.path, new.path, accuracy, speed, notes, min_effect)
+    return Comparison(base.path, new.path, accuracy, speed, notes, min_effect, alpha)
 
 
 def _columns(frame: pd.DataFrame, columns: list[str]) -> str:
@@ -269,7 +274,7 @@ def render_comparison(comparison: Comparison) -> str:
         lines.append("No configuration timed in both runs.")
     else:
         lines.append(f"Slower or faster: one-sided exact Mann–Whitney U over the per-sweep medians, Holm-corrected "
-                     f"over {len(speed)} configurations (α = {ALPHA:g}), and a change of at least "
+                     f"over {len(speed)} configurations (α = {comparison.alpha:g}), and a change of at least "
                      f"{comparison.min_effect:.0%} in the median — both in absolute time and relative to the "
                      "configuration's group in the same sweeps (`relative_ratio`).")
         lines.append("")

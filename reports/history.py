@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.tolerance import NOT_FINDINGS
-from reports.html import html_table, page, png
+from reports.html import html_table, page, png, pyplot
 from reports.load import RunReadError, load_run
 from reports.markdown import markdown_table
 
@@ -104,11 +104,7 @@ def render_history_markdown(history: pd.DataFrame) -> str:
 
 
 def _trend_plot(table: pd.DataFrame, keys: list[str], ylabel: str, log: bool) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     if table.empty:
         return "<p class='note'>nothing recorded</p>"
     runs = [c for c in table.columns if c not in keys]
@@ -125,9 +121,9 @@ def _trend_plot(table: pd.DataFrame, keys: list[str], ylabel: str, log: bool) ->
     return png(figure)
 
 
-def write_history(root: str | Path = "runs") -> list[Path]:
-    """history.md and history.html in `root`."""
-    history = load_history(root)
+def write_history(root: str | Path = "runs", history: pd.DataFrame | None = None) -> list[Path]:
+    """history.md and history.html in `root` (`history`: what `load_history(root)` returned, if already read)."""
+    history = load_history(root) if history is None else history
     base = Path(root)
     markdown = base / "history.md"
     markdown.write_text(render_history_markdown(history), encoding="utf-8")

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.tolerance import worst_status
+from cases import DTYPES
+from harness.tolerance import NOT_FINDINGS, worst_status
 from reports.load import Run, load_run
 from reports.summary import (
     bench_table,
@@ -74,6 +75,16 @@ def html_table(frame: pd.DataFrame, text_columns: tuple[str, ...] = (), nan_colu
     return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display), imported only when a plot is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def png(figure: Any) -> str:
     """A matplotlib figure as an embedded image."""
     import matplotlib.pyplot as plt
@@ -94,7 +105,7 @@ def _status_matrix(conformance: pd.DataFrame) -> str:
     findings links to them in the discrepancy list."""
     matrix = status_matrix(conformance)
     worst = conformance.groupby(["impl", "dtype"])["status"].agg(worst_status)
-    dtypes = [d for d in ("float64", "float32", "float16", "bfloat16") if d in set(matrix["dtype"])]
+    dtypes = [d for d in DTYPES if d in set(matrix["dtype"])]
     rows = []
     for impl in sorted(set(matrix["impl"])):
         cells = [f"<td class='t'>{escape(impl)}</td>"]
@@ -106,7 +117,7 @@ def _status_matrix(conformance: pd.DataFrame) -> str:
             found = matrix[(matrix["impl"] == impl) & (matrix["dtype"] == dtype)]["worst_ulp"]
             ulp = f" · {found.iloc[0]:.3g} ulp" if len(found) and pd.notna(found.iloc[0]) else ""
             label = escape(status) + ulp
-            if status not in ("pass", "unsupported", "unavailable"):
+            if status not in NOT_FINDINGS:
                 label = f"<a href='#{_anchor(impl, dtype)}'>{label}</a>"
             cells.append(f"<td class='s' style='background:{STATUS_COLOURS.get(status, '#999')}'>{label}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -141,11 +152,7 @@ def _discrepancies(run: Run, conformance: pd.DataFrame) -> str:
 
 def _heatmap(conformance: pd.DataFrame) -> str:
     """log10(1 + worst finite ULP error), implementation × case family (judged rows only)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ulp = conformance["max_ulp_error"].where(np.isfinite(conformance["max_ulp_error"]))
     table = ulp.groupby([conformance["impl"], conformance["family"]]).max().unstack("family")
     if table.empty or table.isna().all().all():
@@ -166,11 +173,7 @@ def _heatmap(conformance: pd.DataFrame) -> str:
 
 
 def _speed_plots(bench: pd.DataFrame) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     timed = bench[bench["median_s"].notna()]
     if timed.empty:
         return "<p class='note'>Nothing was timed.</p>"
@@ -272,7 +275,7 @@ def page(title: str, body: str) -> str:
             f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{body}</body></html>\n")
 
 
-def write_html(run_dir: str | Path) -> Path:
+def write_html(run_dir: str | Path | Run) -> Path:
     run = load_run(run_dir)
     path = run.path / "report.html"
     path.write_text(render_html(run), encoding="utf-8")

@@ -25,10 +25,13 @@ class Run:
     bench: pd.DataFrame | None = field(default=None, repr=False)
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path | Run) -> Run:
+    """The run in a folder (a `Run` already loaded is returned as it is)."""
+    if isinstance(path, Run):
+        return path
     store = RunStore(path)
     meta = store.read_meta()
-    has_conformance, has_bench = (store.path / CONFORMANCE).is_file(), (store.path / BENCH).is_file()
+    has_conformance, has_bench = store.has_conformance(), store.has_bench()
     if not has_conformance and not has_bench:
         raise RunReadError(f"{str(store.path)!r} has neither {CONFORMANCE} nor {BENCH}; the run did not finish — "
                            "rerun it into a new folder")

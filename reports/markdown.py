@@ -136,7 +136,7 @@ def _bench_section(bench: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
     ]
 
 
-def write_markdown(run_dir: str | Path) -> Path:
+def write_markdown(run_dir: str | Path | Run) -> Path:
     run = load_run(run_dir)
     path = run.path / "report.md"
     path.write_text(render_markdown(run), encoding="utf-8")

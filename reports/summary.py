@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cases import DTYPES
 from harness.tolerance import NOT_FINDINGS, STATUSES
 
 __all__ = [
@@ -24,7 +25,7 @@ def status_matrix(conformance: pd.DataFrame) -> pd.DataFrame:
     ulp = conformance["max_ulp_error"].where(conformance["max_ulp_error"].abs() != float("inf"))
     worst = ulp.groupby([conformance["impl"], conformance["dtype"]]).max().rename("worst_ulp")
     table = counts.join(worst).reset_index()
-    dtype_order = {name: i for i, name in enumerate(["float64", "float32", "float16", "bfloat16"])}
+    dtype_order = {name: i for i, name in enumerate(DTYPES)}
     table["_order"] = table["dtype"].map(dtype_order).fillna(len(dtype_order))
     return table.sort_values(["impl", "_order"]).drop(columns="_order").reset_index(drop=True)
 

@@ -88,6 +88,7 @@ def test_a_slowdown_is_caught(tmp_path: Path) -> None:
     done = run_cli("compare", str(base), str(new), "--fail-on-regression")
     assert done.returncode == 1 and "**1 regression**" in done.stdout
     assert run_cli("compare", str(base), str(new)).returncode == 0  # without the flag it only reports
+    assert "(α = 0.05)" in render_comparison(compare_runs(base, new, alpha=0.05))  # the α it used, not the default
 
 
 def test_a_rerun_of_the_same_code_is_clean(tmp_path: Path) -> None:
@@ -175,6 +176,14 @@ def test_missing_columns_and_one_sided_parts_are_notes(tmp_path: Path) -> None:
     comparison = compare_runs(base, new)
     assert comparison.speed.empty and comparison.regressions == 0
     assert "speed not compared: the base run's bench table lacks sweeps" in comparison.notes
+    uneven = make_run(tmp_path / "uneven", times=_times(rng))  # one configuration lost a round of bench.json
+    document = json.loads((uneven / "bench.json").read_text())
+    document["benchmarks"][0]["stats"]["data"].pop()
+    (uneven / "bench.json").write_text(json.dumps(document))
+    partial = compare_runs(new, uneven)
+    assert len(partial.speed) == len(CONFIGS) - 1
+    assert ("1 configurations timed in both runs were not compared: their rounds in bench.json are missing or do "
+            "not split into equal per-sweep blocks") in partial.notes
     audit_only = make_run(tmp_path / "audit-only", statuses={"a": ("pass", 0.0)})
     assert "speed not compared: only one of the runs has a benchmark" in compare_runs(audit_only, new).notes
 
