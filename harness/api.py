@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from cases import DTYPES, Case, builtin_cases, family_names, load_case_file
-from harness.bench import BENCH_COLUMNS, as_frame, conformance_status, run_bench
+from harness.bench import BENCH_COLUMNS, DEFAULT_PROCESSES, as_frame, conformance_status, run_bench
 from harness.conventions import Convention, load_conventions
 from harness.environment import collect_environment
 from harness.matrix import BenchConfig, Scope, Shard, bench_configs, shard_bench, shard_cases
@@ -95,6 +95,13 @@ def _cases(cases: str | Path | Sequence[Case] | None, families: Sequence[str] | 
 
 
 DEFAULT_TIMEOUT = 600.0  # seconds without a result from a worker: its cell is a `timeout`
+DEFAULT_JOBS = 2  # framework workers at once
+
+
+def _jobs(jobs: int) -> int:
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs}: give 1 or more framework workers")
+    return jobs
 
 
 def _memory_limit(gib: float | None, jobs: int) -> float | None:
@@ -132,12 +139,12 @@ def audit(
     out: str | Path | None = None,
     seed: int = 0,
     full: bool = False,
-    jobs: int = 2,
+    jobs: int | None = None,
     use_cache: bool = True,
     progress: Progress | None = None,
     write_report: bool = True,
     shard: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     memory_limit: float | None = None,
 ) -> pd.DataFrame:
     """Run the conformance audit and return one row per implementation × case × dtype × device × reduction ×
@@ -152,17 +159,19 @@ def audit(
         out: the run folder to create (default: runs/<run_id>/).
         seed: seed for the random families.
         full: run every compiled path on every case and the longest reductions (cases tagged "full").
-        jobs: framework workers running at once.
+        jobs: framework workers running at once (default 2).
         use_cache: read and write the reference cache.
         progress: callback (done, total, what).
         write_report: also write report.md and report.html into the run folder.
         shard: "i/n": run part i of n of the cases (`merge` puts the parts together).
-        timeout: seconds a worker may stay silent on one cell before it is stopped (`timeout` rows).
+        timeout: seconds a worker may stay silent on one cell before it is stopped (`timeout` rows; default 600).
         memory_limit: GiB of resident memory a worker may use before it is stopped (`crashed` rows); default:
             the machine's memory shared between the workers.
     """
     adapters = resolve_frameworks(frameworks)
     part = _shard(shard)
+    jobs = _jobs(DEFAULT_JOBS if jobs is None else jobs)
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     memory_limit = _memory_limit(memory_limit, jobs)
     chosen_dtypes = _choose("dtype", dtypes, list(DTYPES))
     chosen_devices = _choose("device", devices, DEVICES) if devices is not None else ["cpu"]
@@ -207,11 +216,22 @@ def audit(
                       progress=progress, write_report=write_report, timeout=timeout, memory_limit=memory_limit)
 
 
+def resume_limits(meta: dict[str, Any], jobs: int | None = None, timeout: float | None = None,
+                  memory_limit: float | None = None) -> tuple[int, float, float | None]:
+    """Workers, per-cell time limit and memory limit for a resumed audit: the run's own, unless given anew."""
+    jobs = _jobs(jobs if jobs is not None else int(meta.get("jobs") or DEFAULT_JOBS))
+    timeout = timeout if timeout is not None else float(meta.get("timeout_s") or DEFAULT_TIMEOUT)
+    if memory_limit is None and meta.get("memory_limit_gib") is not None:
+        memory_limit = float(meta["memory_limit_gib"])
+    return jobs, timeout, _memory_limit(memory_limit, jobs)
+
+
 def resume_audit(run_dir: str | Path, jobs: int | None = None, use_cache: bool = True,
-                 progress: Progress | None = None, write_report: bool = True, timeout: float = DEFAULT_TIMEOUT,
+                 progress: Progress | None = None, write_report: bool = True, timeout: float | None = None,
                  memory_limit: float | None = None) -> pd.DataFrame:
     """Finish an interrupted audit in its own folder: the cells its journal already holds are not run again,
-    and the table ends with each row once, as an uninterrupted run would have it."""
+    and the table ends with each row once, as an uninterrupted run would have it. Workers, time and memory
+    limits are the run's own unless given here (what was used goes into meta.json)."""
     store = RunStore(run_dir)
     meta = store.read_meta()
     if meta.get("kind") != "audit":
@@ -224,14 +244,16 @@ def resume_audit(run_dir: str | Path, jobs: int | None = None, use_cache: bool =
     rows = store.journal_rows()
     recorded: frozenset[CellKey] = frozenset(
         (r["impl"], r["case"], r["dtype"], r["device"], r["reduction"], r["mode"], r["check"]) for r in rows)
+    jobs, timeout, memory_limit = resume_limits(meta, jobs, timeout, memory_limit)
     resumed = [*meta.get("resumed", []), {"at": datetime.now(UTC).isoformat(timespec="seconds"),
                                            "rows_kept": len(rows)}]
-    store.update_meta(resumed=resumed)
-    meta["resumed"] = resumed
+    changes = {"resumed": resumed, "jobs": jobs, "timeout_s": timeout, "memory_limit_gib": memory_limit}
+    store.update_meta(**changes)
+    meta.update(changes)
     (store.path / "logs").mkdir(exist_ok=True)
-    return _run_audit(store, meta, cases, adapters, load_conventions(), jobs=jobs or meta.get("jobs", 2),
-                      use_cache=use_cache, progress=progress, write_report=write_report, timeout=timeout,
-                      memory_limit=memory_limit, recorded=recorded)
+    return _run_audit(store, meta, cases, adapters, load_conventions(), jobs=jobs, use_cache=use_cache,
+                      progress=progress, write_report=write_report, timeout=timeout, memory_limit=memory_limit,
+                      recorded=recorded)
 
 
 def _run_audit(store: RunStore, meta: dict[str, Any], cases: list[Case], adapters: dict[str, type[Adapter]],
@@ -268,7 +290,6 @@ def _run_audit(store: RunStore, meta: dict[str, Any], cases: list[Case], adapter
 
 BENCH_SIZES = (1_000, 100_000, 10_000_000)
 DEFAULT_SWEEPS = 10  # median of 10 side-by-side ratios: two runs on a noisy 2-core machine agree within ±15 %
-DEFAULT_PROCESSES = 3  # worker processes per framework: a process's own speed is sampled, not taken as the run's
 
 
 def _check_gpu(adapters: dict[str, type[Adapter]], devices: Sequence[str]) -> dict[str, list[str]]:
@@ -449,7 +470,7 @@ GPU_SWEEP_SIZES = (10_000, 1_000_000, 100_000_000)
 GPU_AUDIT_SKIPS = ("scale",)  # the long reductions: minutes of reference work that a quick check does not need
 
 
-def gpu_sweep(out: str | Path | None = None, frameworks: Sequence[str] | None = None, jobs: int = 2,
+def gpu_sweep(out: str | Path | None = None, frameworks: Sequence[str] | None = None, jobs: int = DEFAULT_JOBS,
               progress: Progress | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The GPU check in one call: a quick audit on the GPU (every family but the long reductions, float32 and
     bfloat16), then the benchmark of every framework present (float32 and bfloat16; 1e4, 1e6 and 1e8 elements;

@@ -40,7 +40,8 @@ from harness.tolerance import SEVERITY, STATUSES, worst_status
 from harness.worker import death
 from implementations import Adapter
 
-__all__ = ["BENCH_COLUMNS", "BenchResult", "as_frame", "bench_row_id", "conformance_status", "run_bench"]
+__all__ = ["BENCH_COLUMNS", "DEFAULT_PROCESSES", "BenchResult", "as_frame", "bench_row_id", "conformance_status",
+           "run_bench"]
 
 BENCH_COLUMNS = [
     "run_id", "row_id", "framework", "framework_version", "impl", "input_form", "device", "dtype", "n", "direction",
@@ -53,6 +54,7 @@ BENCH_COLUMNS = [
 _ACCURACY = [s for s in STATUSES if s not in ("rejected", "unsupported", "unavailable")]
 
 Progress = Callable[[int, int, str], None]
+DEFAULT_PROCESSES = 3  # worker processes per framework: a process's own speed is sampled, not taken as the run's
 
 
 @dataclass
@@ -65,7 +67,6 @@ class BenchResult:
 
 @dataclass
 class _Worker:
-    framework: str
     process: Any
     channel: Connection
     name: str  # "torch", or "torch (process 2 of 3)"
@@ -113,7 +114,7 @@ def _start(framework: str, index: int, count: int, cpus: list[int], threads: int
     process.start()
     theirs.close()
     name = framework if count == 1 else f"{framework} (process {index + 1} of {count})"
-    return _Worker(framework, process, mine, name, index)
+    return _Worker(process, mine, name, index)
 
 
 def _hello(worker: _Worker, timeout: float) -> None:
@@ -142,7 +143,7 @@ def run_bench(
     adapters: dict[str, type[Adapter]],
     *,
     sweeps: int = 5,
-    processes: int = 1,
+    processes: int = DEFAULT_PROCESSES,
     threads: int = 1,
     cpus: list[int] | None = None,
     seed: int = 0,
@@ -162,6 +163,8 @@ def run_bench(
     that finished every sweep are kept as they are; the others are timed again from the start, since ratios
     are only taken side by side within one pass over a group.
     """
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1; got {processes}")
     options = options or BlockOptions()
     cpus = cpus if cpus is not None else list(range(threads))
     frameworks = list(dict.fromkeys(c.framework for c in configs))
@@ -171,21 +174,19 @@ def run_bench(
         groups[(config.device, config.dtype, config.n)].append(config)
     finished = {group for group, members in groups.items()
                 if all(key in problems or (key in prepared and len(blocks.get(key, [])) == sweeps)
-                       for key in [*members, *(("read", name, *group) for name in frameworks)])}
+                       for key in _group_keys(group, members))}
     groups = {group: members for group, members in groups.items() if group not in finished}
     for group, members in groups.items():  # a group timed again starts clean
-        for key in [*members, *(("read", name, *group) for name in frameworks)]:
+        for key in _group_keys(group, members):
             prepared.pop(key, None)
             problems.pop(key, None)
             blocks.pop(key, None)
-    if processes < 1:
-        raise ValueError(f"processes must be at least 1; got {processes}")
     teams = {name: [_start(name, index, processes, cpus, threads, seed, options, log_dir)
                     for index in range(processes)] for name in frameworks} if groups else {}
     everyone = [worker for team in teams.values() for worker in team]
     for worker in everyone:  # they import their frameworks at the same time
         _hello(worker, timeout)
-    total = sum(len(m) for m in groups.values()) * (sweeps + 1) + len(groups) * len(frameworks) * (sweeps + 1)
+    total = sum(len(_group_keys(group, members)) for group, members in groups.items()) * (sweeps + 1)
     done = 0
 
     def advance(what: str, skipped: bool = False) -> None:
@@ -228,9 +229,9 @@ def run_bench(
         for (device, dtype, n), members in groups.items():
             nbytes = bytes_read(n, dtype)
             keys: dict[str, list[Any]] = {name: [] for name in frameworks}
-            for name, team in teams.items():
+            for name in dict.fromkeys(config.framework for config in members):
                 read_key = ("read", name, device, dtype, n)
-                reply = prepare(team, ("read", read_key, nbytes, device))
+                reply = prepare(teams[name], ("read", read_key, nbytes, device))
                 ready = record(read_key, reply, "prepared")
                 if ready:
                     prepared[read_key] = reply[1]
@@ -261,7 +262,7 @@ def run_bench(
                           "problem": "; ".join(worker.failed for worker in team if worker.failed)}
                    for name, team in teams.items()}
     worker_info.update({name: {"replayed": True} for name in frameworks if name not in worker_info})
-    baselines = _baselines(prepared, blocks, problems, sweeps)
+    baselines = _baselines(prepared, blocks, problems)
     rows, entries = _rows(configs, prepared, problems, blocks, baselines, worker_info, options, sweeps, processes)
     return BenchResult(rows, entries, worker_info, baselines)
 
@@ -296,8 +297,13 @@ def _block_median(block: tuple[int, list[float]]) -> float:
     return float(statistics.median(block[1]))
 
 
-def _baselines(prepared: dict[Any, Any], blocks: dict[Any, Any], problems: dict[Any, Any],
-               sweeps: int) -> list[dict[str, Any]]:
+def _group_keys(group: tuple[str, str, int], members: Sequence[BenchConfig]) -> list[Any]:
+    """What a (device, dtype, size) group times: its configurations, and the read of the bytes by each framework
+    that has one of them (a framework without the group's device has nothing to read there either)."""
+    return [*members, *(("read", name, *group) for name in dict.fromkeys(c.framework for c in members))]
+
+
+def _baselines(prepared: dict[Any, Any], blocks: dict[Any, Any], problems: dict[Any, Any]) -> list[dict[str, Any]]:
     """Per (device, dtype, n): each framework's read of the bytes, and the best (the baseline)."""
     found = []
     for key in prepared:
@@ -342,12 +348,13 @@ def _rows(configs: Sequence[BenchConfig], prepared: dict[Any, Any], problems: di
                  if (b["device"], b["dtype"], b["n"]) == (config.device, config.dtype, config.n)]
         baseline_gbps = nbytes / min(reads) / 1e9 if reads else float("nan")
         median = stats.get("median", float("nan"))
+        gbps = nbytes / median / 1e9
         ratios = per_sweep.get(config, [])
         row.update(
             rounds=len(data), iterations=iterations, median_s=median, iqr_s=stats.get("iqr", float("nan")),
             min_s=stats.get("min", float("nan")), mean_s=stats.get("mean", float("nan")),
-            compile_s=prepared[config]["compile_s"], gbps=nbytes / median / 1e9, baseline_gbps=baseline_gbps,
-            roofline_fraction=(nbytes / median / 1e9) / baseline_gbps,
+            compile_s=prepared[config]["compile_s"], gbps=gbps, baseline_gbps=baseline_gbps,
+            roofline_fraction=gbps / baseline_gbps,
             ratio_to_best=float(statistics.median(ratios)) if ratios else float("nan"),
             ratio_low=min(ratios) if ratios else float("nan"), ratio_high=max(ratios) if ratios else float("nan"),
             peak_memory_bytes=prepared[config]["peak_memory_bytes"],
@@ -363,7 +370,7 @@ def _rows(configs: Sequence[BenchConfig], prepared: dict[Any, Any], problems: di
             group = f"{config.device} {config.dtype} n={config.n:g} {config.direction}"
             entries.append(benchmark_entry("bce", group, params, extra, options, iterations, data))
     for key, value in prepared.items():
-        if isinstance(key, tuple) and key[0] == "read" and blocks.get(key):
+        if isinstance(key, tuple) and key[0] == "read" and key not in problems and blocks.get(key):
             _, framework, device, dtype, n = key
             data = [t for block in blocks[key] for t in block[1]]
             params = {"framework": framework, "device": device, "dtype": dtype, "n": n}

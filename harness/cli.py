@@ -76,14 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_int_arg, default=0, help="seed of the random families (default 0)")
     run.add_argument("--full", action="store_true",
                      help="every compiled path on every case, and the longest reductions (minutes)")
-    run.add_argument("--jobs", type=_int_arg, default=2, help="framework workers at once (default 2)")
+    run.add_argument("--jobs", type=_int_arg,
+                     help="framework workers at once (default 2; with --resume, the run's own)")
     run.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
     run.add_argument("--shard", metavar="i/n", help="run part i of n of the cases (merge the parts with 'merge')")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR",
                      help="finish an interrupted audit in its folder, without redoing the rows it recorded")
-    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
                      help=f"a worker silent this long on one cell is stopped: a timeout row (default "
-                          f"{DEFAULT_TIMEOUT:g})")
+                          f"{DEFAULT_TIMEOUT:g}; with --resume, the run's own)")
     run.add_argument("--memory-limit", type=float, metavar="GIB",
                      help="a worker holding more resident memory is stopped: a crashed row (default: the "
                           "machine's memory shared between the workers)")
@@ -229,7 +230,7 @@ def _audit(args: argparse.Namespace) -> int:
         _refuse_with_resume(args, "audit", ("frameworks", "dtypes", "devices", "families", "cases", "out", "shard",
                                             "full"))
         frame = _with_progress("audit", resume_audit, args.quiet, run_dir=args.resume, use_cache=not args.no_cache,
-                               timeout=args.timeout, memory_limit=args.memory_limit)
+                               jobs=args.jobs, timeout=args.timeout, memory_limit=args.memory_limit)
     else:
         frame = _with_progress(
             "audit", audit, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,

@@ -17,9 +17,10 @@ import statistics
 from collections.abc import Sequence
 
 from harness.bench_worker import BenchSession
-from harness.matrix import BenchConfig
+from harness.matrix import bench_configs
 from harness.timing import BlockOptions
-from implementations import Unsupported, adapter_classes
+from harness.worker import adapter_instance
+from implementations import Unsupported
 
 __all__ = ["crosscheck", "main"]
 
@@ -27,13 +28,15 @@ __all__ = ["crosscheck", "main"]
 def crosscheck(framework: str, sizes: Sequence[int], threads: int, sweeps: int = 5,
                min_run_time: float = 0.2) -> list[dict[str, float]]:
     """Per size: the harness's median and the framework timer's median (seconds per call), measured in turns."""
-    adapter = adapter_classes()[framework]()
+    adapter = adapter_instance(framework)
     adapter.load(threads)
-    impl = next(i for i in adapter.implementations if i.input_form == "logits")
+    # the configuration `bench` times by default: the framework's own logits API, eager, forward, float32
+    default, *_ = bench_configs({framework: type(adapter)}, None, ["eager"], ["forward"], ["cpu"], ["float32"], [1])
+    impl = adapter.implementation(default.impl)
     session = BenchSession(adapter, seed=0, options=BlockOptions())
     results = []
     for n in sizes:
-        config = BenchConfig(framework, impl.impl, "logits", "eager", "forward", "cpu", "float32", n)
+        config = default._replace(n=n)
         session.prepare(config)
         function = adapter.bench_function(impl, session.inputs[("logits", "float32", n)], "cpu", "eager", "forward")
         harness_times: list[float] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -49,8 +50,7 @@ class BlockOptions:
     disable_gc: bool = True  # no collector pause inside a round
 
     def as_dict(self) -> dict[str, Any]:
-        return {"min_rounds": self.min_rounds, "max_time": self.max_time, "min_time": self.min_time,
-                "calibration_precision": self.calibration_precision, "disable_gc": self.disable_gc}
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

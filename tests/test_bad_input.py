@@ -83,6 +83,7 @@ TABLE: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
     ("repro: unknown row", lambda g, t: ["repro", str(g), "0123456789abcdef"], "no row '0123456789abcdef'"),
     ("bad shard", lambda g, t: ["audit", "--shard", "5/4"], "between 1 and n"),
     ("bad memory limit", lambda g, t: ["audit", "--memory-limit", "-1"], "give a positive number of GiB"),
+    ("no workers", lambda g, t: ["audit", "--jobs", "0"], "--jobs 0: give 1 or more framework workers"),
 ]
 
 

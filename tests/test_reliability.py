@@ -108,9 +108,13 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path: Path) -> No
     assert json.loads((cut / "meta.json").read_text())["complete"] is False
     assert not (cut / "conformance.parquet").exists()
 
-    resumed = run_cli("audit", "--resume", str(cut), "--quiet")
+    started = json.loads((cut / "meta.json").read_text())
+    resumed = run_cli("audit", "--resume", str(cut), "--quiet", "--timeout", "300")
     assert resumed.returncode == 0, resumed.stderr
     meta = json.loads((cut / "meta.json").read_text())
+    # the run's own workers and memory limit, and the time limit given anew, are what the resumed part used
+    assert (meta["jobs"], meta["memory_limit_gib"], meta["timeout_s"]) == (
+        started["jobs"], started["memory_limit_gib"], 300.0)
     assert meta["complete"] is True and meta["resumed"][0]["rows_kept"] >= 20 and kept >= 20
     expected = pd.read_parquet(whole / "conformance.parquet")[STABLE].sort_values("row_id").reset_index(drop=True)
     got = pd.read_parquet(cut / "conformance.parquet")
@@ -118,6 +122,18 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path: Path) -> No
     pd.testing.assert_frame_equal(got[STABLE].sort_values("row_id").reset_index(drop=True), expected)
     # the same seed, the same case bytes
     assert meta["case_digest"] == json.loads((whole / "meta.json").read_text())["case_digest"]
+
+
+def test_a_resumed_audit_keeps_its_own_limits_unless_given_anew() -> None:
+    from harness.api import resume_limits
+
+    meta = {"jobs": 3, "timeout_s": 5.0, "memory_limit_gib": 1.5}
+    assert resume_limits(meta) == (3, 5.0, 1.5)
+    assert resume_limits(meta, jobs=1, timeout=30.0, memory_limit=2.0) == (1, 30.0, 2.0)
+    # a run that recorded no memory limit (the machine's memory unknown then) gets the default share now
+    jobs, _, limit = resume_limits({"jobs": 3, "timeout_s": 5.0, "memory_limit_gib": None})
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    assert jobs == 3 and limit == round(total / 4, 1)
 
 
 def test_the_same_audit_twice_gives_the_same_table(tmp_path: Path) -> None:
