@@ -445,6 +445,7 @@ def _run_bench(store: RunStore, settings: dict[str, Any], configs: list[BenchCon
                        cpus=threads["cpus"] or None, seed=settings["seed"], options=options,
                        log_dir=store.path / "logs", progress=progress, replay=replay,
                        journal=lambda record: store.append([record], BENCH_JOURNAL))
+    store.sync(BENCH_JOURNAL)
     frame = as_frame(result.rows, run_id)
     if store.has_conformance():
         statuses = conformance_status(store.conformance())

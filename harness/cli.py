@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--families", type=_list_arg, help="built-in case families (default: all)")
     run.add_argument("--cases", type=Path, help="a JSON case file, replacing the built-in families")
     run.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
-    run.add_argument("--seed", type=_int_arg, default=0, help="seed of the random families (default 0)")
+    run.add_argument("--seed", type=_int_arg, help="seed of the random families (default 0)")
     run.add_argument("--full", action="store_true",
                      help="every compiled path on every case, and the longest reductions (minutes)")
     run.add_argument("--jobs", type=_int_arg,
@@ -107,14 +107,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="implementation ids, or all (default: each framework's own logits API)")
     timing.add_argument("--out", type=Path,
                         help="run folder: a new one, or an audit's (its statuses go beside the speeds)")
-    timing.add_argument("--sweeps", type=_int_arg, default=DEFAULT_SWEEPS,
+    timing.add_argument("--sweeps", type=_int_arg,
                         help=f"interleaved sweeps (default {DEFAULT_SWEEPS})")
     timing.add_argument("--processes", type=_int_arg,
                         help=f"worker processes per framework, taking the sweeps in turn (default "
                              f"{DEFAULT_PROCESSES}, at most --sweeps): a process's own speed becomes a sample, not "
                              "the run's result")
     timing.add_argument("--threads", type=_int_arg, help="threads and CPUs for every framework (default: all)")
-    timing.add_argument("--seed", type=_int_arg, default=0, help="seed of the inputs (default 0)")
+    timing.add_argument("--seed", type=_int_arg, help="seed of the inputs (default 0)")
     timing.add_argument("--shard", metavar="i/n", help="time part i of n of the (device, dtype, size) groups")
     timing.add_argument("--resume", type=Path, metavar="RUN_DIR",
                         help="finish an interrupted benchmark in its folder (whole size groups are kept)")
@@ -211,7 +211,8 @@ def _with_progress(command: str, run: Any, quiet: bool, **options: Any) -> Any:
 
 def _refuse_with_resume(args: argparse.Namespace, what: str, options: Sequence[str]) -> None:
     """--resume takes the run's own settings: any option that would change them is bad usage."""
-    given = [f"--{name.replace('_', '-')}" for name in options if getattr(args, name) not in (None, False)]
+    given = [f"--{name.replace('_', '-')}" for name in options
+             if getattr(args, name) is not None and getattr(args, name) is not False]  # --seed 0 is given too
     if given:
         raise UsageError(f"--resume continues the {what} as it was started; leave out {', '.join(given)}")
 
@@ -228,13 +229,13 @@ def _audit(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.resume is not None:
         _refuse_with_resume(args, "audit", ("frameworks", "dtypes", "devices", "families", "cases", "out", "shard",
-                                            "full"))
+                                            "full", "seed"))
         frame = _with_progress("audit", resume_audit, args.quiet, run_dir=args.resume, use_cache=not args.no_cache,
                                jobs=args.jobs, timeout=args.timeout, memory_limit=args.memory_limit)
     else:
         frame = _with_progress(
             "audit", audit, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
-            families=args.families, cases=args.cases, out=args.out, seed=args.seed, full=args.full, jobs=args.jobs,
+            families=args.families, cases=args.cases, out=args.out, seed=args.seed or 0, full=args.full, jobs=args.jobs,
             use_cache=not args.no_cache, shard=args.shard, timeout=args.timeout, memory_limit=args.memory_limit,
         )
     _print_summary(frame.attrs["run_dir"])
@@ -255,14 +256,15 @@ def _audit(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.resume is not None:
         _refuse_with_resume(args, "benchmark", ("frameworks", "dtypes", "devices", "sizes", "directions", "modes",
-                                                "impls", "out", "threads", "shard",
-                                                "processes"))
+                                                "impls", "out", "threads", "shard", "processes", "sweeps",
+                                                "seed"))
         _print_bench(_with_progress("bench", resume_bench, args.quiet, run_dir=args.resume))
         return 0
     frame = _with_progress(
         "bench", bench, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
         sizes=args.sizes, directions=args.directions, modes=args.modes, impls=args.impls, out=args.out,
-        sweeps=args.sweeps, threads=args.threads, seed=args.seed, shard=args.shard,
+        sweeps=args.sweeps if args.sweeps is not None else DEFAULT_SWEEPS, threads=args.threads, seed=args.seed or 0,
+        shard=args.shard,
         processes=args.processes,
     )
     _print_bench(frame)

@@ -12,24 +12,34 @@ from typing import Any
 
 import pandas as pd
 
-from harness.store import BENCH, BENCH_JSON, CASES, CONFORMANCE, RunFolderError, RunStore
+from harness.matrix import Shard
+from harness.store import BENCH_JSON, CASES, CONFORMANCE, RunFolderError, RunStore
 
 __all__ = ["merge_runs"]
 
 
+def _shard_of(meta: dict[str, Any]) -> Shard | None:
+    """The shard an audit or a benchmark run was (None when it was the whole matrix)."""
+    text = meta.get("shard") or (meta.get("bench") or {}).get("shard")
+    try:
+        return Shard.parse(str(text)) if text else None
+    except ValueError:
+        raise RunFolderError(f"run {meta.get('run_id')!r}: its meta.json has a corrupt shard {text!r}") from None
+
+
 def _shards(metas: list[dict[str, Any]]) -> str | None:
     """"complete" when the sources are all n parts of one split (same cases), else what is missing or mixed."""
-    shards = [m.get("shard") or (m.get("bench") or {}).get("shard") for m in metas]
+    shards = [_shard_of(m) for m in metas]
     if not any(shards):
         return None
-    totals = {int(s.split("/")[1]) for s in shards if s}
+    totals = {s.total for s in shards if s}
     if None in shards or len(totals) != 1:
         return "mixed: some sources are not parts of the same split"
     total = totals.pop()
     digests = {m.get("unsharded_case_digest") for m in metas if m.get("kind") == "audit"}
     if len(digests) > 1:
         return "mixed: the shards split different sets of cases"
-    present = {int(s.split("/")[0]) for s in shards if s}
+    present = {s.number for s in shards if s}
     missing = [f"{i}/{total}" for i in range(1, total + 1) if i not in present]
     return "complete" if not missing else f"missing {', '.join(missing)}"
 
@@ -44,12 +54,12 @@ def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str) -> P
     if len(set(ids)) != len(ids):
         raise RunFolderError(f"run {next(i for i in ids if ids.count(i) > 1)!r} is given twice; merge each run once")
     conformance = [store.conformance() for store in stores if store.has_conformance()]
-    bench = [store.bench() for store in stores if (store.path / BENCH).is_file()]
+    bench = [store.bench() for store in stores if store.has_bench()]
     if not conformance and not bench:
         raise RunFolderError("none of the runs has results (conformance.parquet or bench.parquet); nothing to merge")
     sources_meta = [{
         "run_id": meta.get("run_id"), "path": str(store.path), "kind": meta.get("kind"),
-        "shard": meta.get("shard") or (meta.get("bench") or {}).get("shard"), "fingerprint": meta.get("fingerprint"),
+        "shard": str(_shard_of(meta) or "") or None, "fingerprint": meta.get("fingerprint"),
         "cpu": (meta.get("cpu") or {}).get("model"), "gpus": meta.get("gpus", []), "created": meta.get("created"),
         "complete": bool(meta.get("complete") or (meta.get("bench") or {}).get("complete")),
         "packages": meta.get("packages", {}),

@@ -132,7 +132,7 @@ class RunStore:
     def append(self, rows: Iterable[dict[str, Any]], journal_name: str = JOURNAL) -> None:
         """Append one record to the journal: the rows of one cell, as one JSON line, so that a run killed in the
         middle of a write loses that cell whole (the cut line is dropped) and never keeps half of it. Each append
-        reaches the operating system at once; the file is synced to disk when the run is consolidated."""
+        reaches the operating system at once; the file is synced to disk when the run finishes (`sync`)."""
         line = json.dumps({"rows": list(rows)}, default=float) + "\n"
         with open(self.path / journal_name, "a", encoding="utf-8") as journal:
             journal.write(line)
@@ -152,10 +152,14 @@ class RunStore:
                 rows.extend(record["rows"] if isinstance(record.get("rows"), list) else [record])
         return rows
 
+    def sync(self, journal_name: str = JOURNAL) -> None:
+        """Make the journal durable on disk (once per run: a sync per cell would cost more than the cells)."""
+        with open(self.path / journal_name, "a", encoding="utf-8") as journal:
+            os.fsync(journal.fileno())
+
     def consolidate(self, columns: list[str]) -> pd.DataFrame:
         """Write `conformance.parquet` from the journal (last row wins per row_id) and return it."""
-        with open(self.path / JOURNAL, "a", encoding="utf-8") as journal:
-            os.fsync(journal.fileno())
+        self.sync()
         frame = pd.DataFrame(self.journal_rows())
         if frame.empty:
             frame = pd.DataFrame(columns=columns)
