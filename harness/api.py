@@ -16,7 +16,7 @@ import pandas as pd
 
 from cases import DTYPES, Case, builtin_cases, family_names, load_case_file
 from harness.bench import BENCH_COLUMNS, DEFAULT_PROCESSES, as_frame, conformance_status, run_bench
-from harness.conventions import Convention, load_conventions
+from harness.conventions import Convention, convention_use, load_conventions
 from harness.environment import collect_environment
 from harness.matrix import BenchConfig, Scope, Shard, bench_configs, shard_bench, shard_cases
 from harness.oracle import ORACLE_VERSION
@@ -273,10 +273,7 @@ def _run_audit(store: RunStore, meta: dict[str, Any], cases: list[Case], adapter
                               memory_limit=limit, recorded=recorded,
                               log_dir=store.path / "logs", emit=emit, progress=progress)
     frame = store.consolidate(CONFORMANCE_COLUMNS)
-    # conventions counted over the whole table, so that a resumed run counts the rows of both sessions
-    matched = frame.loc[frame["deviation"] != "", "deviation"].value_counts().to_dict() if len(frame) else {}
-    ran = set(frame["impl"]) if len(frame) else set()
-    stale = [c.id for c in conventions if set(c.impls) & ran and not matched.get(c.id)]
+    matched, stale = convention_use(conventions, frame)
     store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=workers["workers"],
                       rows=len(frame), stale_conventions=stale, matched_conventions=matched,
                       faults=workers["faults"], reference_seconds=workers["reference_seconds"])

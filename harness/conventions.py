@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from cases import CaseInputs, FloatFormat, float_format
 from harness.oracle import reference
 
-__all__ = ["Convention", "Prediction", "load_conventions", "predict"]
+__all__ = ["Convention", "Prediction", "convention_use", "load_conventions", "predict"]
 
 Prediction = tuple[np.ndarray, np.ndarray]  # (hi, lo) of the predicted value, shaped like the result
 _KINDS: dict[str, Callable[..., Prediction | None]] = {}
@@ -37,6 +38,15 @@ class Convention:
 
     def applies_to(self, impl: str, quantity: str) -> bool:
         return impl in self.impls and self.quantity in (quantity, "both")
+
+
+def convention_use(conventions: Sequence[Convention], rows: pd.DataFrame) -> tuple[dict[str, int], list[str]]:
+    """How many rows of an audit table each convention explained (its `deviation` column), and the stale ones:
+    conventions whose implementations ran but that explained no row. Counted over the table, so that a resumed
+    run counts the rows of both sessions."""
+    matched = {str(k): int(v) for k, v in rows.loc[rows["deviation"] != "", "deviation"].value_counts().items()}
+    ran = set(rows["impl"])
+    return matched, [c.id for c in conventions if set(c.impls) & ran and not matched.get(c.id)]
 
 
 def load_conventions(text: str | None = None) -> list[Convention]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,14 +42,13 @@ def row_id(impl: str, case: str, dtype: str, device: str, reduction: str, quanti
 @dataclass
 class Judge:
     """Turns worker messages into rows for one audit. Keeps the eager outputs that compiled paths are compared
-    with (only those: `compared`), and counts which conventions matched (one that matches nothing is stale)."""
+    with (only those: `compared`)."""
 
     cases: Sequence[Case]
     adapters: dict[str, type[Adapter]]
     conventions: Sequence[Convention] = ()
     compared: set[Cell] = field(default_factory=set)  # eager cells that a compiled path is compared with
     eager: dict[Cell, Output] = field(default_factory=dict)
-    matched: Counter[str] = field(default_factory=Counter)
     versions: dict[str, str] = field(default_factory=dict)
     predictions: dict[tuple[str, int, str, str, str], Any] = field(default_factory=dict)
 
@@ -240,7 +238,6 @@ class Judge:
                                                     and np.count_nonzero(candidate.levels == 2)):
                 best = candidate
                 row["deviation"] = convention.id
-                self.matched[convention.id] += 1
                 if candidate.status == "deviation":
                     break
         return best
@@ -261,7 +258,3 @@ class Judge:
             "" if verdict.status == "pass" else f": {verdict.n_bad} element(s) beyond the pass tolerance"))
         self._located(row, cell, verdict, got.shape)
         return self._finish(row, quantity)
-
-    def stale(self, ran_impls: set[str]) -> list[Convention]:
-        """Conventions whose implementations ran but that matched no row."""
-        return [c for c in self.conventions if set(c.impls) & ran_impls and self.matched[c.id] == 0]

@@ -155,8 +155,8 @@ def run_conformance(
     emit: Emit,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run the matrix; every row goes to `emit` as soon as it is judged. Returns what the workers reported and
-    which conventions went stale.
+    """Run the matrix; every row goes to `emit` as soon as it is judged. Returns what the workers reported (and
+    the faults, and the seconds spent on references).
 
     Frameworks that are not installed give `unavailable` rows, dtypes an adapter lacks give `unsupported` rows.
     The rest run in worker processes (each framework's jobs split by case between `jobs` workers), up to `jobs`
@@ -354,7 +354,4 @@ def run_conformance(
             check_workers()
             start_workers()
             last_check = time.monotonic()
-    ran = {job.impl for worker in workers for job in worker.jobs}
-    report["stale_conventions"] = [c.id for c in judge.stale(ran)]
-    report["matched_conventions"] = dict(judge.matched)
     return report
