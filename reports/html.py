@@ -19,6 +19,7 @@ from reports.load import Run, load_run
 from reports.summary import (
     bench_table,
     discrepancies,
+    framework_versions,
     size_label,
     status_matrix,
     version_changes,
@@ -245,10 +246,15 @@ def render_html(run: Run) -> str:
     sections = [f"<h1>{escape(title)}</h1>",
                 f"<p class='note'>{escape(str(run.path))} · created {escape(str(meta.get('created', '')))}</p>"]
     if run.conformance is not None:
-        changes = version_changes(run.conformance)
-        if not changes.empty:
+        several = framework_versions(run.conformance)
+        if several:  # a merged version matrix: the same section as report.md's
+            changes = version_changes(run.conformance)
+            listed = ", ".join(f"{impl}: {', '.join(versions)}" for impl, versions in several.items())
             sections += ["<h2 id='versions'>What changed between framework versions</h2>",
-                         html_table(changes, tuple(c for c in changes.columns if not c.startswith("ulp ")))]
+                         f"<p class='note'>Versions compared: {escape(listed)}. Rows whose status or worst ULP error "
+                         f"differs between versions ({len(changes)}):</p>",
+                         html_table(changes, tuple(c for c in changes.columns if not c.startswith("ulp ")))
+                         if not changes.empty else ""]
         conformance = versioned(run.conformance)
         sections += ["<h2 id='status'>Accuracy: worst status by implementation and dtype</h2>",
                      "<p class='note'>Each cell: the worst status of its rows and the largest finite error in ULPs "

@@ -9,7 +9,15 @@ from typing import Any
 import pandas as pd
 
 from reports.load import Run, load_run
-from reports.summary import STATUS_ORDER, bench_table, discrepancies, status_matrix, version_changes, versioned
+from reports.summary import (
+    STATUS_ORDER,
+    bench_table,
+    discrepancies,
+    framework_versions,
+    status_matrix,
+    version_changes,
+    versioned,
+)
 
 __all__ = ["markdown_table", "render_markdown", "write_markdown"]
 
@@ -104,14 +112,11 @@ def _conformance_sections(run: Run) -> list[str]:
 
 def _version_section(conformance: pd.DataFrame) -> list[str]:
     """For a merged version matrix: what changed between framework versions."""
-    if "framework_version" not in conformance.columns:
-        return []
-    versions = conformance.groupby("impl")["framework_version"].nunique()
-    if not (versions > 1).any():
+    several = framework_versions(conformance)
+    if not several:
         return []
     changes = version_changes(conformance)
-    found = conformance.groupby("impl")["framework_version"].unique()
-    listed = ", ".join(f"{impl}: {', '.join(sorted(map(str, found[impl])))}" for impl in versions[versions > 1].index)
+    listed = ", ".join(f"{impl}: {', '.join(versions)}" for impl, versions in several.items())
     return ["## What changed between framework versions", "", f"Versions compared: {listed}. Rows whose status or "
             f"worst ULP error differs between versions ({len(changes)}):", "", markdown_table(changes)]
 

@@ -9,7 +9,8 @@ from cases import DTYPES
 from harness.tolerance import NOT_FINDINGS, STATUSES
 
 __all__ = [
-    "STATUS_ORDER", "bench_table", "discrepancies", "size_label", "status_matrix", "version_changes", "versioned",
+    "STATUS_ORDER", "bench_table", "discrepancies", "framework_versions", "size_label", "status_matrix",
+    "version_changes", "versioned",
 ]
 
 STATUS_ORDER = list(STATUSES)
@@ -64,13 +65,18 @@ def bench_table(bench: pd.DataFrame) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
+def framework_versions(conformance: pd.DataFrame) -> dict[str, list[str]]:
+    """The implementations that ran under several framework versions (a merged version matrix), with them."""
+    if "framework_version" not in conformance.columns or conformance.empty:
+        return {}
+    found = conformance.groupby("impl")["framework_version"].unique()
+    return {str(impl): sorted(map(str, versions)) for impl, versions in found.items() if len(versions) > 1}
+
+
 def versioned(conformance: pd.DataFrame) -> pd.DataFrame:
     """Where one implementation ran under several framework versions (a merged version matrix), name each
     version in `impl` ("jax.logits @ 0.9.2"), so tables keep them apart."""
-    if "framework_version" not in conformance.columns or conformance.empty:
-        return conformance
-    versions = conformance.groupby("impl")["framework_version"].nunique()
-    several = set(versions[versions > 1].index)
+    several = set(framework_versions(conformance))
     if not several:
         return conformance
     relabel = conformance["impl"].isin(several)

@@ -13,7 +13,7 @@ from cases import builtin_cases
 from harness.environment import collect_environment, fingerprint
 from harness.matrix import BenchConfig, Shard, shard_bench, shard_cases
 from reports.history import load_history, write_history
-from reports.summary import version_changes, versioned
+from reports.summary import framework_versions, version_changes, versioned
 from tests.conftest import assert_usage_error, run_cli
 
 AUDIT = ("audit", "--frameworks", "numpy", "--dtypes", "float32", "--families", "seed,large,labels", "--quiet")
@@ -132,3 +132,5 @@ def test_version_changes_list_only_what_differs() -> None:
     assert list(changes["case"]) == ["d"]
     assert changes[["status 0.9.2", "status 0.10.2"]].values.tolist() == [["fail", "pass"]]
     assert set(versioned(rows)["impl"]) == {"jax.logits @ 0.9.2", "jax.logits @ 0.10.2", "numpy.logits"}
+    # what report.md and report.html both list as "Versions compared"
+    assert framework_versions(rows) == {"jax.logits": ["0.10.2", "0.9.2"]}
