@@ -3,6 +3,7 @@ the run folder."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -289,12 +290,19 @@ BENCH_SIZES = (1_000, 100_000, 10_000_000)
 DEFAULT_SWEEPS = 10  # median of 10 side-by-side ratios: two runs on a noisy 2-core machine agree within ±15 %
 
 
+@functools.cache
+def _devices_found(adapters: tuple[tuple[str, type[Adapter]], ...]) -> dict[str, Any]:
+    """`discover` (a worker per framework, each importing it and its GPU runtime), once per process: gpu-sweep
+    checks the GPU for itself, its audit and its bench."""
+    return discover(dict(adapters))
+
+
 def _check_gpu(adapters: dict[str, type[Adapter]], devices: Sequence[str]) -> dict[str, list[str]]:
     """Each framework's devices when a GPU is asked for (else {}); `--devices gpu` where no installed framework
     sees a GPU is bad usage."""
     if "gpu" not in devices:
         return {}
-    found = discover({n: a for n, a in adapters.items() if a.is_available()})
+    found = _devices_found(tuple((n, a) for n, a in adapters.items() if a.is_available()))
     if not any(isinstance(v, tuple) and "gpu" in v[1] for v in found.values()):
         raise UsageError(f"no installed framework sees a GPU here (checked: {', '.join(found)}); use --devices "
                          "cpu, or run on a machine with a GPU")
