@@ -399,9 +399,9 @@ def bench(
         "threads": {"requested": threads, "cpus": available_cpus[:threads]}, "complete": False,
     }
     meta = {"run_id": run_id, "kind": "bench", "created": settings["created"], "seed": seed,
-            "bench": settings, **collect_environment()}
+            "bench": settings}
     folder = Path(out) if out is not None else Path("runs") / run_id
-    store = RunStore.for_bench(folder, meta)
+    store = RunStore.for_bench(folder, meta, collect_environment)  # an audit's folder has its scan already
     return _run_bench(store, settings, configs, adapters, options, progress=progress, write_report=write_report)
 
 

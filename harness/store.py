@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +57,13 @@ class RunStore:
         return store
 
     @classmethod
-    def for_bench(cls, path: str | Path, meta: dict[str, Any]) -> RunStore:
-        """The folder a benchmark writes into: a new run folder, or one that holds an audit and no benchmark yet
-        (its meta is kept; `meta` goes under "bench" there)."""
+    def for_bench(cls, path: str | Path, meta: dict[str, Any],
+                  environment: Callable[[], dict[str, Any]] = dict) -> RunStore:
+        """The folder a benchmark writes into: a new run folder (`meta` and the `environment()` scan), or one that
+        holds an audit and no benchmark yet (its meta and environment are kept; `meta` goes under "bench")."""
         store = cls(path)
         if not (store.path / META).is_file():
-            return cls.create(path, meta)
+            return cls.create(path, {**meta, **environment()})
         existing = store.read_meta()
         if (store.path / BENCH).exists() or (store.path / BENCH_JOURNAL).exists() or existing.get("bench"):
             raise RunFolderError(f"{str(store.path)!r} already holds a benchmark; choose a new --out folder")
