@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from harness.store import RunStore
 from harness.tolerance import NOT_FINDINGS
 from reports.html import html_table, page, png, pyplot
 from reports.load import RunReadError, load_run
@@ -29,19 +31,28 @@ def load_history(root: str | Path = "runs") -> pd.DataFrame:
     if not base.is_dir():
         raise RunReadError(f"{str(base)!r} is not a folder of runs; pass the folder that holds run folders "
                            "(default: runs)")
-    parts, skipped = [], []
-    runs = []
+    parts: list[pd.DataFrame] = []
+    skipped: list[str] = []
+    stores: list[tuple[RunStore, dict[str, Any]]] = []
     for meta_file in sorted(base.rglob("meta.json")):
         try:
-            runs.append(load_run(meta_file.parent))
+            store = RunStore(meta_file.parent)
+            stores.append((store, store.read_meta()))
         except RunReadError as exc:
             skipped.append(str(exc))
-    present = {run.meta.get("run_id") for run in runs}
-    for run in runs:
-        sources = {source.get("run_id") for source in run.meta.get("sources", [])}
-        if run.meta.get("kind") == "merged" and sources <= present:  # its rows are here already, by source
-            skipped.append(f"{str(run.path)!r} merges runs that are here too (counted once, from their folders)")
+    # runs with results here; a merged run of them is skipped before its tables are read
+    present = {meta.get("run_id") for store, meta in stores if store.has_conformance() or store.has_bench()}
+    runs = []
+    for store, meta in stores:
+        sources = {source.get("run_id") for source in meta.get("sources", [])}
+        if meta.get("kind") == "merged" and sources <= present:  # its rows are here already, by source
+            skipped.append(f"{str(store.path)!r} merges runs that are here too (counted once, from their folders)")
             continue
+        try:
+            runs.append(load_run(store.path))
+        except RunReadError as exc:
+            skipped.append(str(exc))
+    for run in runs:
         common = {"run_id": run.meta.get("run_id", run.path.name), "run_path": str(run.path),
                   "created": pd.to_datetime(str(run.meta.get("created", "")), utc=True, errors="coerce"),
                   "fingerprint": run.meta.get("fingerprint", "")}
@@ -92,14 +103,18 @@ def _speed_trend(history: pd.DataFrame) -> pd.DataFrame:
                                 aggfunc="median").reset_index()
 
 
-def render_history_markdown(history: pd.DataFrame) -> str:
+def render_history_markdown(history: pd.DataFrame, accuracy: pd.DataFrame | None = None,
+                            speed: pd.DataFrame | None = None) -> str:
+    """history.md's text; `accuracy` and `speed`: the trends, when already computed."""
+    accuracy = _accuracy_trend(history) if accuracy is None else accuracy
+    speed = _speed_trend(history) if speed is None else speed
     runs = history["run_id"].nunique() if not history.empty else 0
     lines = [f"# bce-harness history: {runs} runs", ""]
     lines += [f"- skipped: {reason}" for reason in history.attrs.get("skipped", [])]
     lines += ["", "## Accuracy: fraction of rows that pass, per implementation (and framework version) and run", ""]
-    lines.append(markdown_table(_accuracy_trend(history)))
+    lines.append(markdown_table(accuracy))
     lines += ["## Speed: median seconds per call at the largest size, per configuration and run", ""]
-    lines.append(markdown_table(_speed_trend(history)))
+    lines.append(markdown_table(speed))
     return "\n".join(lines) + "\n"
 
 
@@ -125,9 +140,9 @@ def write_history(root: str | Path = "runs", history: pd.DataFrame | None = None
     """history.md and history.html in `root` (`history`: what `load_history(root)` returned, if already read)."""
     history = load_history(root) if history is None else history
     base = Path(root)
-    markdown = base / "history.md"
-    markdown.write_text(render_history_markdown(history), encoding="utf-8")
     accuracy, speed = _accuracy_trend(history), _speed_trend(history)
+    markdown = base / "history.md"
+    markdown.write_text(render_history_markdown(history, accuracy, speed), encoding="utf-8")
     body = [f"<h1>bce-harness history: {history['run_id'].nunique() if not history.empty else 0} runs</h1>"]
     body += [f"<p class='note'>skipped: {escape(reason)}</p>" for reason in history.attrs.get("skipped", [])]
     body += ["<h2>Accuracy</h2>", _trend_plot(accuracy, ["implementation", "dtype"], "fraction of rows that pass",
