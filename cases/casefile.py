@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cases.dtypes import DTYPES
+from cases.errors import BadInput
 from cases.model import INPUT_FORMS, Case
 
 __all__ = ["MAX_CASE_FILE_BYTES", "CaseFileError", "case_entry", "hex_strings", "load_case_file", "parse_cases"]
@@ -28,7 +29,7 @@ _SPECIAL = {"inf": np.inf, "+inf": np.inf, "-inf": -np.inf, "nan": np.nan, "infi
             "-infinity": -np.inf}
 
 
-class CaseFileError(ValueError):
+class CaseFileError(BadInput):
     """A case file that cannot be used; the message names the file, the case and the field."""
 
 

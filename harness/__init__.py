@@ -4,10 +4,10 @@ Importing this package imports no framework: each one is loaded in its own worke
 """
 
 from harness.api import UsageError, audit, bench
-from harness.compare import Judgement, judge
-from harness.oracle import ORACLE_VERSION, Reference, reference
-from harness.runner import CONFORMANCE_COLUMNS, row_id
-from harness.tolerance import POLICY
+from harness.store.schema import CONFORMANCE_COLUMNS, row_id
+from harness.verdict.oracle import ORACLE_VERSION, Reference, reference
+from harness.verdict.tolerance import POLICY
+from harness.verdict.ulp import Judgement, judge
 
 __all__ = [
     "CONFORMANCE_COLUMNS",

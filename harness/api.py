@@ -1,12 +1,9 @@
-"""The Python API that the CLI and notebooks share: `audit(...)` returns the conformance DataFrame and writes
-the run folder."""
+"""The Python API that the CLI and notebooks share: `audit(...)` and `bench(...)` return pandas DataFrames and
+write the same run folder."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,116 +12,33 @@ from typing import Any
 
 import pandas as pd
 
-from cases import DTYPES, Case, builtin_cases, family_names, load_case_file
-from harness.bench import BENCH_COLUMNS, DEFAULT_PROCESSES, as_frame, conformance_status, run_bench
-from harness.conventions import Convention, convention_use, load_conventions
-from harness.environment import collect_environment
-from harness.matrix import BenchConfig, Scope, Shard, bench_configs, shard_bench, shard_cases
-from harness.oracle import ORACLE_VERSION
-from harness.runner import CONFORMANCE_COLUMNS, CellKey, Progress, discover, run_conformance
-from harness.store import BENCH_JOURNAL, RunStore
-from harness.timing import BlockOptions, benchmark_document
-from harness.tolerance import POLICY
-from implementations import DIRECTIONS, REDUCTIONS, Adapter, adapter_classes
+from cases import DTYPES, Case, family_names
+from harness import options as choice
+from harness.benchmark import DEFAULT_PROCESSES, BenchConfig, BlockOptions, bench_configs, shard_bench
+from harness.benchmark import run_into as bench_into
+from harness.conformance import Progress, Settings, shard_cases
+from harness.conformance import run_into as audit_into
+from harness.options import DEFAULT_JOBS, DEFAULT_SWEEPS, DEFAULT_TIMEOUT, DEVICES, UsageError
+from harness.store.environment import collect_environment
+from harness.store.folder import RunStore
+from harness.store.schema import BENCH_JOURNAL, CellKey
+from harness.verdict.conventions import Convention, load_conventions
+from harness.verdict.oracle import ORACLE_VERSION
+from harness.verdict.tolerance import POLICY
+from implementations import DIRECTIONS, REDUCTIONS, Adapter
 
 __all__ = [
-    "BENCH_SIZES",
-    "DEFAULT_PROCESSES",
-    "DEFAULT_SWEEPS",
-    "DEFAULT_TIMEOUT",
-    "DEVICES",
-    "GPU_SWEEP_DTYPES",
-    "GPU_SWEEP_SIZES",
-    "UsageError",
-    "audit",
-    "bench",
-    "gpu_sweep",
-    "new_run_id",
-    "resolve_frameworks",
-    "resume_audit",
-    "resume_bench",
+    "DEFAULT_PROCESSES", "DEFAULT_SWEEPS", "DEFAULT_TIMEOUT", "DEVICES", "GPU_SWEEP_DTYPES", "GPU_SWEEP_SIZES",
+    "UsageError", "audit", "bench", "gpu_sweep", "new_run_id", "resume_audit", "resume_bench",
 ]
-
-DEVICES = ("cpu", "gpu")
-
-
-class UsageError(ValueError):
-    """Bad usage or bad input: the message names the problem and the fix (the CLI exits with code 2)."""
 
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def _choose(noun: str, given: Sequence[str] | None, known: Sequence[str]) -> list[str]:
-    """Validate a list of names of one kind (`noun`, singular) against the known ones; None means all."""
-    if given is None:
-        return list(known)
-    chosen = [item.strip() for item in given if item.strip()]
-    if not chosen:
-        raise UsageError(f"no {noun} given; choose from: {', '.join(known)}")
-    for item in chosen:
-        if item not in known:
-            raise UsageError(f"unknown {noun} {item!r}; available: {', '.join(known)}")
-    return list(dict.fromkeys(chosen))
-
-
-def resolve_frameworks(frameworks: Sequence[str] | None) -> dict[str, type[Adapter]]:
-    """Adapters to run: all known ones by default (missing ones become `unavailable` rows); a framework named
-    explicitly must be installed."""
-    classes = adapter_classes()
-    chosen = _choose("framework", frameworks, list(classes))
-    if frameworks is not None:
-        missing = [name for name in chosen if not classes[name].is_available()]
-        if missing:
-            raise UsageError(f"framework {missing[0]!r} is not installed; install it (pip install "
-                             f"'bce-harness[{missing[0]}]') or leave it out of --frameworks")
-    return {name: classes[name] for name in chosen}
-
-
-def _cases(cases: str | Path | Sequence[Case] | None, families: Sequence[str] | None, seed: int) -> list[Case]:
-    if cases is not None and families is not None:
-        raise UsageError("--cases replaces the built-in families; give either --cases or --families")
-    if isinstance(cases, str | Path):
-        try:
-            return load_case_file(cases)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    if cases is not None:
-        return list(cases)
-    return builtin_cases(seed, _choose("family", families, family_names()))
-
-
-DEFAULT_TIMEOUT = 600.0  # seconds without a result from a worker: its cell is a `timeout`
-DEFAULT_JOBS = 2  # framework workers at once
-
-
-def _jobs(jobs: int) -> int:
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: give 1 or more framework workers")
-    return jobs
-
-
-def _memory_limit(gib: float | None, jobs: int) -> float | None:
-    """GiB a worker may hold resident: given, or the machine's memory shared by the workers (and this process)."""
-    if gib is not None:
-        if gib <= 0:
-            raise UsageError(f"--memory-limit {gib}: give a positive number of GiB")
-        return gib
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return round(total / 2**30 / (max(1, jobs) + 1), 1)
-
-
-def _shard(text: str | None) -> Shard | None:
-    if text is None:
-        return None
-    try:
-        return Shard.parse(text)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _case_digest(cases: Sequence[Case]) -> str:
@@ -169,62 +83,40 @@ def audit(
         memory_limit: GiB of resident memory a worker may use before it is stopped (`crashed` rows); default:
             the machine's memory shared between the workers.
     """
-    adapters = resolve_frameworks(frameworks)
-    part = _shard(shard)
-    jobs = _jobs(DEFAULT_JOBS if jobs is None else jobs)
-    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-    memory_limit = _memory_limit(memory_limit, jobs)
-    chosen_dtypes = _choose("dtype", dtypes, list(DTYPES))
-    chosen_devices = _choose("device", devices, DEVICES) if devices is not None else ["cpu"]
-    all_cases = _cases(cases, families, seed)
-    chosen_cases = shard_cases(all_cases, part)
-    if not chosen_cases:
+    adapters = choice.resolve_frameworks(frameworks)
+    part = choice.shard(shard)
+    workers = choice.jobs(DEFAULT_JOBS if jobs is None else jobs)
+    gib = choice.memory_limit(memory_limit, workers)
+    chosen = {"dtypes": choice.choose("dtype", dtypes, list(DTYPES)),
+              "devices": choice.choose("device", devices, DEVICES) if devices is not None else ["cpu"]}
+    all_cases = choice.chosen_cases(cases, families, seed)
+    run_cases = shard_cases(all_cases, part)
+    if not run_cases:
         raise UsageError(f"--shard {part}: there are only {len(all_cases)} cases; use fewer shards")
-    _check_gpu(adapters, chosen_devices)
+    choice.check_gpu(adapters, chosen["devices"])
     conventions = load_conventions()
     run_id = new_run_id()
-    folder = Path(out) if out is not None else Path("runs") / run_id
     meta: dict[str, Any] = {
-        "run_id": run_id,
-        "kind": "audit",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seed": seed,
-        "frameworks": list(adapters),
-        "dtypes": chosen_dtypes,
-        "devices": chosen_devices,
+        "run_id": run_id, "kind": "audit", "created": _now(), "seed": seed, "frameworks": list(adapters), **chosen,
         "reductions": list(REDUCTIONS),
         "case_source": str(cases) if isinstance(cases, str | Path) else ("custom" if cases else "builtin"),
-        "families": sorted({c.family for c in chosen_cases}),
-        "case_count": len(chosen_cases),
-        "case_digest": _case_digest(chosen_cases),
-        "shard": str(part) if part else None,
-        "unsharded_case_digest": _case_digest(all_cases),
-        "oracle_version": ORACLE_VERSION,
-        "tolerance_policy": POLICY,
-        "full": full,
-        "conventions": [{"id": c.id, "impls": list(c.impls), "quantity": c.quantity, "kind": c.kind,
-                         "reason": c.reason, "link": c.link, **c.parameters} for c in conventions],
-        "worker_threads": 1,
-        "jobs": jobs,
-        "timeout_s": timeout,
-        "memory_limit_gib": memory_limit,
-        **collect_environment(),
+        "families": sorted({c.family for c in run_cases}), "case_count": len(run_cases),
+        "case_digest": _case_digest(run_cases), "shard": str(part) if part else None,
+        "unsharded_case_digest": _case_digest(all_cases), "oracle_version": ORACLE_VERSION,
+        "tolerance_policy": POLICY, "full": full, "conventions": [_described(c) for c in conventions],
+        "worker_threads": 1, "jobs": workers, "timeout_s": DEFAULT_TIMEOUT if timeout is None else timeout,
+        "memory_limit_gib": gib, **collect_environment(),
     }
-    store = RunStore.create(folder, meta)
-    store.write_cases(chosen_cases, seed)
-    (folder / "logs").mkdir()
-    return _run_audit(store, meta, chosen_cases, adapters, conventions, jobs=jobs, use_cache=use_cache,
-                      progress=progress, write_report=write_report, timeout=timeout, memory_limit=memory_limit)
+    store = RunStore.create(Path(out) if out is not None else Path("runs") / run_id, meta)
+    store.write_cases(run_cases, seed)
+    (store.path / "logs").mkdir()
+    return _audit_into(store, meta, run_cases, adapters, conventions, use_cache=use_cache, progress=progress,
+                       write_report=write_report)
 
 
-def resume_limits(meta: dict[str, Any], jobs: int | None = None, timeout: float | None = None,
-                  memory_limit: float | None = None) -> tuple[int, float, float | None]:
-    """Workers, per-cell time limit and memory limit for a resumed audit: the run's own, unless given anew."""
-    jobs = _jobs(jobs if jobs is not None else int(meta.get("jobs") or DEFAULT_JOBS))
-    timeout = timeout if timeout is not None else float(meta.get("timeout_s") or DEFAULT_TIMEOUT)
-    if memory_limit is None and meta.get("memory_limit_gib") is not None:
-        memory_limit = float(meta["memory_limit_gib"])
-    return jobs, timeout, _memory_limit(memory_limit, jobs)
+def _described(convention: Convention) -> dict[str, Any]:
+    return {"id": convention.id, "impls": list(convention.impls), "quantity": convention.quantity,
+            "kind": convention.kind, "reason": convention.reason, "link": convention.link, **convention.parameters}
 
 
 def resume_audit(run_dir: str | Path, jobs: int | None = None, use_cache: bool = True,
@@ -241,72 +133,30 @@ def resume_audit(run_dir: str | Path, jobs: int | None = None, use_cache: bool =
     if meta.get("complete"):
         raise UsageError(f"{str(run_dir)!r} is complete already; there is nothing to resume")
     cases = list(store.read_cases().values())
-    adapters = resolve_frameworks(meta.get("frameworks"))
+    adapters = choice.resolve_frameworks(meta.get("frameworks"))
     rows = store.journal_rows()
-    recorded: frozenset[CellKey] = frozenset(
-        (r["impl"], r["case"], r["dtype"], r["device"], r["reduction"], r["mode"], r["check"]) for r in rows)
-    jobs, timeout, memory_limit = resume_limits(meta, jobs, timeout, memory_limit)
-    resumed = [*meta.get("resumed", []), {"at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                           "rows_kept": len(rows)}]
-    changes = {"resumed": resumed, "jobs": jobs, "timeout_s": timeout, "memory_limit_gib": memory_limit}
-    store.update_meta(**changes)
-    meta.update(changes)
+    recorded = frozenset(CellKey.of(row) for row in rows)
+    workers, timeout, gib = choice.resume_limits(meta, jobs, timeout, memory_limit)
+    changes = {"resumed": [*meta.get("resumed", []), {"at": _now(), "rows_kept": len(rows)}], "jobs": workers,
+               "timeout_s": timeout, "memory_limit_gib": gib}
+    meta = store.update_meta(**changes)
     (store.path / "logs").mkdir(exist_ok=True)
-    return _run_audit(store, meta, cases, adapters, load_conventions(), jobs=jobs, use_cache=use_cache,
-                      progress=progress, write_report=write_report, timeout=timeout, memory_limit=memory_limit,
-                      recorded=recorded)
+    return _audit_into(store, meta, cases, adapters, load_conventions(), use_cache=use_cache, progress=progress,
+                       write_report=write_report, recorded=recorded)
 
 
-def _run_audit(store: RunStore, meta: dict[str, Any], cases: list[Case], adapters: dict[str, type[Adapter]],
-               conventions: list[Convention], *, jobs: int, use_cache: bool, progress: Progress | None,
-               write_report: bool, timeout: float, memory_limit: float | None,
-               recorded: frozenset[CellKey] = frozenset()) -> pd.DataFrame:
-    """Run (the rest of) the matrix into the store, consolidate, and mark the run complete."""
-    run_id, started = meta["run_id"], time.time()
-
-    def emit(rows: list[dict[str, Any]]) -> None:
-        store.append([dict(row, run_id=run_id) for row in rows])
-
-    limit = None if memory_limit is None else int(memory_limit * 2**30)
-    workers = run_conformance(cases, adapters, meta["dtypes"], meta["devices"],
-                              scope=Scope.everything() if meta.get("full") else Scope.default(),
-                              conventions=conventions, jobs=jobs, use_cache=use_cache, silence_timeout=timeout,
-                              memory_limit=limit, recorded=recorded,
-                              log_dir=store.path / "logs", emit=emit, progress=progress)
-    frame = store.consolidate(CONFORMANCE_COLUMNS)
-    matched, stale = convention_use(conventions, frame)
-    store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=workers["workers"],
-                      rows=len(frame), stale_conventions=stale, matched_conventions=matched,
-                      faults=workers["faults"], reference_seconds=workers["reference_seconds"])
+def _audit_into(store: RunStore, meta: dict[str, Any], cases: list[Case], adapters: dict[str, type[Adapter]],
+                conventions: list[Convention], *, use_cache: bool, progress: Progress | None, write_report: bool,
+                recorded: frozenset[CellKey] = frozenset()) -> pd.DataFrame:
+    gib = meta["memory_limit_gib"]
+    settings = Settings(jobs=meta["jobs"], use_cache=use_cache, silence_timeout=meta["timeout_s"],
+                        memory_limit=None if gib is None else int(gib * 2**30), log_dir=store.path / "logs")
+    frame = audit_into(store, cases, adapters, conventions, settings, progress=progress, recorded=recorded)
     if write_report:
         from reports import write_reports
 
         write_reports(store.path)
-    frame.attrs["run_dir"] = str(store.path)
     return frame
-
-
-BENCH_SIZES = (1_000, 100_000, 10_000_000)
-DEFAULT_SWEEPS = 10  # median of 10 side-by-side ratios: two runs on a noisy 2-core machine agree within ±15 %
-
-
-@functools.cache
-def _devices_found(adapters: tuple[tuple[str, type[Adapter]], ...]) -> dict[str, Any]:
-    """`discover` (a worker per framework, each importing it and its GPU runtime), once per process: gpu-sweep
-    checks the GPU for itself, its audit and its bench."""
-    return discover(dict(adapters))
-
-
-def _check_gpu(adapters: dict[str, type[Adapter]], devices: Sequence[str]) -> dict[str, list[str]]:
-    """Each framework's devices when a GPU is asked for (else {}); `--devices gpu` where no installed framework
-    sees a GPU is bad usage."""
-    if "gpu" not in devices:
-        return {}
-    found = _devices_found(tuple((n, a) for n, a in adapters.items() if a.is_available()))
-    if not any(isinstance(v, tuple) and "gpu" in v[1] for v in found.values()):
-        raise UsageError(f"no installed framework sees a GPU here (checked: {', '.join(found)}); use --devices "
-                         "cpu, or run on a machine with a GPU")
-    return {name: list(v[1]) if isinstance(v, tuple) else [] for name, v in found.items()}
 
 
 def bench(
@@ -349,60 +199,52 @@ def bench(
         write_report: also write report.md and report.html into the run folder.
         shard: "i/n": time part i of n of the (device, dtype, size) groups.
     """
-    adapters = resolve_frameworks(frameworks)
-    part = _shard(shard)
-    missing = [name for name, adapter in adapters.items() if not adapter.is_available()]
-    adapters = {name: adapter for name, adapter in adapters.items() if adapter.is_available()}
+    known = choice.resolve_frameworks(frameworks)
+    adapters = {name: adapter for name, adapter in known.items() if adapter.is_available()}
     if not adapters:
         raise UsageError("no framework is installed; install one (pip install 'bce-harness[torch]')")
-    chosen_dtypes = _choose("dtype", dtypes, list(DTYPES)) if dtypes is not None else ["float32"]
-    chosen_devices = _choose("device", devices, DEVICES) if devices is not None else ["cpu"]
-    chosen_directions = _choose("direction", directions, DIRECTIONS) if directions is not None else list(DIRECTIONS)
-    known_modes = list(dict.fromkeys(mode for adapter in adapters.values() for mode in adapter.modes))
-    chosen_modes = _choose("mode", modes, [*known_modes, "compiled"]) if modes is not None else None
-    known_impls = [impl.impl for adapter in adapters.values() for impl in adapter.implementations]
-    chosen_impls = None if impls is None else (known_impls if list(impls) == ["all"] else
-                                                _choose("implementation", impls, [*known_impls, "all"]))
-    chosen_sizes = sorted(set(sizes)) if sizes is not None else list(BENCH_SIZES)
-    if not chosen_sizes or min(chosen_sizes) < 1:
-        raise UsageError(f"--sizes must be positive integers such as 1e3,1e5; got {sizes}")
-    if sweeps < 2:
-        raise UsageError(f"--sweeps must be at least 2 (ratios need a spread); got {sweeps}")
-    processes = min(DEFAULT_PROCESSES, sweeps) if processes is None else processes
-    if not 1 <= processes <= sweeps:
-        raise UsageError(f"--processes must be from 1 to the number of sweeps ({sweeps}): each process times whole "
-                         f"sweeps; got {processes}")
-    available_cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    threads = threads if threads is not None else max(1, len(available_cpus) or (os.cpu_count() or 1))
-    if threads < 1 or (available_cpus and threads > len(available_cpus)):
-        raise UsageError(f"--threads {threads}: this process may use {len(available_cpus)} CPUs; choose 1 to "
-                         f"{len(available_cpus)}")
-    devices_of = _check_gpu(adapters, chosen_devices)
-    configs = shard_bench(bench_configs(adapters, chosen_impls, chosen_modes, chosen_directions, chosen_devices,
-                                        chosen_dtypes, chosen_sizes), part)
-    # a framework without the device has nothing to time there (numpy on a GPU): left out, and said so in meta
-    skipped = sorted({f"{c.framework} has no {c.device}" for c in configs
-                      if c.device != "cpu" and c.device not in devices_of.get(c.framework, [c.device])})
-    configs = [c for c in configs if f"{c.framework} has no {c.device}" not in skipped]
+    part = choice.shard(shard)
+    settings: dict[str, Any] = {
+        "created": _now(), "frameworks": list(adapters),
+        "unavailable": [name for name in known if name not in adapters],
+        "dtypes": choice.choose("dtype", dtypes, list(DTYPES)) if dtypes is not None else ["float32"],
+        "devices": choice.choose("device", devices, DEVICES) if devices is not None else ["cpu"],
+        "sizes": choice.chosen_sizes(sizes),
+        "directions": list(DIRECTIONS) if directions is None else choice.choose("direction", directions, DIRECTIONS),
+        "modes": choice.chosen_modes(adapters, modes) or "all",
+        "impls": choice.chosen_impls(adapters, impls) or "default",
+        "sweeps": sweeps, "processes": choice.processes(processes, sweeps, DEFAULT_PROCESSES), "seed": seed,
+        "block_options": (options or BlockOptions()).as_dict(), "shard": str(part) if part else None,
+        "complete": False,
+    }
+    threads, cpus = choice.chosen_threads(threads)
+    settings["threads"] = {"requested": threads, "cpus": cpus}
+    configs, settings["skipped"] = _bench_plan(adapters, settings, choice.check_gpu(adapters, settings["devices"]))
     if not configs:
         raise UsageError("nothing to time: no chosen framework has the chosen implementations and modes"
                          + (f" in shard {part}" if part else ""))
-    options = options or BlockOptions()
     run_id = new_run_id()
-    settings: dict[str, Any] = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"), "frameworks": list(adapters),
-        "unavailable": missing, "skipped": skipped, "dtypes": chosen_dtypes, "devices": chosen_devices,
-        "sizes": chosen_sizes,
-        "directions": chosen_directions, "modes": chosen_modes or "all", "impls": chosen_impls or "default",
-        "sweeps": sweeps, "processes": processes, "seed": seed, "block_options": options.as_dict(),
-        "shard": str(part) if part else None,
-        "threads": {"requested": threads, "cpus": available_cpus[:threads]}, "complete": False,
-    }
-    meta = {"run_id": run_id, "kind": "bench", "created": settings["created"], "seed": seed,
-            "bench": settings}
+    meta = {"run_id": run_id, "kind": "bench", "created": settings["created"], "seed": seed, "bench": settings}
     folder = Path(out) if out is not None else Path("runs") / run_id
     store = RunStore.for_bench(folder, meta, collect_environment)  # an audit's folder has its scan already
-    return _run_bench(store, settings, configs, adapters, options, progress=progress, write_report=write_report)
+    return _bench_into(store, configs, adapters, progress=progress, write_report=write_report)
+
+
+def _bench_plan(adapters: dict[str, type[Adapter]], settings: dict[str, Any],
+                devices_of: dict[str, list[str]] | None = None) -> tuple[list[BenchConfig], list[str]]:
+    """The configurations of the settings, and what was left out: a framework without the device has nothing to
+    time there (numpy on a GPU), said so in meta. `devices_of`: each framework's devices when a GPU was asked
+    for; None to leave out what the settings' `skipped` already names (a resumed run)."""
+    modes = None if settings["modes"] == "all" else settings["modes"]
+    impls = None if settings["impls"] == "default" else settings["impls"]
+    configs = shard_bench(bench_configs(adapters, impls, modes, settings["directions"], settings["devices"],
+                                        settings["dtypes"], settings["sizes"]), choice.shard(settings.get("shard")))
+    if devices_of is None:
+        skipped = set(settings.get("skipped", []))
+    else:
+        skipped = {f"{c.framework} has no {c.device}" for c in configs
+                   if c.device != "cpu" and c.device not in devices_of.get(c.framework, [c.device])}
+    return [c for c in configs if f"{c.framework} has no {c.device}" not in skipped], sorted(skipped)
 
 
 def resume_bench(run_dir: str | Path, progress: Progress | None = None, write_report: bool = True) -> pd.DataFrame:
@@ -414,60 +256,23 @@ def resume_bench(run_dir: str | Path, progress: Progress | None = None, write_re
         raise UsageError(f"{str(run_dir)!r} holds no benchmark; --resume continues a bench in its own folder")
     if settings.get("complete"):
         raise UsageError(f"{str(run_dir)!r}: its benchmark is complete already; there is nothing to resume")
-    adapters = resolve_frameworks(settings["frameworks"])
-    modes = None if settings["modes"] == "all" else settings["modes"]
-    impls = None if settings["impls"] == "default" else settings["impls"]
-    configs = shard_bench(bench_configs(adapters, impls, modes, settings["directions"], settings["devices"],
-                                        settings["dtypes"], settings["sizes"]), _shard(settings.get("shard")))
-    skipped = set(settings.get("skipped", []))
-    configs = [c for c in configs if f"{c.framework} has no {c.device}" not in skipped]
+    adapters = choice.resolve_frameworks(settings["frameworks"])
+    configs, _ = _bench_plan(adapters, settings)
     replay = store.journal_rows(BENCH_JOURNAL)
-    settings["resumed"] = [*settings.get("resumed", []), {"at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                                          "records_kept": len(replay)}]
+    settings["resumed"] = [*settings.get("resumed", []), {"at": _now(), "records_kept": len(replay)}]
     store.update_meta(bench=settings)
-    return _run_bench(store, settings, configs, adapters, BlockOptions(**settings["block_options"]),
-                      progress=progress, write_report=write_report, replay=replay)
+    return _bench_into(store, configs, adapters, progress=progress, write_report=write_report, replay=replay)
 
 
-def _load_average() -> float | None:
-    """The machine's 1-minute load average: other work on the machine while timing shows up here."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
-
-
-def _run_bench(store: RunStore, settings: dict[str, Any], configs: list[BenchConfig],
-               adapters: dict[str, type[Adapter]], options: BlockOptions, *, progress: Progress | None,
-               write_report: bool, replay: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
-    """Time (the rest of) the configurations into the store and write bench.parquet, bench.json and the reports."""
-    started, load_before = time.time(), _load_average()
-    run_id = store.read_meta()["run_id"]  # an audit's folder keeps its run id
-    (store.path / "logs").mkdir(exist_ok=True)
-    threads = settings["threads"]
-    result = run_bench(configs, adapters, sweeps=settings["sweeps"], processes=settings.get("processes", 1),
-                       threads=threads["requested"],
-                       cpus=threads["cpus"] or None, seed=settings["seed"], options=options,
-                       log_dir=store.path / "logs", progress=progress, replay=replay,
-                       journal=lambda record: store.append([record], BENCH_JOURNAL))
-    store.sync(BENCH_JOURNAL)
-    frame = as_frame(result.rows, run_id)
-    if store.has_conformance():
-        statuses = conformance_status(store.conformance())
-        frame = frame.drop(columns=["status", "status_detail"]).merge(
-            statuses, on=["impl", "dtype", "device", "mode"], how="left")[BENCH_COLUMNS]
-        frame[["status", "status_detail"]] = frame[["status", "status_detail"]].fillna("")
-    store.write_bench(frame, benchmark_document(result.entries))
-    settings.update(complete=True, wall_seconds=round(time.time() - started, 3), baselines=result.baselines,
-                    workers=result.workers, load_average={"start": load_before, "end": _load_average()})
-    settings["threads"]["frameworks"] = {name: {"cpus": info.get("cpus"), **info.get("threads", {})}
-                                         for name, info in result.workers.items() if "cpus" in info}
-    store.update_meta(bench=settings)
+def _bench_into(store: RunStore, configs: list[BenchConfig], adapters: dict[str, type[Adapter]], *,
+                progress: Progress | None, write_report: bool,
+                replay: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
+    options = BlockOptions(**store.read_meta()["bench"]["block_options"])
+    frame = bench_into(store, configs, adapters, options, progress=progress, replay=replay)
     if write_report:
         from reports import write_reports
 
         write_reports(store.path)
-    frame.attrs["run_dir"] = str(store.path)
     return frame
 
 
@@ -482,9 +287,9 @@ def gpu_sweep(out: str | Path | None = None, frameworks: Sequence[str] | None = 
     bfloat16), then the benchmark of every framework present (float32 and bfloat16; 1e4, 1e6 and 1e8 elements;
     forward and forward+backward; eager and compiled) into the same folder, so each speed row carries its
     accuracy status. Returns (conformance, bench)."""
-    adapters = resolve_frameworks(frameworks)
+    adapters = choice.resolve_frameworks(frameworks)
     present = [name for name, adapter in adapters.items() if adapter.is_available()]
-    _check_gpu({name: adapters[name] for name in present}, ["gpu"])
+    choice.check_gpu({name: adapters[name] for name in present}, ["gpu"])
     families = [name for name in family_names() if name not in GPU_AUDIT_SKIPS]
     conformance = audit(frameworks=present, dtypes=GPU_SWEEP_DTYPES, devices=["gpu"], families=families,
                         out=out, jobs=jobs, progress=progress, write_report=False)

@@ -1,7 +1,8 @@
 """`python -m harness COMMAND`: a thin layer over the Python API.
 
-Exit codes: 0 the command ran (discrepancies are findings, not failures); 2 bad usage or bad input, with one
-line naming the problem and the fix.
+Exit codes: 0 the command ran (discrepancies are findings, not failures); 1 a gate asked for failed
+(`--fail-on`, `compare --fail-on-regression`); 2 bad usage or bad input, with one line naming the problem and the
+fix.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from cases import BadInput
 from harness.api import (
     DEFAULT_PROCESSES,
     DEFAULT_SWEEPS,
@@ -25,12 +27,11 @@ from harness.api import (
     audit,
     bench,
     gpu_sweep,
-    resolve_frameworks,
     resume_audit,
     resume_bench,
 )
-from harness.runner import discover
-from harness.store import RunFolderError
+from harness.options import resolve_frameworks
+from harness.workers import Hello, discover
 
 __all__ = ["main"]
 
@@ -59,79 +60,71 @@ def _sizes_arg(text: str) -> list[int]:
     return [_int_arg(item) for item in _list_arg(text)]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description="Binary cross-entropy conformance harness.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _selection(command: argparse.ArgumentParser, frameworks: str, dtypes: str) -> None:
+    """What to run, shared by audit and bench: frameworks, dtypes, devices."""
+    command.add_argument("--frameworks", type=_list_arg, help=f"comma-separated import names (default: {frameworks})")
+    command.add_argument("--dtypes", type=_list_arg, help=f"float64,float32,float16,bfloat16 (default: {dtypes})")
+    command.add_argument("--devices", type=_list_arg, help=f"{','.join(DEVICES)} (default: cpu)")
 
-    listing = commands.add_parser("list", help="frameworks, versions, devices and dtypes")
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
 
-    run = commands.add_parser("audit", help="compare every implementation with the exact reference")
-    run.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: all)")
-    run.add_argument("--dtypes", type=_list_arg, help="float64,float32,float16,bfloat16 (default: all)")
-    run.add_argument("--devices", type=_list_arg, help=f"{','.join(DEVICES)} (default: cpu)")
-    run.add_argument("--families", type=_list_arg, help="built-in case families (default: all)")
-    run.add_argument("--cases", type=Path, help="a JSON case file, replacing the built-in families")
-    run.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
-    run.add_argument("--seed", type=_int_arg, help="seed of the random families (default 0)")
-    run.add_argument("--full", action="store_true",
-                     help="every compiled path on every case, and the longest reductions (minutes)")
-    run.add_argument("--jobs", type=_int_arg,
-                     help="framework workers at once (default 2; with --resume, the run's own)")
-    run.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
-    run.add_argument("--shard", metavar="i/n", help="run part i of n of the cases (merge the parts with 'merge')")
-    run.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                     help="finish an interrupted audit in its folder, without redoing the rows it recorded")
-    run.add_argument("--timeout", type=float, metavar="SECONDS",
-                     help=f"a worker silent this long on one cell is stopped: a timeout row (default "
-                          f"{DEFAULT_TIMEOUT:g}; with --resume, the run's own)")
-    run.add_argument("--memory-limit", type=float, metavar="GIB",
-                     help="a worker holding more resident memory is stopped: a crashed row (default: the "
-                          "machine's memory shared between the workers)")
-    run.add_argument("--fail-on", type=_list_arg, metavar="STATUSES",
-                     help="exit 1 when a row has one of these statuses (e.g. fail,nonfinite) and --expected does not "
-                          "list it")
-    run.add_argument("--expected", type=Path, metavar="FILE",
-                     help="TOML file of expected findings ([[finding]] tables with fields to match and a reason)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+def _run_folder(command: argparse.ArgumentParser, what: str, part: tuple[str, str], resumed: str) -> None:
+    """Where a run goes and how it is split and resumed, shared by audit and bench."""
+    command.add_argument("--out", type=Path, help=f"run folder to create (default: runs/<run_id>/){what}")
+    command.add_argument("--seed", type=_int_arg, help=f"seed of the {part[0]} (default 0)")
+    command.add_argument("--shard", metavar="i/n", help=f"run part i of n of the {part[1]} (merge the parts with "
+                                                        "'merge')")
+    command.add_argument("--resume", type=Path, metavar="RUN_DIR", help=f"finish an interrupted {resumed}")
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    timing = commands.add_parser("bench", help="time every framework's BCE side by side (pytest-benchmark)")
-    timing.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: installed)")
-    timing.add_argument("--dtypes", type=_list_arg, help="float64,float32,float16,bfloat16 (default: float32)")
-    timing.add_argument("--devices", type=_list_arg, help=f"{','.join(DEVICES)} (default: cpu)")
-    timing.add_argument("--sizes", type=_sizes_arg, help="element counts, e.g. 1e3,1e5,1e7 (the default)")
-    timing.add_argument("--directions", type=_list_arg, help="forward,forward_backward (default: both)")
-    timing.add_argument("--modes", type=_list_arg,
-                        help="eager, compiled (every compiled path) or mode names such as jax.jit (default: all)")
-    timing.add_argument("--impls", type=_list_arg,
-                        help="implementation ids, or all (default: each framework's own logits API)")
-    timing.add_argument("--out", type=Path,
-                        help="run folder: a new one, or an audit's (its statuses go beside the speeds)")
-    timing.add_argument("--sweeps", type=_int_arg,
-                        help=f"interleaved sweeps (default {DEFAULT_SWEEPS})")
-    timing.add_argument("--processes", type=_int_arg,
-                        help=f"worker processes per framework, taking the sweeps in turn (default "
-                             f"{DEFAULT_PROCESSES}, at most --sweeps): a process's own speed becomes a sample, not "
-                             "the run's result")
-    timing.add_argument("--threads", type=_int_arg, help="threads and CPUs for every framework (default: all)")
-    timing.add_argument("--seed", type=_int_arg, help="seed of the inputs (default 0)")
-    timing.add_argument("--shard", metavar="i/n", help="time part i of n of the (device, dtype, size) groups")
-    timing.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                        help="finish an interrupted benchmark in its folder (whole size groups are kept)")
-    timing.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)  # 1e4,1e6,1e8
-    gpu = commands.add_parser("gpu-sweep", help=f"the GPU check: a quick audit on the GPU, then bench of every "
-                                                f"framework present, {','.join(GPU_SWEEP_DTYPES)}, sizes {sizes}")
-    gpu.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: installed)")
-    gpu.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
-    gpu.add_argument("--quiet", action="store_true", help="no progress bar")
+def _audit_arguments(command: argparse.ArgumentParser) -> None:
+    _selection(command, "all", "all")
+    _run_folder(command, "", ("random families", "cases"),
+                "audit in its folder, without redoing the rows it recorded")
+    command.add_argument("--families", type=_list_arg, help="built-in case families (default: all)")
+    command.add_argument("--cases", type=Path, help="a JSON case file, replacing the built-in families")
+    command.add_argument("--full", action="store_true",
+                         help="every compiled path on every case, and the longest reductions (minutes)")
+    command.add_argument("--jobs", type=_int_arg, help="framework workers at once (default 2; with --resume, the "
+                                                       "run's own)")
+    command.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
+    command.add_argument("--timeout", type=float, metavar="SECONDS",
+                         help=f"a worker silent this long on one cell is stopped: a timeout row (default "
+                              f"{DEFAULT_TIMEOUT:g}; with --resume, the run's own)")
+    command.add_argument("--memory-limit", type=float, metavar="GIB",
+                         help="a worker holding more resident memory is stopped: a crashed row (default: the "
+                              "machine's memory shared between the workers)")
+    command.add_argument("--fail-on", type=_list_arg, metavar="STATUSES",
+                         help="exit 1 when a row has one of these statuses (e.g. fail,nonfinite) and --expected "
+                              "does not list it")
+    command.add_argument("--expected", type=Path, metavar="FILE",
+                         help="TOML file of expected findings ([[finding]] tables with fields to match and a reason)")
 
+
+def _bench_arguments(command: argparse.ArgumentParser) -> None:
+    _selection(command, "installed", "float32")
+    _run_folder(command, ", or an audit's (its statuses go beside the speeds)", ("inputs", "(device, dtype, size) "
+                "groups"), "benchmark in its folder (whole size groups are kept)")
+    command.add_argument("--sizes", type=_sizes_arg, help="element counts, e.g. 1e3,1e5,1e7 (the default)")
+    command.add_argument("--directions", type=_list_arg, help="forward,forward_backward (default: both)")
+    command.add_argument("--modes", type=_list_arg,
+                         help="eager, compiled (every compiled path) or mode names such as jax.jit (default: all)")
+    command.add_argument("--impls", type=_list_arg,
+                         help="implementation ids, or all (default: each framework's own logits API)")
+    command.add_argument("--sweeps", type=_int_arg, help=f"interleaved sweeps (default {DEFAULT_SWEEPS})")
+    command.add_argument("--processes", type=_int_arg,
+                         help=f"worker processes per framework, taking the sweeps in turn (default "
+                              f"{DEFAULT_PROCESSES}, at most --sweeps): a process's own speed becomes a sample, not "
+                              "the run's result")
+    command.add_argument("--threads", type=_int_arg, help="threads and CPUs for every framework (default: all)")
+
+
+def _reading_arguments(commands: Any) -> None:
+    """The commands that read run folders: repro, compare, merge, history, report."""
     repro = commands.add_parser("repro", help="print a standalone script reproducing one row")
     repro.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     repro.add_argument("row_id", metavar="ROW_ID")
     repro.add_argument("--out", type=Path, help="write the script to this file instead of printing it")
-
     compare = commands.add_parser("compare", help="accuracy and speed regressions of NEW_RUN against BASE_RUN")
     compare.add_argument("base_run", type=Path, metavar="BASE_RUN")
     compare.add_argument("new_run", type=Path, metavar="NEW_RUN")
@@ -139,17 +132,32 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--min-effect", type=float, default=0.10,
                          help="smallest slowdown that counts, as a fraction of the median (default 0.1)")
     compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
-
     merge = commands.add_parser("merge", help="merge run folders (shards, machines, framework versions) into one")
     merge.add_argument("runs", type=Path, nargs="+", metavar="RUN")
     merge.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
-
     history = commands.add_parser("history", help="every run under RUNS_ROOT: accuracy and speed over time")
     history.add_argument("root", type=Path, nargs="?", default=Path("runs"), metavar="RUNS_ROOT",
                          help="folder of run folders (default: runs)")
-
     report = commands.add_parser("report", help="(re)write report.md and report.html of run folders")
     report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m harness", description="Binary cross-entropy conformance harness.",
+                     epilog="Exit codes: 0 the command ran (discrepancies are findings, not failures); 1 a gate "
+                            "asked for failed (--fail-on, --fail-on-regression); 2 bad usage or bad input.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    listing = commands.add_parser("list", help="frameworks, versions, devices and dtypes")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    _audit_arguments(commands.add_parser("audit", help="compare every implementation with the exact reference"))
+    _bench_arguments(commands.add_parser("bench", help="time every framework's BCE side by side (pytest-benchmark)"))
+    sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)  # 1e4,1e6,1e8
+    gpu = commands.add_parser("gpu-sweep", help=f"the GPU check: a quick audit on the GPU, then bench of every "
+                                                f"framework present, {','.join(GPU_SWEEP_DTYPES)}, sizes {sizes}")
+    gpu.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: installed)")
+    gpu.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
+    gpu.add_argument("--quiet", action="store_true", help="no progress bar")
+    _reading_arguments(commands)
     return parser
 
 
@@ -218,15 +226,13 @@ def _refuse_with_resume(args: argparse.Namespace, what: str, options: Sequence[s
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from harness.gate import ExpectedFileError, apply_gate, load_expected, parse_fail_on
+    from harness.findings.gate import apply_gate, load_expected, parse_fail_on
 
     if args.expected is not None and args.fail_on is None:
         raise UsageError("--expected lists findings for a gate: give --fail-on too (e.g. --fail-on fail,nonfinite)")
-    try:  # a bad gate is bad usage, found before minutes of audit
-        fail_on = parse_fail_on(args.fail_on) if args.fail_on is not None else ()
-        expected = load_expected(args.expected) if args.expected is not None else []
-    except ExpectedFileError as exc:
-        raise UsageError(str(exc)) from None
+    # a bad gate is bad usage, found before minutes of audit
+    fail_on = parse_fail_on(args.fail_on) if args.fail_on is not None else ()
+    expected = load_expected(args.expected) if args.expected is not None else []
     if args.resume is not None:
         _refuse_with_resume(args, "audit", ("frameworks", "dtypes", "devices", "families", "cases", "out", "shard",
                                             "full", "seed"))
@@ -295,14 +301,15 @@ def _list(args: argparse.Namespace) -> int:
     found = discover(adapters)
     frameworks: dict[str, dict[str, Any]] = {}
     for name, adapter in adapters.items():
-        loaded = found[name] if isinstance(found[name], tuple) else None
+        loaded = found[name]
+        hello = loaded if isinstance(loaded, Hello) else None
         frameworks[name] = {
             "installed": adapter.is_available(),
-            "version": loaded[0].get(name) if loaded else None,
-            "devices": loaded[1] if loaded else [],
+            "version": hello.versions.get(name) if hello else None,
+            "devices": hello.devices if hello else [],
             "dtypes": list(adapter.dtypes),
             "implementations": [impl.impl for impl in adapter.implementations],
-            "problem": "" if loaded else found[name],
+            "problem": "" if hello else loaded,
         }
     listing = {"frameworks": frameworks, "dtypes": list(DTYPES), "families": family_names()}
     if args.json:
@@ -341,7 +348,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _merge(args: argparse.Namespace) -> int:
     from harness.api import new_run_id
-    from harness.merge import merge_runs
+    from harness.scale.merge import merge_runs
     from reports import write_reports
 
     run_id = new_run_id()
@@ -367,7 +374,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _repro(args: argparse.Namespace) -> int:
-    from harness.repro import reproducer
+    from harness.findings.repro import reproducer
 
     script = reproducer(args.run_dir, args.row_id)
     if args.out is None:
@@ -384,14 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "history": _history, "list": _list, "merge": _merge, "report": _report, "repro": _repro}
     try:
         return handlers[args.command](args)
-    except (UsageError, RunFolderError) as exc:
+    except BadInput as exc:  # every bad name, flag, file or folder, from whichever room found it
         print(f"python -m harness {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # reports.RunReadError, a --min-effect out of range and other input problems
-        if type(exc).__name__ in ("RunReadError", "CaseFileError", "ReproError"):
-            print(f"python -m harness {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        raise
     except KeyboardInterrupt:
         print("interrupted; rows computed so far are in the run folder's journal.jsonl", file=sys.stderr)
         return 130

@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.store import RunStore
-from harness.tolerance import PASS_ULP
+from cases import BadInput
+from harness.store.folder import RunStore
+from harness.store.schema import bench_row_id
+from harness.verdict.tolerance import PASS_ULP
 from reports.load import Run, load_run
 from reports.markdown import markdown_table
 
@@ -104,8 +106,6 @@ def _accuracy(base: pd.DataFrame, new: pd.DataFrame, notes: list[str]) -> pd.Dat
 def sweep_medians(document: dict[str, Any], frame: pd.DataFrame) -> dict[str, list[float]]:
     """Per bench row: the median of each sweep's block of rounds, from pytest-benchmark's JSON (the rounds are
     stored sweep after sweep, the same number per sweep)."""
-    from harness.bench import bench_row_id
-
     out: dict[str, list[float]] = {}
     sweeps = dict(zip(frame["row_id"], frame["sweeps"], strict=True))
     for entry in document.get("benchmarks", []):
@@ -221,7 +221,7 @@ def compare_runs(base_dir: str | Path, new_dir: str | Path, min_effect: float = 
                  alpha: float = ALPHA) -> Comparison:
     """Compare the run in `new_dir` with the one in `base_dir` (accuracy and speed, whichever both have)."""
     if not 0 <= min_effect < 10:
-        raise ValueError(f"--min-effect {min_effect}: give a fraction such as 0.1 (10 %)")
+        raise BadInput(f"--min-effect {min_effect}: give a fraction such as 0.1 (10 %)")
     base, new = load_run(base_dir), load_run(new_dir)
     notes: list[str] = []
     accuracy = pd.DataFrame()

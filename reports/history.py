@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.store import RunStore
-from harness.tolerance import NOT_FINDINGS
+from harness.store.folder import RunStore
+from harness.verdict.tolerance import NOT_FINDINGS
 from reports.html import html_table, page, png, pyplot
 from reports.load import RunReadError, load_run
 from reports.markdown import markdown_table

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cases import DTYPES
-from harness.tolerance import NOT_FINDINGS, worst_status
+from harness.verdict.tolerance import NOT_FINDINGS, worst_status
 from reports.load import Run, load_run
 from reports.summary import (
     bench_table,

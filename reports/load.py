@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.store import BENCH, CONFORMANCE, RunFolderError, RunStore
+from harness.store.folder import RunFolderError, RunStore
+from harness.store.schema import BENCH, CONFORMANCE
 
 __all__ = ["Run", "RunReadError", "load_run"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from cases import DTYPES
-from harness.tolerance import NOT_FINDINGS, STATUSES
+from harness.verdict.tolerance import NOT_FINDINGS, STATUSES
 
 __all__ = [
     "STATUS_ORDER", "bench_table", "discrepancies", "framework_versions", "size_label", "status_matrix",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from cases import Case, builtin_cases, float_format
-from harness.compare import judge
-from harness.oracle import reference
+from harness.verdict.oracle import reference
+from harness.verdict.ulp import judge
 from implementations import Adapter, Unsupported, adapter_classes
 
 ADAPTERS = adapter_classes()

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from harness import bench
-from harness.bench import BENCH_COLUMNS
-from harness.bench_worker import BenchSession
-from harness.crosscheck import crosscheck
-from harness.matrix import BenchConfig
-from harness.timing import BlockOptions
+from harness.benchmark.crosscheck import crosscheck
+from harness.benchmark.plan import BenchConfig
+from harness.benchmark.timing import BlockOptions
+from harness.benchmark.worker import BenchSession
+from harness.store.schema import BENCH_COLUMNS
 from implementations import Unsupported
 from implementations.numpy_adapter import NumpyAdapter
 from tests.conftest import assert_usage_error, run_cli
@@ -135,8 +135,8 @@ def test_a_framework_that_loses_a_process_loses_its_remaining_configurations() -
     import os
     import signal
 
-    from harness.bench import run_bench
-    from harness.matrix import bench_configs
+    from harness.benchmark.plan import bench_configs
+    from harness.benchmark.sweeps import run_bench
     from implementations import adapter_classes
 
     adapters = {name: adapter_classes()[name] for name in ("numpy", "torch")}
@@ -197,13 +197,13 @@ def test_worker_session_syncs_after_every_call_and_keeps_the_first_out() -> None
     session = BenchSession(adapter, seed=0, options=TINY)
     config = BenchConfig("numpy", "numpy.logits", "logits", "eager", "forward_backward", "cpu", "float32", 100)
     prepared = session.prepare(config)
-    assert prepared["compile_s"] > 0 and prepared["rounds_per_block"] >= TINY.min_rounds
+    assert prepared.compile_s > 0 and prepared.rounds_per_block >= TINY.min_rounds
     runs_before = adapter.log.count("run")
     block = session.block(config)
-    assert len(block["data"]) == prepared["rounds_per_block"] and block["iterations"] == prepared["iterations"]
+    assert len(block.data) == prepared.rounds_per_block and block.iterations == prepared.iterations
     assert adapter.log.count("run") == adapter.log.count("sync")
     assert adapter.log == ["run", "sync"] * (len(adapter.log) // 2)  # each call waits before the next starts
-    timed_calls = len(block["data"]) * block["iterations"]
+    timed_calls = len(block.data) * block.iterations
     assert adapter.log.count("run") - runs_before >= timed_calls
 
 
@@ -214,13 +214,13 @@ def test_a_further_process_times_the_first_one_s_rounds_after_a_warm_up() -> Non
     config = BenchConfig("numpy", "numpy.logits", "logits", "eager", "forward", "cpu", "float32", 100)
     prepared = session.prepare(config, fixed=(3, 7))
     # no calibration and no peak memory (the first process measured them): the given rounds and iterations
-    assert prepared["rounds_per_block"] == 3 and prepared["iterations"] == 7 and "peak_memory_bytes" not in prepared
+    assert prepared.rounds_per_block == 3 and prepared.iterations == 7 and prepared.peak_memory_bytes is None
     # the first call, then one warm-up block: 3 rounds of 7 calls, and the untimed call pytest-benchmark makes for
     # the result when a round loops
     block_calls = 3 * 7 + 1
     assert adapter.log.count("run") == 1 + block_calls
     block = session.block(config)
-    assert len(block["data"]) == 3 and block["iterations"] == 7
+    assert len(block.data) == 3 and block.iterations == 7
     assert adapter.log.count("run") == 1 + 2 * block_calls
 
 

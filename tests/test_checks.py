@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from cases import Case, builtin_cases
-from harness.judging import Judge
-from harness.matrix import BATCH_SIZE, Cell
-from harness.oracle import reference
+from harness.conformance.plan import BATCH_SIZE, Cell
+from harness.conformance.rows import Judge
+from harness.verdict.oracle import reference
 from implementations import Output, adapter_classes
 
 ADAPTERS = adapter_classes()
@@ -27,14 +27,14 @@ def test_batch_identical_bits_pass_and_one_flipped_bit_fails() -> None:
     alone = _output(as_float32([0.5, 2.1, 3.0]), as_float32([-0.5, 0.9, -0.9]))
     tiled = np.resize(np.arange(3), BATCH_SIZE)
     same = judge.batch("numpy", cell, alone, _output(alone.loss[tiled], alone.grad[tiled]))
-    assert [row["status"] for row in same] == ["pass", "pass"]
+    assert [row.status for row in same] == ["pass", "pass"]
     loss = alone.loss[tiled].copy()
     loss[4] = np.nextafter(np.float32(loss[4]), np.float32(9))  # position 4 holds element 1
     rows = judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))
-    assert rows[0]["status"] == "fail" and rows[0]["n_bad"] == 1
-    assert rows[0]["worst_index"] == "[1]" and rows[0]["worst_x"] == 2.0
-    assert rows[0]["max_ulp_error"] == 1.0
-    assert rows[1]["status"] == "pass"
+    assert rows[0].status == "fail" and rows[0].n_bad == 1
+    assert rows[0].worst_index == "[1]" and rows[0].worst_x == 2.0
+    assert rows[0].max_ulp_error == 1.0
+    assert rows[1].status == "pass"
 
 
 def test_path_check_compares_compiled_with_eager() -> None:
@@ -48,13 +48,13 @@ def test_path_check_compares_compiled_with_eager() -> None:
     off = hi.copy()
     off[2] = hi[2] * (1 + 10 * 2.0**-23)  # 10 ULP away from eager
     rows = judge.result("torch", compiled_cell, _output(off, grad, "compiled graph executions: 1"), ref)
-    by_check = {(row["check"], row["quantity"]): row for row in rows}
-    assert by_check[("path", "loss")]["status"] == "fail" and by_check[("path", "loss")]["worst_x"] == -3.0
-    assert by_check[("path", "grad")]["status"] == "pass"
-    assert by_check[("reference", "loss")]["status"] == "fail"
+    by_check = {(row.check, row.quantity): row for row in rows}
+    assert by_check[("path", "loss")].status == "fail" and by_check[("path", "loss")].worst_x == -3.0
+    assert by_check[("path", "grad")].status == "pass"
+    assert by_check[("reference", "loss")].status == "fail"
     unproven = judge.result("torch", compiled_cell, _output(hi, grad), ref)
-    assert {row["status"] for row in unproven} == {"error"}
-    assert unproven[0]["error_type"] == "NotCompiled"
+    assert {row.status for row in unproven} == {"error"}
+    assert unproven[0].error_type == "NotCompiled"
 
 
 @pytest.mark.parametrize(("framework", "mode"), [("jax", "jax.jit"), ("tensorflow", "tf.function"),
@@ -103,11 +103,11 @@ def test_path_rows_of_a_silent_broadcast_do_not_index_past_the_inputs() -> None:
     moved = broadcast.copy()
     moved[1, 3] = 1.0
     rows = judge.result("jax", eager_cell._replace(mode="jax.jit"), _output(moved, np.zeros(4), "xla"), ref)
-    by_check = {(row["check"], row["quantity"]): row for row in rows}
-    assert by_check[("reference", "loss")]["error_type"] == "SilentBroadcast"
-    assert by_check[("path", "loss")]["status"] == "fail"
-    assert by_check[("path", "loss")]["worst_index"] == "[1, 3]"
-    assert np.isnan(by_check[("path", "loss")]["worst_y"])  # y has shape (4, 1), not the result's (4, 4)
+    by_check = {(row.check, row.quantity): row for row in rows}
+    assert by_check[("reference", "loss")].error_type == "SilentBroadcast"
+    assert by_check[("path", "loss")].status == "fail"
+    assert by_check[("path", "loss")].worst_index == "[1, 3]"
+    assert np.isnan(by_check[("path", "loss")].worst_y)  # y has shape (4, 1), not the result's (4, 4)
 
 
 def test_batch_check_ignores_the_sign_of_nan_but_not_of_zero() -> None:
@@ -117,6 +117,6 @@ def test_batch_check_ignores_the_sign_of_nan_but_not_of_zero() -> None:
     tiled = np.resize(np.arange(3), BATCH_SIZE)
     loss = alone.loss[tiled].copy()
     loss[0] = -np.nan
-    assert judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))[0]["status"] == "pass"
+    assert judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))[0].status == "pass"
     loss[1] = -0.0
-    assert judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))[0]["status"] == "fail"
+    assert judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))[0].status == "fail"

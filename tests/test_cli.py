@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.runner import CONFORMANCE_COLUMNS, run_conformance
+from harness.conformance.runner import run_conformance
+from harness.store.schema import CONFORMANCE_COLUMNS, ConformanceRow
 from implementations import Adapter
 from implementations.numpy_adapter import NumpyAdapter
 from tests.conftest import ROOT, assert_usage_error, run_cli
@@ -129,14 +130,14 @@ class _Missing(Adapter):
 
 
 def test_missing_framework_gives_unavailable_rows() -> None:
-    rows: list[dict] = []
+    rows: list[ConformanceRow] = []
     from cases import builtin_cases
 
     run_conformance(builtin_cases(families=["seed"]), {"notinstalled": _Missing}, ["float32"], ["cpu"],
                     emit=rows.extend)
     assert len(rows) == 3 * 3 * 2  # 3 implementations × 3 reductions × 2 quantities
-    assert {row["status"] for row in rows} == {"unavailable"}
-    assert "not installed" in rows[0]["error_message"]
+    assert {row.status for row in rows} == {"unavailable"}
+    assert "not installed" in rows[0].error_message
 
 
 def test_plain_text_without_rich(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from cases import Case, float_format
-from harness.compare import judge
-from harness.oracle import reference
+from harness.verdict.oracle import reference
+from harness.verdict.ulp import judge
 
 F32 = float_format("float32")
 F64 = float_format("float64")

@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.bench import bench_row_id
-from harness.judging import row_id
-from harness.timing import BlockOptions, benchmark_document, benchmark_entry
+from harness.benchmark.timing import BlockOptions, benchmark_document, benchmark_entry
+from harness.store.schema import bench_row_id, row_id
 from reports.compare import compare_runs, render_comparison
 from tests.conftest import assert_usage_error, run_cli
 

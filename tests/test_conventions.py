@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from cases import Case, builtin_cases
-from harness.conventions import convention_use, load_conventions, predict
-from harness.judging import Judge
-from harness.matrix import Cell
-from harness.oracle import reference
+from harness.conformance.plan import Cell
+from harness.conformance.rows import Judge
+from harness.verdict.conventions import convention_use, load_conventions, predict
+from harness.verdict.oracle import reference
 from implementations import Output, adapter_classes
 
 CONVENTIONS = {c.id: c for c in load_conventions()}
@@ -79,16 +79,16 @@ def _judge_torch_probs(got: float) -> dict:
     output = Output(np.array([got]), np.array([-1e12]), "float32", "float32", "api")
     rows = judge.result("torch", cell, output, reference(case.inputs("float32"), "probs"))
     _, stale = convention_use(list(CONVENTIONS.values()), pd.DataFrame(rows))
-    return {row["quantity"]: row for row in rows} | {"stale": stale}
+    return {row.quantity: row for row in rows} | {"stale": stale}
 
 
 def test_matching_clamp_is_deviation_and_other_values_fail() -> None:
     matched = _judge_torch_probs(100.0)
-    assert matched["loss"]["status"] == "deviation"
-    assert matched["loss"]["deviation"] == "torch-bce-log-clamp"
-    assert matched["grad"]["status"] == "deviation"  # -1e12 is the epsilon-capped gradient
+    assert matched["loss"].status == "deviation"
+    assert matched["loss"].deviation == "torch-bce-log-clamp"
+    assert matched["grad"].status == "deviation"  # -1e12 is the epsilon-capped gradient
     missed = _judge_torch_probs(50.0)  # neither the exact +inf nor the clamp's 100
-    assert missed["loss"]["status"] == "nonfinite" and missed["loss"]["deviation"] == ""
+    assert missed["loss"].status == "nonfinite" and missed["loss"].deviation == ""
     assert missed["stale"] == ["torch-bce-log-clamp"]  # the loss convention matched nothing
 
 
@@ -112,8 +112,8 @@ def test_a_prediction_that_breaks_down_explains_nothing() -> None:
     cell = Cell("tensorflow.keras_probs", 0, "bfloat16", "cpu", "none")
     output = Output(np.array([0.0]), np.array([math.nan]), "bfloat16", "bfloat16", "api")
     rows = judge.result("tensorflow", cell, output, reference(case.inputs("bfloat16"), "probs"))
-    grad = next(row for row in rows if row["quantity"] == "grad")
-    assert grad["status"] == "nonfinite" and grad["deviation"] == ""
+    grad = next(row for row in rows if row.quantity == "grad")
+    assert grad.status == "nonfinite" and grad.deviation == ""
 
 
 def test_partly_explained_row_points_at_what_the_convention_does_not_explain() -> None:
@@ -124,6 +124,6 @@ def test_partly_explained_row_points_at_what_the_convention_does_not_explain() -
     cell = Cell("torch.probs", 0, "float32", "cpu", "none")
     output = Output(np.array([100.0, 0.75]), np.array([-1e12, -2.0]), "float32", "float32", "api")
     loss = judge.result("torch", cell, output, reference(case.inputs("float32"), "probs"))[0]
-    assert loss["status"] == "fail" and loss["deviation"] == ""
-    assert loss["worst_index"] == "[1]" and loss["got"] == 0.75
-    assert "explains 1 element(s)" in loss["error_message"]
+    assert loss.status == "fail" and loss.deviation == ""
+    assert loss.worst_index == "[1]" and loss.got == 0.75
+    assert "explains 1 element(s)" in loss.error_message

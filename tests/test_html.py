@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness import bench
-from harness.timing import BlockOptions
+from harness.benchmark.timing import BlockOptions
 from reports.html import STATUS_COLOURS
 from tests.conftest import run_cli
 

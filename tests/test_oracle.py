@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cases import SEED_MEAN_LOSS, Case, builtin_cases, float_format
-from harness.oracle import _fast_logits, _fast_probs, _mp_logits, _mp_probs, _operands, reference
+from harness.verdict.oracle import _fast_logits, _fast_probs, _mp_logits, _mp_probs, _operands, reference
 
 
 def _case(x: list[float], y: list[float], form: str = "logits", **extra: np.ndarray) -> Case:

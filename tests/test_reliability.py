@@ -125,11 +125,11 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path: Path) -> No
 
 
 def test_a_resumed_audit_keeps_its_own_limits_unless_given_anew() -> None:
-    from harness.api import resume_limits
+    from harness.options import resume_limits
 
     meta = {"jobs": 3, "timeout_s": 5.0, "memory_limit_gib": 1.5}
     assert resume_limits(meta) == (3, 5.0, 1.5)
-    assert resume_limits(meta, jobs=1, timeout=30.0, memory_limit=2.0) == (1, 30.0, 2.0)
+    assert resume_limits(meta, 1, 30.0, 2.0) == (1, 30.0, 2.0)
     # a run that recorded no memory limit (the machine's memory unknown then) gets the default share now
     jobs, _, limit = resume_limits({"jobs": 3, "timeout_s": 5.0, "memory_limit_gib": None})
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

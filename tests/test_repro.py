@@ -12,7 +12,7 @@ import pytest
 
 import harness
 from cases import builtin_cases
-from harness.repro import ReproError, reproducer
+from harness.findings.repro import ReproError, reproducer
 from tests.conftest import run_cli
 
 

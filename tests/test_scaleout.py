@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from cases import builtin_cases
-from harness.environment import collect_environment, fingerprint
-from harness.matrix import BenchConfig, Shard, shard_bench, shard_cases
+from harness.benchmark.plan import BenchConfig, shard_bench
+from harness.conformance.plan import shard_cases
+from harness.store.environment import collect_environment, fingerprint
+from harness.store.schema import Shard
 from reports.history import load_history, write_history
 from reports.summary import framework_versions, version_changes, versioned
 from tests.conftest import assert_usage_error, run_cli

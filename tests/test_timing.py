@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.timing import (
+from harness.benchmark.timing import (
     BlockOptions,
     benchmark_document,
     benchmark_entry,

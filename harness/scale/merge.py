@@ -12,8 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.matrix import Shard
-from harness.store import BENCH_JSON, CASES, CONFORMANCE, RunFolderError, RunStore
+from cases import BadInput
+from harness.store.folder import RunFolderError, RunStore
+from harness.store.schema import BENCH_JSON, CASES, CONFORMANCE, Shard
 
 __all__ = ["merge_runs"]
 
@@ -23,7 +24,7 @@ def _shard_of(meta: dict[str, Any]) -> Shard | None:
     text = meta.get("shard") or (meta.get("bench") or {}).get("shard")
     try:
         return Shard.parse(str(text)) if text else None
-    except ValueError:
+    except BadInput:
         raise RunFolderError(f"run {meta.get('run_id')!r}: its meta.json has a corrupt shard {text!r}") from None
 
 

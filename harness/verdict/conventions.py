@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cases import CaseInputs, FloatFormat, float_format
-from harness.oracle import reference
+from harness.verdict.oracle import reference
 
 __all__ = ["Convention", "Prediction", "convention_use", "load_conventions", "predict"]
 

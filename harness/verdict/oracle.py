@@ -34,7 +34,7 @@ import mpmath
 import numpy as np
 
 from cases import DTYPES, CaseInputs, FloatFormat, float_format
-from harness.domain import shape_problem
+from harness.verdict.domain import shape_problem
 
 __all__ = ["ORACLE_VERSION", "Reference", "cache_dir", "reference", "reference_uncached"]
 

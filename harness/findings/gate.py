@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.tolerance import STATUSES
+from cases import BadInput
+from harness.verdict.tolerance import STATUSES
 
 __all__ = [
     "MATCH_FIELDS", "Expected", "ExpectedFileError", "GateResult", "apply_gate", "load_expected", "parse_fail_on",
@@ -33,7 +34,7 @@ __all__ = [
 MATCH_FIELDS = ("impl", "case", "family", "dtype", "device", "reduction", "quantity", "check", "mode", "status")
 
 
-class ExpectedFileError(ValueError):
+class ExpectedFileError(BadInput):
     """A malformed expected-findings file; the message names the entry and the field."""
 
 

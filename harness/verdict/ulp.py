@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cases import FloatFormat, round_to_format
-from harness.tolerance import BAND_FACTOR, ELEMENT_STATUSES, pass_ulp
+from harness.verdict.tolerance import BAND_FACTOR, ELEMENT_STATUSES, pass_ulp
 
 __all__ = ["Judgement", "judge"]
 

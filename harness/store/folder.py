@@ -15,22 +15,25 @@ from typing import Any
 
 import pandas as pd
 
-from cases import Case, CaseFileError, builtin_cases, case_entry, parse_cases
+from cases import BadInput, Case, CaseFileError, builtin_cases, case_entry, parse_cases
+from harness.store.schema import (
+    BENCH,
+    BENCH_JOURNAL,
+    BENCH_JSON,
+    CASES,
+    CONFORMANCE,
+    CONFORMANCE_COLUMNS,
+    INLINE_LIMIT,
+    JOURNAL,
+    META,
+    READABLE_SCHEMA_VERSIONS,
+    SCHEMA_VERSION,
+)
 
-__all__ = ["SCHEMA_VERSION", "RunFolderError", "RunStore"]
-
-SCHEMA_VERSION = 1
-JOURNAL = "journal.jsonl"
-CASES = "cases.json"
-INLINE_LIMIT = 4096  # cases up to this many elements are stored value by value; larger ones by recipe
-META = "meta.json"
-CONFORMANCE = "conformance.parquet"
-BENCH = "bench.parquet"
-BENCH_JSON = "bench.json"
-BENCH_JOURNAL = "bench-journal.jsonl"
+__all__ = ["RunFolderError", "RunStore"]
 
 
-class RunFolderError(ValueError):
+class RunFolderError(BadInput):
     """A run folder that cannot be created or read; the message says which and how to fix it."""
 
 
@@ -89,8 +92,15 @@ class RunStore:
         return document
 
     def read_meta(self) -> dict[str, Any]:
-        return self.read_json(META, f"{str(self.path)!r} is not a run folder (no {META}); pass a folder written "
-                                     "by 'python -m harness audit'")
+        """meta.json, refused when the folder was written with a schema this version cannot read."""
+        meta = self.read_json(META, f"{str(self.path)!r} is not a run folder (no {META}); pass a folder written "
+                                    "by 'python -m harness audit'")
+        version = meta.get("schema_version")
+        if version not in READABLE_SCHEMA_VERSIONS:
+            readable = ", ".join(map(str, READABLE_SCHEMA_VERSIONS))
+            raise RunFolderError(f"{str(self.path)!r} was written with schema version {version!r}; this version "
+                                 f"reads {readable} — rerun it, or read it with the bce-harness that wrote it")
+        return meta
 
     def update_meta(self, **changes: Any) -> dict[str, Any]:
         meta = self.read_meta()
@@ -158,14 +168,14 @@ class RunStore:
         with open(self.path / journal_name, "a", encoding="utf-8") as journal:
             os.fsync(journal.fileno())
 
-    def consolidate(self, columns: list[str]) -> pd.DataFrame:
+    def consolidate(self) -> pd.DataFrame:
         """Write `conformance.parquet` from the journal (last row wins per row_id) and return it."""
         self.sync()
         frame = pd.DataFrame(self.journal_rows())
         if frame.empty:
-            frame = pd.DataFrame(columns=columns)
+            frame = pd.DataFrame(columns=CONFORMANCE_COLUMNS)
         frame = frame.drop_duplicates("row_id", keep="last").reset_index(drop=True)
-        frame = frame[[c for c in columns if c in frame.columns]]
+        frame = frame[[c for c in CONFORMANCE_COLUMNS if c in frame.columns]]
         frame.to_parquet(self.path / CONFORMANCE, index=False)
         return frame
 

@@ -16,10 +16,24 @@ from typing import Any
 
 import numpy as np
 
-from cases import bench_inputs
-from harness.matrix import BenchConfig
-from harness.timing import BlockOptions, calibrate, first_call, resident_peak, synced, time_block
-from harness.worker import adapter_instance, one_line, redirect_output
+from cases import bench_inputs, bytes_read
+from harness.benchmark.messages import (
+    Failed,
+    Fixed,
+    Prepare,
+    Prepared,
+    Release,
+    Released,
+    Reply,
+    Request,
+    Stop,
+    TimeBlock,
+    Timed,
+)
+from harness.benchmark.plan import BenchConfig, ReadConfig
+from harness.benchmark.timing import BlockOptions, calibrate, first_call, resident_peak, synced, time_block
+from harness.workers.messages import LoadFailed, load_framework
+from harness.workers.process import one_line, redirect_output
 from implementations import Adapter, Unsupported
 
 __all__ = ["BenchSession", "bench_worker_main"]
@@ -35,7 +49,26 @@ class BenchSession:
         self.inputs: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
         self.calls: dict[Any, tuple[Callable[[], None], int, int]] = {}  # key → (call, rounds, iterations)
 
-    def prepare(self, config: BenchConfig, fixed: tuple[int, int] | None = None) -> dict[str, Any]:
+    def answer(self, request: Request) -> Reply:
+        """The reply to one request; what the framework cannot do or raises is a `Failed` reply."""
+        try:
+            match request:
+                case Prepare(config=BenchConfig() as config, fixed=fixed):
+                    return self.prepare(config, fixed)
+                case Prepare(config=ReadConfig() as read, fixed=fixed):
+                    return self.prepare_read(read, fixed)
+                case TimeBlock(config=config):
+                    return self.block(config)
+                case Release():
+                    self.release()
+                    return Released()
+        except Unsupported as exc:
+            return Failed("Unsupported", str(exc))
+        except Exception as exc:  # the framework's own failure on this configuration
+            return Failed(type(exc).__name__, one_line(exc))
+        return Failed("BadRequest", f"the worker cannot answer {type(request).__name__}")
+
+    def prepare(self, config: BenchConfig, fixed: Fixed | None = None) -> Prepared:
         """Build the call, time its first call on its own, measure one fresh call's peak memory, calibrate.
 
         `fixed` (rounds, iterations): what the first process of this framework calibrated; a further process
@@ -53,31 +86,29 @@ class BenchSession:
         call = synced(function, lambda result: adapter.sync(result, config.device))
         compile_s = first_call(call)
         if fixed is not None:
-            return {"compile_s": compile_s, **self._warmed(config, call, fixed)}
+            return Prepared(compile_s, *self._warmed(config, call, fixed))
         peak, peak_note = self._peak(function, call, config.device)
-        return {"compile_s": compile_s, "peak_memory_bytes": peak, "peak_memory_note": peak_note,
-                **self._calibrated(config, call)}
+        return Prepared(compile_s, *self._calibrated(config, call), peak, peak_note)
 
-    def prepare_read(self, key: Any, nbytes: int, device: str, fixed: tuple[int, int] | None = None
-                     ) -> dict[str, Any]:
-        function = self.adapter.read_function(nbytes, device)
+    def prepare_read(self, read: ReadConfig, fixed: Fixed | None = None) -> Prepared:
+        function = self.adapter.read_function(bytes_read(read.n, read.dtype), read.device)
         if function is None:
-            raise Unsupported(f"{self.adapter.framework} has no read kernel on {device!r}")
-        call = synced(function, lambda result: self.adapter.sync(result, device))
+            raise Unsupported(f"{self.adapter.framework} has no read kernel on {read.device!r}")
+        call = synced(function, lambda result: self.adapter.sync(result, read.device))
         compile_s = first_call(call)
-        timing = self._calibrated(key, call) if fixed is None else self._warmed(key, call, fixed)
-        return {"compile_s": compile_s, **timing}
+        return Prepared(compile_s, *(self._calibrated(read, call) if fixed is None else
+                                     self._warmed(read, call, fixed)))
 
-    def _calibrated(self, key: Any, call: Callable[[], None]) -> dict[str, Any]:
+    def _calibrated(self, key: Any, call: Callable[[], None]) -> Fixed:
         warm = calibrate(call, self.options)
         self.calls[key] = (call, len(warm.data), warm.iterations)
-        return {"rounds_per_block": len(warm.data), "iterations": warm.iterations}
+        return len(warm.data), warm.iterations
 
-    def _warmed(self, key: Any, call: Callable[[], None], fixed: tuple[int, int]) -> dict[str, Any]:
+    def _warmed(self, key: Any, call: Callable[[], None], fixed: Fixed) -> Fixed:
         rounds, iterations = fixed
         time_block(call, rounds, iterations, self.options)  # warm-up, as calibration is in the first process
         self.calls[key] = (call, rounds, iterations)
-        return {"rounds_per_block": rounds, "iterations": iterations}
+        return rounds, iterations
 
     def _peak(self, function: Callable[[], Any], call: Callable[[], None], device: str) -> tuple[int | None, str]:
         try:
@@ -87,10 +118,10 @@ class BenchSession:
         except (Unsupported, OSError) as exc:
             return None, str(exc)
 
-    def block(self, key: Any) -> dict[str, Any]:
+    def block(self, key: BenchConfig | ReadConfig) -> Timed:
         call, rounds, iterations = self.calls[key]
         measured = time_block(call, rounds, iterations, self.options)
-        return {"iterations": measured.iterations, "data": measured.data}
+        return Timed(measured.iterations, measured.data)
 
     def release(self) -> None:
         self.calls.clear()
@@ -99,43 +130,19 @@ class BenchSession:
 
 
 def bench_worker_main(framework: str, cpus: list[int], threads: int, seed: int, options: BlockOptions,
-                      channel: Connection, log_path: str | None = None) -> None:
-    """Pin to `cpus`, load the framework with `threads` threads, then answer requests until told to stop.
-
-    Requests: ("prepare", config[, fixed]), ("read", key, nbytes, device[, fixed]), ("block", key), ("release",),
-    ("stop",).
-    Each gets one reply: ("ok", payload), ("unsupported", message) or ("raised", type, message).
-    """
+                      log_path: str | None, channel: Connection) -> None:
+    """Pin to `cpus`, load the framework with `threads` threads, then answer requests until told to `Stop`."""
     redirect_output(log_path)
     try:
         if hasattr(os, "sched_setaffinity"):  # before the import: XLA sizes its thread pool to these CPUs
             os.sched_setaffinity(0, cpus)
-        adapter = adapter_instance(framework)
-        versions = adapter.load(threads)
-        devices = adapter.devices()
-    except Exception as exc:
-        channel.send(("raised", type(exc).__name__, one_line(exc)))
+    except OSError as exc:
+        channel.send(LoadFailed(framework, "OSError", f"cannot pin to CPUs {cpus}: {exc.strerror}"))
         return
-    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    channel.send(("ok", {"versions": versions, "devices": devices, "cpus": affinity,
-                         "threads": adapter.thread_settings(), "pid": os.getpid()}))
+    adapter, hello = load_framework(framework, threads)
+    channel.send(hello)
+    if adapter is None:
+        return
     session = BenchSession(adapter, seed, options)
-    handlers: dict[str, Callable[..., dict[str, Any]]] = {
-        "prepare": session.prepare, "read": session.prepare_read, "block": session.block,
-    }
-    while True:
-        request = channel.recv()
-        if request[0] == "stop":
-            return
-        if request[0] == "release":
-            session.release()
-            channel.send(("ok", {}))
-            continue
-        try:
-            payload = handlers[request[0]](*request[1:])
-        except Unsupported as exc:
-            channel.send(("unsupported", str(exc)))
-        except Exception as exc:
-            channel.send(("raised", type(exc).__name__, one_line(exc)))
-        else:
-            channel.send(("ok", payload))
+    while not isinstance(request := channel.recv(), Stop):
+        channel.send(session.answer(request))

@@ -1,6 +1,6 @@
 """Cross-check the harness's timing against a framework's own benchmark timer, in one process.
 
-    python -m harness.crosscheck [--framework torch] [--sizes 1e5,1e7] [--threads N] [--sweeps 5]
+    python -m harness.benchmark.crosscheck [--framework torch] [--sizes 1e5,1e7] [--threads N] [--sweeps 5]
 
 For the framework's own logits API, forward, eager, float32 on the CPU, it times the same call in turns:
 through the harness's worker session (pytest-benchmark's calibration and rounds, the adapter's sync) and with
@@ -16,10 +16,10 @@ import os
 import statistics
 from collections.abc import Sequence
 
-from harness.bench_worker import BenchSession
-from harness.matrix import bench_configs
-from harness.timing import BlockOptions
-from harness.worker import adapter_instance
+from harness.benchmark.plan import bench_configs
+from harness.benchmark.timing import BlockOptions
+from harness.benchmark.worker import BenchSession
+from harness.workers.process import adapter_instance
 from implementations import Unsupported
 
 __all__ = ["crosscheck", "main"]
@@ -42,7 +42,7 @@ def crosscheck(framework: str, sizes: Sequence[int], threads: int, sweeps: int =
         harness_times: list[float] = []
         native_medians: list[float] = []
         for _ in range(sweeps):
-            harness_times.extend(session.block(config)["data"])
+            harness_times.extend(session.block(config).data)
             native_medians.append(adapter.native_timer(function, "cpu", threads, min_run_time))
         harness_median, native_median = statistics.median(harness_times), statistics.median(native_medians)
         results.append({"n": n, "harness_median_s": harness_median, "native_median_s": native_median,
@@ -52,7 +52,7 @@ def crosscheck(framework: str, sizes: Sequence[int], threads: int, sweeps: int =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.crosscheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.benchmark.crosscheck", description=__doc__.splitlines()[0])
     parser.add_argument("--framework", default="torch", help="a framework with its own timer (default torch)")
     parser.add_argument("--sizes", default="1e5,1e7", help="comma-separated sizes (default 1e5,1e7)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = crosscheck(args.framework, sizes, args.threads, args.sweeps)
     except (KeyError, Unsupported) as exc:
-        parser.exit(2, f"python -m harness.crosscheck: error: {exc}; try --framework torch\n")
+        parser.exit(2, f"python -m harness.benchmark.crosscheck: error: {exc}; try --framework torch\n")
     for result in results:
         print(f"{args.framework} n={result['n']:>11,}  harness {result['harness_median_s'] * 1e6:10.1f} µs   "
               f"own timer {result['native_median_s'] * 1e6:10.1f} µs   ratio {result['ratio']:.3f}")

@@ -15,19 +15,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cases import Case, float_format
+from cases import BadInput, Case, FloatFormat, float_format
 from cases.casefile import hex_strings
 from cases.dtypes import round_in_format, ulp_in_format
-from harness.matrix import BATCH_SIZE
-from harness.store import INLINE_LIMIT, RunFolderError, RunStore
-from harness.tolerance import NOT_FINDINGS
+from harness.conformance.plan import BATCH_SIZE
+from harness.store.folder import RunFolderError, RunStore
+from harness.store.schema import INLINE_LIMIT
+from harness.verdict.tolerance import NOT_FINDINGS
 from implementations import adapter_classes
 from implementations.base import source_of
 
 __all__ = ["ReproError", "reproducer"]
 
 
-class ReproError(ValueError):
+class ReproError(BadInput):
     """No reproducer can be made for that row; the message says why."""
 
 
@@ -99,10 +100,20 @@ def reproducer(run_dir: str | Path, row_id: str) -> str:
     recorded = float(row["got"]) if not pd.isna(row["got"]) else math.nan
     expected = float(row["expected"]) if not pd.isna(row["expected"]) else math.nan
 
+    body = _inputs_block(case, dtype) + "\n" + adapter.repro_source(impl, mode if check != "path" else "eager")
+    if check == "path":
+        body += "\nrun_eager = run\n\n" + adapter.repro_source(impl, mode) + "\nrun_compiled = run\n"
+    return _header(row, folder, case, y_dtype, worst, recorded, expected) + body + _footer(row, fmt)
+
+
+def _header(row: pd.Series, folder: Path, case: Case, y_dtype: str, worst: tuple[int, ...], recorded: float,
+            expected: float) -> str:
+    """The script's docstring and constants: what the audit recorded, and what the right answer is."""
+    row_id, dtype, check, mode = row["row_id"], row["dtype"], row["check"], row["mode"]
     convention = f" ({row['deviation']})" if row["deviation"] else ""
     compared_with = {"path": "eager result", "batch": "element computed alone"}.get(
         check, "exact value, rounded to DTYPE")
-    header = f'''#!/usr/bin/env python3
+    return f'''#!/usr/bin/env python3
 """Reproducer for bce-harness row {row_id} of run {folder.name}.
 
 {row['impl']}: {row['api']}
@@ -129,11 +140,13 @@ EXPECTED = {_literal(expected)}  # the {compared_with}
 RECORDED_ERROR = {row['error_type']!r}
 
 '''
-    body = _inputs_block(case, dtype) + "\n" + adapter.repro_source(impl, mode if check != "path" else "eager")
-    if check == "path":
-        body += "\nrun_eager = run\n\n" + adapter.repro_source(impl, mode) + "\nrun_compiled = run\n"
+
+
+def _footer(row: pd.Series, fmt: FloatFormat) -> str:
+    """The script's `main`: run the framework, compare, and say whether the audit's output came back."""
+    check, mode = row["check"], row["mode"]
     ulp_source = source_of(ulp_in_format)
-    footer = f'''
+    return f'''
 
 {ulp_source}
 
@@ -178,4 +191,3 @@ def main():
 if __name__ == "__main__":
     sys.exit(main())
 '''
-    return header + body + footer

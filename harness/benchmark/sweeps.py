@@ -1,0 +1,288 @@
+"""The benchmark run: a few worker processes per framework, all pinned to the same CPUs, timed in interleaved
+sweeps.
+
+For each (device, dtype, size) the workers first prepare every configuration (inputs on the device, the first
+call timed alone into `compile_s`, one call's peak memory, pytest-benchmark's calibration), then take turns:
+sweep after sweep, one block of rounds per configuration, frameworks alternating (A B C D A B C D …) and the
+starting point rotating, so that a slow minute of the machine falls on every framework alike. Ratios to the
+fastest are taken within each sweep, side by side, and their spread across sweeps is kept. A STREAM-style read of
+the same bytes, measured in the same sweeps, is the bandwidth baseline for the roofline.
+
+Each framework runs in `processes` worker processes (default 3, as pyperf spreads its values over processes),
+and sweep s is timed in process s mod `processes`. The same code can be 30–50 % slower in one process than in
+the next for the whole of its life (memory layout, where the allocator's pages fall); with one process that
+difference would be the run's, and a rerun would look like a regression. With several, it is inside the samples.
+The first process calibrates; the others time the same rounds and iterations after one block of warm-up.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.benchmark.measurements import Key, Measurements, group_keys, groups_of, journal_what
+from harness.benchmark.messages import Failed, Prepare, Prepared, Release, Stop, TimeBlock, Timed
+from harness.benchmark.plan import BenchConfig, Group, ReadConfig
+from harness.benchmark.rows import Timings, as_frame, bench_rows, conformance_status
+from harness.benchmark.timing import BlockOptions, benchmark_document
+from harness.benchmark.worker import bench_worker_main
+from harness.store.folder import RunStore
+from harness.store.schema import BENCH_COLUMNS, BENCH_JOURNAL
+from harness.workers.messages import Hello, LoadFailed
+from harness.workers.pool import Lost, Received, Worker, WorkerPool
+from implementations import Adapter
+
+__all__ = ["DEFAULT_PROCESSES", "BenchResult", "run_bench", "run_into"]
+
+Progress = Callable[[int, int, str], None]
+Journal = Callable[[dict[str, Any]], None]
+DEFAULT_PROCESSES = 3  # worker processes per framework: a process's own speed is sampled, not taken as the run's
+
+
+@dataclass
+class BenchResult:
+    rows: list[dict[str, Any]]
+    entries: list[dict[str, Any]]  # pytest-benchmark JSON benchmarks, every round
+    workers: dict[str, Any]
+    baselines: list[dict[str, Any]]
+
+
+@dataclass(eq=False)
+class _Process:
+    """One worker process of a framework: "torch", or "torch (process 2 of 3)"."""
+
+    worker: Worker
+    name: str
+    index: int
+    hello: Hello | None = None
+    failed: str = ""  # why it can no longer answer
+
+
+def _interleaved(keys_by_framework: dict[str, list[Key]], sweep: int) -> list[tuple[str, Key]]:
+    """A B C D A B C D …: one configuration of each framework in turn; the first framework rotates per sweep."""
+    names = list(keys_by_framework)
+    shift = sweep % len(names) if names else 0
+    names = names[shift:] + names[:shift]
+    order: list[tuple[str, Key]] = []
+    for group in zip_longest(*(keys_by_framework[name] for name in names)):
+        order.extend((name, key) for name, key in zip(names, group, strict=True) if key is not None)
+    return order
+
+
+@dataclass
+class _Bench:
+    """One benchmark in progress: the frameworks' processes, what they measured, and the progress count."""
+
+    pool: WorkerPool
+    timings: Timings
+    timeout: float
+    measured: Measurements
+    journal: Journal | None
+    progress: Progress | None
+    teams: dict[str, list[_Process]] = field(default_factory=dict)
+    total: int = 0
+    done: int = 0
+
+    def start(self, frameworks: Sequence[str], cpus: list[int], threads: int, seed: int,
+              log_dir: Path | None) -> None:
+        """Every framework's processes at once (they import their frameworks side by side), then their hellos."""
+        count = self.timings.processes
+        for name in frameworks:
+            self.teams[name] = [
+                _Process(self.pool.start(f"bench-{name}-{i}", bench_worker_main, name, cpus, threads, seed,
+                                         self.timings.options,
+                                         None if log_dir is None else str(log_dir / f"bench-{name}-{i}.log")),
+                         name if count == 1 else f"{name} (process {i + 1} of {count})", i)
+                for i in range(count)]
+        for process in (p for team in self.teams.values() for p in team):
+            self._greeted(process, self.pool.receive(process.worker, self.timeout))
+
+    def _greeted(self, process: _Process, event: Received | Lost) -> None:
+        match event:
+            case Received(message=Hello() as hello):
+                process.hello = hello
+            case Received(message=LoadFailed() as failed):
+                process.failed = f"{process.name} failed to load: {failed.describe()}"
+                self.pool.stop(process.worker)
+            case Lost(why=why):
+                process.failed = f"the {process.name} {why}"
+            case Received(message=other):
+                process.failed = f"{process.name} said {type(other).__name__} instead of hello"
+
+    def advance(self, what: str, skipped: bool = False) -> None:
+        """One step done; `skipped`: a preparation failed, so its sweeps are no longer to be done either."""
+        self.done += 1
+        self.total -= self.timings.sweeps if skipped else 0
+        if self.progress is not None:
+            self.progress(self.done, self.total, what)
+
+    def ask(self, process: _Process, request: Any) -> Any:
+        """One request and its reply; a process that died or went silent answers `Failed("WorkerLost", why)`."""
+        if process.failed:
+            return Failed("WorkerLost", process.failed)
+        match self.pool.ask(process.worker, request, self.timeout):
+            case Received(message=reply):
+                return reply
+            case Lost(why=why):
+                process.failed = f"the {process.name} {why}"
+        return Failed("WorkerLost", process.failed)
+
+    def prepare(self, team: list[_Process], config: Key) -> Prepared | Failed:
+        """Prepare in every process of a framework: the first calibrates, the others take its rounds and
+        iterations. The first failure is the answer, and a framework that lost a process has nothing more to
+        prepare. `compile_s` is the first process's first call: the later processes would find PyTorch
+        Inductor's on-disk cache filled by it."""
+        lost = [process.failed for process in team if process.failed]
+        if lost:
+            return Failed("WorkerLost", lost[0])
+        first = self.ask(team[0], Prepare(config))
+        if not isinstance(first, Prepared):
+            return first
+        for process in team[1:]:
+            reply = self.ask(process, Prepare(config, (first.rounds_per_block, first.iterations)))
+            if not isinstance(reply, Prepared):
+                return reply
+        return first
+
+    def note(self, key: Key, reply: Prepared | Timed | Failed, event: str, **extra: Any) -> bool:
+        """Keep a reply (and journal it, so an interrupted run keeps its rounds); True when it is a result."""
+        ok = self.measured.note(key, reply)
+        if self.journal is not None:
+            outcome = {"error": list(self.measured.problems[key])} if isinstance(reply, Failed) else (
+                reply.record() if isinstance(reply, Prepared) else {"iterations": reply.iterations,
+                                                                    "data": list(reply.data)})
+            self.journal({"event": event, **journal_what(key), **extra, **outcome})
+        return ok
+
+    def time_group(self, group: Group, members: list[BenchConfig]) -> None:
+        """Prepare every configuration of the group and its reads, then the sweeps, then release."""
+        keys: dict[str, list[Key]] = {name: [] for name in self.teams}
+        reads = [ReadConfig(name, *group) for name in dict.fromkeys(c.framework for c in members)]
+        ordered: list[Key] = [*reads, *members]
+        for key in ordered:
+            ready = self.note(key, self.prepare(self.teams[key.framework], key), "prepared")
+            if ready:
+                keys[key.framework].append(key)
+            self.advance(f"prepare {key.label()}", skipped=not ready)
+        for sweep in range(self.timings.sweeps):
+            self.sweep(keys, sweep)
+        for process in (p for team in self.teams.values() for p in team):
+            self.ask(process, Release())
+
+    def sweep(self, keys: dict[str, list[Key]], sweep: int) -> None:
+        """One block of every configuration, frameworks in turn; sweep s is timed in process s mod processes."""
+        for name, key in _interleaved(keys, sweep):
+            if key not in self.measured.problems:
+                process = self.teams[name][sweep % self.timings.processes]
+                self.note(key, self.ask(process, TimeBlock(key)), "block", sweep=sweep, process=process.index)
+            self.advance(f"sweep {sweep + 1}/{self.timings.sweeps} "
+                         f"{key.label() if isinstance(key, BenchConfig) else name}")
+
+    def worker_info(self, frameworks: Sequence[str]) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        for name in frameworks:
+            team = self.teams.get(name)
+            if team is None:
+                info[name] = {"replayed": True}
+                continue
+            hello = team[0].hello
+            first = {} if hello is None else {"versions": hello.versions, "devices": hello.devices,
+                                              "cpus": hello.cpus, "threads": hello.threads, "pid": hello.pid}
+            info[name] = {**first, "pids": [p.hello.pid if p.hello else None for p in team],
+                          "problem": "; ".join(p.failed for p in team if p.failed)}
+        return info
+
+
+def run_bench(
+    configs: Sequence[BenchConfig],
+    adapters: dict[str, type[Adapter]],
+    *,
+    sweeps: int = 5,
+    processes: int = DEFAULT_PROCESSES,
+    threads: int = 1,
+    cpus: list[int] | None = None,
+    seed: int = 0,
+    options: BlockOptions | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 900.0,
+    progress: Progress | None = None,
+    journal: Journal | None = None,
+    replay: Sequence[dict[str, Any]] = (),
+) -> BenchResult:
+    """Time every configuration; return the rows (without ratios' peers missing), pytest-benchmark entries with
+    every round, what each framework's workers reported, and the bandwidth baselines.
+
+    `processes`: worker processes per framework; sweep s is timed in process s mod `processes`.
+
+    `replay`: the journal of an interrupted run of the same configurations. Its (device, dtype, size) groups
+    that finished every sweep are kept as they are; the others are timed again from the start, since ratios
+    are only taken side by side within one pass over a group.
+    """
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1; got {processes}")
+    timings = Timings(sweeps, processes, options or BlockOptions())
+    measured = Measurements.replayed(replay, sweeps)
+    groups = {group: members for group, members in groups_of(configs).items()
+              if not measured.finished(group, members, sweeps)}
+    for group, members in groups.items():
+        measured.forget(group_keys(group, members))
+    frameworks = list(dict.fromkeys(c.framework for c in configs))
+    pool = WorkerPool()
+    bench = _Bench(pool, timings, timeout, measured, journal, progress,
+                   total=sum(len(group_keys(g, m)) for g, m in groups.items()) * (sweeps + 1))
+    try:
+        if groups:
+            bench.start(frameworks, cpus if cpus is not None else list(range(threads)), threads, seed, log_dir)
+        for group, members in groups.items():
+            bench.time_group(group, members)
+    finally:
+        pool.close(goodbye=Stop())
+    workers = bench.worker_info(frameworks)
+    rows, entries = bench_rows(configs, measured, workers, timings)
+    return BenchResult(rows, entries, workers, measured.baselines())
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average: other work on the machine while timing shows up here."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def run_into(store: RunStore, configs: list[BenchConfig], adapters: dict[str, type[Adapter]],
+             options: BlockOptions, *, progress: Progress | None = None,
+             replay: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
+    """Time (the rest of) the configurations into the run folder: blocks to the bench journal as they come, then
+    bench.parquet (with the audit's statuses, when the folder has an audit), bench.json and meta.json."""
+    started, load_before = time.time(), _load_average()
+    meta = store.read_meta()
+    settings = meta["bench"]
+    (store.path / "logs").mkdir(exist_ok=True)
+    threads = settings["threads"]
+    result = run_bench(configs, adapters, sweeps=settings["sweeps"], processes=settings.get("processes", 1),
+                       threads=threads["requested"], cpus=threads["cpus"] or None, seed=settings["seed"],
+                       options=options, log_dir=store.path / "logs", progress=progress, replay=replay,
+                       journal=lambda record: store.append([record], BENCH_JOURNAL))
+    store.sync(BENCH_JOURNAL)
+    frame = as_frame(result.rows, meta["run_id"])  # an audit's folder keeps its run id
+    if store.has_conformance():
+        statuses = conformance_status(store.conformance())
+        frame = frame.drop(columns=["status", "status_detail"]).merge(
+            statuses, on=["impl", "dtype", "device", "mode"], how="left")[BENCH_COLUMNS]
+        frame[["status", "status_detail"]] = frame[["status", "status_detail"]].fillna("")
+    store.write_bench(frame, benchmark_document(result.entries))
+    settings.update(complete=True, wall_seconds=round(time.time() - started, 3), baselines=result.baselines,
+                    workers=result.workers, load_average={"start": load_before, "end": _load_average()})
+    settings["threads"]["frameworks"] = {name: {"cpus": info.get("cpus"), **info.get("threads", {})}
+                                         for name, info in result.workers.items() if "cpus" in info}
+    store.update_meta(bench=settings)
+    frame.attrs["run_dir"] = str(store.path)
+    return frame

@@ -1,0 +1,238 @@
+"""From a worker's answer to conformance rows: the reference check (with documented conventions), the compiled
+path against eager, and an element alone against the same element in a batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from cases import Case, float_format
+from harness.conformance.plan import BATCH_SIZE, Cell
+from harness.store.schema import ConformanceRow
+from harness.verdict.conventions import Convention, predict
+from harness.verdict.domain import domain_violation
+from harness.verdict.oracle import Reference
+from harness.verdict.ulp import Judgement, judge
+from implementations import Adapter, Output, Unsupported
+
+__all__ = ["QUANTITIES", "Judge"]
+
+QUANTITIES = ("loss", "grad")
+_REPAIRABLE = {"fail", "nonfinite"}  # statuses a documented convention may explain
+
+
+@dataclass
+class Judge:
+    """Turns worker messages into rows for one audit. Keeps the eager outputs that compiled paths are compared
+    with (only those: `compared`)."""
+
+    cases: Sequence[Case]
+    adapters: dict[str, type[Adapter]]
+    conventions: Sequence[Convention] = ()
+    run_id: str = ""
+    compared: set[Cell] = field(default_factory=set)  # eager cells that a compiled path is compared with
+    eager: dict[Cell, Output] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    predictions: dict[tuple[str, int, str, str, str], Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------------------------------------- rows
+
+    def base(self, framework: str, cell: Cell) -> ConformanceRow:
+        adapter = self.adapters[framework]
+        case = self.cases[cell.case_index]
+        impl = adapter.implementation(cell.impl)
+        try:
+            api = impl.api_for(case.pos_weight is not None)
+        except Unsupported:
+            api = impl.api
+        return ConformanceRow(
+            run_id=self.run_id, framework=framework,
+            framework_version=self.versions.get(framework, adapter.installed_version() or ""),
+            impl=cell.impl, api=api, input_form=impl.input_form, device=cell.device, dtype=cell.dtype,
+            case=case.name, family=case.family, reduction=cell.reduction, check=cell.check, mode=cell.mode,
+            n=case.size,
+        )
+
+    def status_rows(self, framework: str, cell: Cell, status: str, error_type: str = "",
+                    message: str = "") -> list[ConformanceRow]:
+        row = replace(self.base(framework, cell), status=status, error_type=error_type, error_message=message)
+        return [replace(row, quantity=quantity).with_id() for quantity in QUANTITIES]
+
+    def _located(self, cell: Cell, verdict: Judgement, shape: tuple[int, ...]) -> dict[str, Any]:
+        """The verdict's fields of a row, with the worst element's inputs where they have the result's shape."""
+        located: dict[str, Any] = dict(
+            max_ulp_error=verdict.max_ulp_error, max_abs_error=verdict.max_abs_error,
+            max_rel_error=verdict.max_rel_error, n_bad=verdict.n_bad, got=verdict.got, expected=verdict.expected)
+        if verdict.worst_index is not None:
+            inputs = self.cases[cell.case_index].inputs(cell.dtype)
+            located["worst_index"] = json.dumps(list(verdict.worst_index))
+            for name, values in (("worst_x", inputs.x), ("worst_y", inputs.y)):
+                if values.shape == shape:  # not where a result was broadcast past the inputs
+                    located[name] = float(np.asarray(values, dtype=np.float64)[verdict.worst_index])
+        return located
+
+    # ------------------------------------------------------------------------------------ the messages
+
+    def raised(self, framework: str, cell: Cell, error_type: str, message: str) -> list[ConformanceRow]:
+        case = self.cases[cell.case_index]
+        outside = domain_violation(case.inputs(cell.dtype), case.input_form)
+        note = f" (input outside the domain: {outside})" if outside else ""
+        return self.status_rows(framework, cell, "rejected" if outside else "error", error_type, message + note)
+
+    def result(self, framework: str, cell: Cell, output: Output, ref: Reference) -> list[ConformanceRow]:
+        """Rows for a computed result: against the reference, and for a compiled mode also against eager."""
+        if cell.mode == "eager":
+            if cell in self.compared:
+                self.eager[cell] = output
+        elif not output.compiled:
+            return self.status_rows(framework, cell, "error", "NotCompiled",
+                                    f"{cell.mode} gave no evidence that compiled code ran")
+        base = replace(self.base(framework, cell), api=output.api)
+        rows = [self._reference_row(base, cell, quantity, output, ref) for quantity in QUANTITIES]
+        eager = self.eager.get(cell._replace(mode="eager"))
+        if cell.mode != "eager" and eager is not None:
+            rows += [self._path_row(base, cell, quantity, output, eager, ref) for quantity in QUANTITIES]
+        return rows
+
+    def batch(self, framework: str, cell: Cell, alone: Output, batched: Output) -> list[ConformanceRow]:
+        """Each element alone against the same element inside a batch of BATCH_SIZE: the bits must agree."""
+        base = replace(self.base(framework, cell), api=alone.api, out_dtype=batched.out_dtype, n=BATCH_SIZE)
+        rows = []
+        for quantity in QUANTITIES:
+            single = alone.loss if quantity == "loss" else alone.grad
+            many = batched.loss if quantity == "loss" else batched.grad
+            row = replace(base, quantity=quantity)
+            if single is None or many is None or many.shape != (BATCH_SIZE,):
+                shape = getattr(many, "shape", None)
+                row = replace(row, status="error", error_message=f"batch result has shape {shape}")
+            else:
+                row = replace(row, **self._batch_fields(cell, single, many))
+            rows.append(row.with_id())
+        return rows
+
+    def _batch_fields(self, cell: Cell, single: np.ndarray, many: np.ndarray) -> dict[str, Any]:
+        """Status and worst position of a batch against its elements computed alone."""
+        expected = single[np.resize(np.arange(single.size), BATCH_SIZE)]
+        # the same bits, zeros' signs included; any NaN equals any NaN (a NaN's sign and payload carry no value)
+        same = ((many == expected) & (np.signbit(many) == np.signbit(expected))) | (
+            np.isnan(many) & np.isnan(expected))
+        differing = np.flatnonzero(~same)
+        if not differing.size:
+            return dict(status="pass", n_bad=0, max_ulp_error=0.0, max_abs_error=0.0, max_rel_error=0.0)
+        inputs = self.cases[cell.case_index].inputs(cell.dtype)
+        verdict = judge(many, expected, np.zeros_like(expected), np.zeros_like(expected), float_format(cell.dtype),
+                        None)
+        worst = differing[0]
+        element = int(worst % single.size)
+        return dict(status="fail", n_bad=int(differing.size), max_ulp_error=verdict.max_ulp_error,
+                    max_abs_error=verdict.max_abs_error, max_rel_error=verdict.max_rel_error, got=float(many[worst]),
+                    expected=float(expected[worst]), worst_index=json.dumps([element]),
+                    worst_x=float(inputs.x.ravel()[element].astype(np.float64)),
+                    worst_y=float(inputs.y.ravel()[element].astype(np.float64)),
+                    error_message=f"{differing.size} of {BATCH_SIZE} batch positions differ from the element "
+                                  f"computed alone; first at batch position {worst}")
+
+    # ------------------------------------------------------------------------------------------ checks
+
+    def _reference_row(self, base: ConformanceRow, cell: Cell, quantity: str, output: Output,
+                       ref: Reference) -> ConformanceRow:
+        got = output.loss if quantity == "loss" else output.grad
+        out_dtype = output.out_dtype if quantity == "loss" else output.grad_dtype
+        row = replace(base, out_dtype=out_dtype or "", quantity=quantity)
+        if got is None:
+            return replace(row, status="error", error_message=f"no {quantity} returned").with_id()
+        if ref.undefined is not None:
+            message = (f"returned a result of shape {got.shape} although the inputs have no BCE value "
+                       f"({ref.undefined}): a silent broadcast")
+            return replace(row, status="fail", error_type="SilentBroadcast", error_message=message).with_id()
+        hi, lo, band = ref.loss(cell.reduction) if quantity == "loss" else ref.grad(cell.reduction)
+        reduced_over = ref.n if (quantity == "loss" and cell.reduction != "none") else None
+        fmt = float_format(cell.dtype)
+        verdict, deviation = judge(got, hi, lo, band, fmt, reduced_over), ""
+        if verdict.status in _REPAIRABLE and got.shape == np.shape(hi):
+            verdict, deviation = self._explain(cell, quantity, got, verdict, (hi, lo, band), fmt, reduced_over)
+        status, messages = verdict.status, [verdict.message] if verdict.message else []
+        if deviation:
+            convention = next(c for c in self.conventions if c.id == deviation)
+            explained = int(np.count_nonzero(verdict.levels == 2)) if verdict.levels is not None else 0
+            what = "matches" if status == "deviation" else f"explains {explained} element(s) of"
+            messages.append(f"{what} the documented convention {convention.id}: {convention.reason}")
+            deviation = deviation if status == "deviation" else ""
+        expected_dtype = self._implied_dtype(cell) if quantity == "loss" else cell.dtype  # d/dx has x's dtype
+        error_type = ""
+        if out_dtype and out_dtype != expected_dtype:
+            error_type = "OutDtype"
+            messages.append(f"result dtype {out_dtype}, but the inputs imply {expected_dtype}")
+            if status in ("pass", "inexact", "deviation"):
+                status = "fail"
+        return replace(row, status=status, deviation=deviation, error_type=error_type,
+                       error_message="; ".join(messages), **self._located(cell, verdict, got.shape)).with_id()
+
+    def _implied_dtype(self, cell: Cell) -> str:
+        """The loss dtype the inputs imply: standard type promotion of x and a float label (NumPy's rule, with
+        ml_dtypes for bfloat16); integer and bool labels don't promote."""
+        inputs = self.cases[cell.case_index].inputs(cell.dtype)
+        if inputs.y.dtype.kind in "biu":
+            return cell.dtype
+        return str(np.result_type(inputs.x.dtype, inputs.y.dtype))
+
+    def _prediction(self, convention: Convention, cell: Cell, quantity: str) -> Any:
+        """What `convention` predicts for the cell: shared by every implementation and mode it covers."""
+        key = (convention.id, cell.case_index, cell.dtype, cell.reduction, quantity)
+        if key not in self.predictions:
+            case = self.cases[cell.case_index]
+            self.predictions[key] = predict(convention, case.inputs(cell.dtype), case.input_form, cell.reduction,
+                                            quantity)
+        return self.predictions[key]
+
+    def _explain(self, cell: Cell, quantity: str, got: np.ndarray, verdict: Judgement,
+                 exact: tuple[np.ndarray, np.ndarray, np.ndarray], fmt: Any,
+                 reduced_over: int | None) -> tuple[Judgement, str]:
+        """Re-judge with the elements a documented convention accounts for marked `deviation`; returns the new
+        verdict and the convention's id ("" when none accounts for anything).
+
+        An element is accounted for when the output there is within the pass tolerance of the convention's
+        prediction. A prediction that is NaN or infinite where the exact value is finite explains nothing (a
+        clip that no longer protects, say). The row becomes `deviation` only if every other element passes
+        (or is inexact); otherwise it keeps the status of the worst unexplained element, which it points at.
+        """
+        hi, lo, band = exact
+        best, deviation = verdict, ""
+        for convention in (c for c in self.conventions if c.applies_to(cell.impl, quantity)):
+            prediction = self._prediction(convention, cell, quantity)
+            if prediction is None or np.shape(prediction[0]) != got.shape:
+                continue
+            predicted_hi, predicted_lo = prediction
+            versus = judge(got, predicted_hi, predicted_lo, np.zeros_like(predicted_hi), fmt, reduced_over)
+            assert versus.levels is not None
+            matches = (versus.levels == 0) & ~(~np.isfinite(predicted_hi) & np.isfinite(hi))
+            if not matches.any():
+                continue
+            candidate = judge(got, hi, lo, band, fmt, reduced_over, explained=matches)
+            if candidate.status == "deviation" or (best is verdict and candidate.levels is not None
+                                                    and np.count_nonzero(candidate.levels == 2)):
+                best, deviation = candidate, convention.id
+                if candidate.status == "deviation":
+                    break
+        return best, deviation
+
+    def _path_row(self, base: ConformanceRow, cell: Cell, quantity: str, compiled: Output, eager: Output,
+                  ref: Reference) -> ConformanceRow:
+        """The compiled result against the eager one, within the pass tolerance."""
+        got = compiled.loss if quantity == "loss" else compiled.grad
+        want = eager.loss if quantity == "loss" else eager.grad
+        row = replace(base, check="path", quantity=quantity,
+                      out_dtype=(compiled.out_dtype if quantity == "loss" else compiled.grad_dtype) or "")
+        if got is None or want is None or got.shape != want.shape:
+            return replace(row, status="fail", error_message=f"compiled shape {getattr(got, 'shape', None)} differs "
+                                                             f"from eager {getattr(want, 'shape', None)}").with_id()
+        reduced_over = ref.n if (quantity == "loss" and cell.reduction != "none") else None
+        verdict = judge(got, want, np.zeros_like(want), np.zeros_like(want), float_format(cell.dtype), reduced_over)
+        message = "compiled against eager" + (
+            "" if verdict.status == "pass" else f": {verdict.n_bad} element(s) beyond the pass tolerance")
+        return replace(row, status=verdict.status, error_message=message,
+                       **self._located(cell, verdict, got.shape)).with_id()

@@ -1,0 +1,60 @@
+"""The audit worker: one framework, imported here and nowhere else, running its share of the matrix and telling
+the runner each result as it is produced."""
+
+from __future__ import annotations
+
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from cases import Case
+from harness.conformance.messages import BatchComputed, CellMessage, Computed, Finished, NotSupported, Raised
+from harness.conformance.plan import BATCH_SIZE, Cell, Job
+from harness.workers.messages import load_framework
+from harness.workers.process import one_line, redirect_output
+from implementations import Adapter, Implementation, Output, Unsupported
+
+__all__ = ["worker_main"]
+
+
+def worker_main(framework: str, threads: int, cases: list[Case], jobs: list[Job], log_path: str | None,
+                compile_cache: str | None, channel: Connection) -> None:
+    """Load the framework, run every job, and report each result as it is produced."""
+    redirect_output(log_path)
+    adapter, hello = load_framework(framework, threads, compile_cache)
+    channel.send(hello)
+    if adapter is None:
+        return
+    for job in jobs:
+        impl = adapter.implementation(job.impl)
+        arrays = cases[job.case_index].inputs(job.dtype).arrays()
+        for cell in job.cells():
+            channel.send(_answer(adapter, impl, arrays, cell))
+    channel.send(Finished(framework))
+
+
+def _answer(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray], cell: Cell) -> CellMessage:
+    """What the framework did with one cell."""
+    try:
+        if cell.check == "batch":
+            return BatchComputed(cell, *_alone_and_batched(adapter, impl, arrays, cell.device))
+        return Computed(cell, adapter.compute(impl, arrays, cell.reduction, cell.device, cell.mode))  # type: ignore[arg-type]
+    except Unsupported as exc:
+        return NotSupported(cell, str(exc))
+    except Exception as exc:  # the framework's own answer to this input
+        return Raised(cell, type(exc).__name__, one_line(exc))
+
+
+def _alone_and_batched(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray],
+                       device: str) -> tuple[Output, Output]:
+    """Each element computed alone (a 1-element array), and all of them tiled into one batch of BATCH_SIZE."""
+    x, y = arrays["x"].ravel(), arrays["y"].ravel()
+    alone = [adapter.compute(impl, {"x": x[i:i + 1], "y": y[i:i + 1]}, "none", device) for i in range(x.size)]
+    tiled = np.resize(np.arange(x.size), BATCH_SIZE)
+    batched = adapter.compute(impl, {"x": x[tiled], "y": y[tiled]}, "none", device)
+    stacked = Output(
+        loss=np.concatenate([out.loss for out in alone]),
+        grad=np.concatenate([out.grad for out in alone if out.grad is not None]),
+        out_dtype=alone[0].out_dtype, grad_dtype=alone[0].grad_dtype, api=alone[0].api,
+    )
+    return stacked, batched

@@ -1,0 +1,50 @@
+"""What every worker process does for itself, in either pipeline: load its adapter, send its framework's chatter
+to a log file, and turn an exception into one line. Also how the parent reads a process: its end and its memory."""
+
+from __future__ import annotations
+
+import os
+from multiprocessing.process import BaseProcess
+
+from implementations import Adapter, adapter_classes
+
+__all__ = ["adapter_instance", "death", "one_line", "redirect_output", "resident_bytes"]
+
+
+def adapter_instance(framework: str) -> Adapter:
+    return adapter_classes()[framework]()
+
+
+def redirect_output(log_path: str | None) -> None:
+    """Send the framework's own chatter (import banners, C++ logging) to a log file, not the user's terminal."""
+    if log_path is None:
+        return
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message without the framework's traceback decorations: its last non-empty line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else "")[:500]
+
+
+def death(process: BaseProcess) -> str:
+    """How a worker process ended, for a `crashed` row: the signal that killed it, or its exit code."""
+    code = process.exitcode
+    if code is not None and code < 0:
+        return f"worker died with signal {-code}"
+    return f"worker exited with code {code}"
+
+
+def resident_bytes(pid: int | None) -> int:
+    """A process's resident set (0 when it is gone or the OS has no /proc)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
