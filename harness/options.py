@@ -12,7 +12,7 @@ from typing import Any
 
 from cases import BadInput, Case, builtin_cases, family_names, load_case_file
 from harness.store.schema import Shard
-from harness.workers.discover import discover
+from harness.workers.devices import known_devices
 from harness.workers.messages import Hello
 from implementations import Adapter, adapter_classes
 
@@ -52,10 +52,10 @@ def resolve_frameworks(frameworks: Sequence[str] | None) -> dict[str, type[Adapt
     classes = adapter_classes()
     chosen = choose("framework", frameworks, list(classes))
     if frameworks is not None:
-        missing = [name for name in chosen if not classes[name].is_available()]
+        missing = [classes[name] for name in chosen if not classes[name].is_available()]
         if missing:
-            raise UsageError(f"framework {missing[0]!r} is not installed; install it (pip install "
-                             f"'bce-harness[{missing[0]}]') or leave it out of --frameworks")
+            raise UsageError(f"framework {missing[0].framework!r}: {missing[0].unavailable_reason()}, or leave it "
+                             "out of --frameworks")
     return {name: classes[name] for name in chosen}
 
 
@@ -105,9 +105,9 @@ def shard(text: str | None) -> Shard | None:
 
 @functools.cache
 def _devices_found(adapters: tuple[tuple[str, type[Adapter]], ...]) -> dict[str, Hello | str]:
-    """`discover` (a worker per framework, each importing it and its GPU runtime), once per process: gpu-sweep
+    """The devices each framework sees (from the cache, else a worker per framework), once per process: gpu-sweep
     checks the GPU for itself, its audit and its bench."""
-    return discover(dict(adapters))
+    return known_devices(dict(adapters))
 
 
 def check_gpu(adapters: dict[str, type[Adapter]], devices: Sequence[str]) -> dict[str, list[str]]:

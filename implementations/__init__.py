@@ -6,9 +6,6 @@ Third-party adapters register through the entry-point group `bce_harness.impleme
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
 from implementations.base import (
     DIRECTIONS,
     REDUCTIONS,
@@ -20,6 +17,7 @@ from implementations.base import (
     Unsupported,
     thread_environment,
 )
+from implementations.registry import BUILTIN_ADAPTERS, ENTRY_POINT_GROUP, Unloadable, adapter_classes
 
 __all__ = [
     "BUILTIN_ADAPTERS",
@@ -31,35 +29,8 @@ __all__ = [
     "Implementation",
     "Output",
     "Reduction",
+    "Unloadable",
     "Unsupported",
     "adapter_classes",
     "thread_environment",
 ]
-
-ENTRY_POINT_GROUP = "bce_harness.implementations"
-
-BUILTIN_ADAPTERS: dict[str, str] = {
-    "numpy": "implementations.numpy_adapter:NumpyAdapter",
-    "torch": "implementations.torch_adapter:TorchAdapter",
-    "tensorflow": "implementations.tensorflow_adapter:TensorflowAdapter",
-    "jax": "implementations.jax_adapter:JaxAdapter",
-}
-
-
-def _load_class(target: str) -> type[Adapter]:
-    module_name, _, attribute = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), attribute)
-    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
-        raise TypeError(f"{target} is not an Adapter subclass")
-    return cls
-
-
-def adapter_classes() -> dict[str, type[Adapter]]:
-    """Every known adapter class by framework name: the built-ins, then entry points (which may add or replace).
-
-    Loading a class imports only the adapter module, never its framework.
-    """
-    targets = dict(BUILTIN_ADAPTERS)
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        targets[entry.name] = entry.value
-    return {name: _load_class(target) for name, target in targets.items()}

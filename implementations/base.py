@@ -15,7 +15,7 @@ import textwrap
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple, final
 
 import numpy as np
 
@@ -27,6 +27,7 @@ __all__ = [
     "Implementation",
     "Output",
     "Reduction",
+    "Result",
     "Unsupported",
     "source_of",
     "thread_environment",
@@ -82,6 +83,15 @@ class Output:
     compiled: str = ""  # for a compiled mode: evidence that compiled code ran (e.g. "compiled calls: 1")
 
 
+class Result(NamedTuple):
+    """What an adapter's `evaluate` returns, as the framework's own objects: the reduced loss, its gradient with
+    respect to the input, and for a compiled mode the evidence that compiled code ran (empty for eager)."""
+
+    loss: Any
+    grad: Any
+    evidence: str = ""
+
+
 def source_of(*functions: Any) -> str:
     """The source of module-level functions, for a reproducer: what runs is what the user reads."""
     return "\n\n".join(textwrap.dedent(inspect.getsource(function)) for function in functions) + "\n"
@@ -100,7 +110,9 @@ def thread_environment(threads: int) -> dict[str, str]:
 
 
 class Adapter(ABC):
-    """One framework. Subclasses set the class variables and implement `load`, `devices` and `compute`."""
+    """One framework. Subclasses set the class variables and implement `_load`, `runtime_version`, `devices`,
+    `evaluate` (the computation), `to_numpy` and `dtype_name` (reading a result back), and `repro_source`.
+    `compute` is the same for every framework: the mode check, the API's name, and the `Output`."""
 
     framework: ClassVar[str]  # import name, as users type it
     distributions: ClassVar[tuple[str, ...]]  # pip distributions whose version is the framework's version
@@ -115,6 +127,11 @@ class Adapter(ABC):
         return importlib.util.find_spec(cls.framework) is not None
 
     @classmethod
+    def unavailable_reason(cls) -> str:
+        """Why the framework's rows are `unavailable`, with the fix."""
+        return f"{cls.framework} is not installed; install it (pip install 'bce-harness[{cls.framework}]')"
+
+    @classmethod
     def installed_version(cls) -> str | None:
         for name in cls.distributions:
             try:
@@ -122,6 +139,18 @@ class Adapter(ABC):
             except importlib.metadata.PackageNotFoundError:
                 continue
         return None
+
+    @classmethod
+    def distribution_versions(cls) -> dict[str, str]:
+        """The installed versions of the framework's distributions and its companions, from their metadata (the
+        framework is not imported)."""
+        versions = {}
+        for name in (*cls.distributions, *cls.companions):
+            try:
+                versions[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return versions
 
     @classmethod
     def implementation(cls, impl: str) -> Implementation:
@@ -165,7 +194,7 @@ class Adapter(ABC):
     def devices(self) -> list[str]:
         """Devices this framework can use here, from "cpu" and "gpu"."""
 
-    @abstractmethod
+    @final
     def compute(
         self,
         impl: Implementation,
@@ -174,13 +203,37 @@ class Adapter(ABC):
         device: str,
         mode: str = "eager",
     ) -> Output:
-        """Run `impl` on `arrays` (x, y and optionally weight, pos_weight, already in the dtype under test).
+        """Run `impl` on `arrays` (x, y and optionally weight, pos_weight, already in the dtype under test) and
+        return the loss and its gradient as exact float64 NumPy arrays.
 
         `mode` is "eager" or one of the adapter's compiled `modes`; a compiled mode must prove in
-        `Output.compiled` that compiled code ran, and must raise rather than fall back to eager.
-        Raises `Unsupported` for a combination the framework cannot do; any other exception is the framework's
-        own answer and is recorded as such.
+        `Output.compiled` that compiled code ran (evidence that can fail: a count of executions of the compiled
+        program), and must raise rather than fall back to eager. Raises `Unsupported` for a combination the
+        framework cannot do; any other exception is the framework's own answer and is recorded as such.
         """
+        self.check_mode(mode)
+        api = impl.api_for("pos_weight" in arrays)
+        loss, grad, evidence = self.evaluate(impl, arrays, reduction, device, mode)
+        if grad is None:
+            raise RuntimeError(f"{self.framework}'s autodiff returned no gradient with respect to the input")
+        return Output(loss=self.to_numpy(loss), grad=self.to_numpy(grad), out_dtype=self.dtype_name(loss),
+                      grad_dtype=self.dtype_name(grad), api=api, compiled=evidence)
+
+    @abstractmethod
+    def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                 mode: str) -> Result:
+        """The one computation an adapter fills in: `impl`'s reduced loss on `arrays` moved to `device`, and the
+        gradient of its sum with respect to x through the framework's own autodiff, in `mode`."""
+
+    @staticmethod
+    @abstractmethod
+    def to_numpy(values: Any) -> np.ndarray:
+        """A framework result as a float64 NumPy array (exactly: every dtype here embeds in float64)."""
+
+    @staticmethod
+    @abstractmethod
+    def dtype_name(values: Any) -> str:
+        """A framework result's dtype by its NumPy name (float32, bfloat16, …)."""
 
     @abstractmethod
     def repro_source(self, impl: Implementation, mode: str) -> str:

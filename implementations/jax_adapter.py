@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Direction, Implementation, Output, Reduction, Unsupported, source_of
+from implementations.base import Adapter, Direction, Implementation, Reduction, Result, Unsupported, source_of
 
 __all__ = ["JaxAdapter"]
 
-jax: Any = None  # imported by JaxAdapter._load, inside the worker process
-jnp: Any = None
-optax: Any = None
+jax: ModuleType  # bound by JaxAdapter._load, inside the worker process
+jnp: ModuleType
+optax: ModuleType
 
 _REDUCE = "; w·l, then jnp.sum / n (mean) or jnp.sum (sum)"
 _LOG_SIGMOID = "-(y·jax.nn.log_sigmoid(x) + (1-y)·jax.nn.log_sigmoid(-x))"
@@ -30,7 +31,7 @@ _LSE_POS = ("worked example: max_val = jnp.maximum(-x, 0); lw = 1 + (p - 1)·y; 
             "exp(-x - max_val)) + max_val); × weight; jnp.mean / jnp.sum")
 
 
-def array(values: Any, dtype_name: str) -> Any:
+def from_numpy(values: Any, dtype_name: str) -> Any:
     """float64 values that are exact in `dtype_name` → a JAX array of that dtype (no rounding happens)."""
     return jnp.asarray(np.array(values, dtype=np.float64)).astype(dtype_name)
 
@@ -135,9 +136,11 @@ class JaxAdapter(Adapter):
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         import jax.numpy as jnp_module
         import jax.scipy.special
+        import jax.stages
         import optax as optax_module
 
         jnp, optax = jnp_module, optax_module
+        self._compiled_calls = 0
 
     def runtime_version(self) -> str:
         return str(jax.__version__)
@@ -159,41 +162,51 @@ class JaxAdapter(Adapter):
             return gpus[0]
         raise Unsupported(f"jax has no {device!r} device here")
 
-    def compute(
-        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
-        mode: str = "eager",
-    ) -> Output:
-        self.check_mode(mode)
-        api = impl.api_for("pos_weight" in arrays)
+    def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                 mode: str) -> Result:
         where = self._device(device)
-        tensors = {name: jax.device_put(array(value, value.dtype.name), where) for name, value in arrays.items()}
+        tensors = {name: jax.device_put(from_numpy(value, value.dtype.name), where) for name, value in arrays.items()}
         x, y = tensors.pop("x"), tensors.pop("y")
         function = _FUNCTIONS[impl.impl]
-        evidence = ""
         if mode == "eager":
             loss, grad = loss_and_grad(function, x, y, reduction, **tensors)
-        else:
-            # Lower and compile explicitly: the executable that runs is XLA's, never an op-by-op fallback.
-            step = jax.jit(loss_and_grad, static_argnames=("function", "reduction"))
-            compiled = step.lower(function=function, x=x, y=y, reduction=reduction, **tensors).compile()
-            loss, grad = compiled(x=x, y=y, **tensors)
-            evidence = "XLA executable from jax.jit(...).lower(...).compile()"
-        grad.block_until_ready()
-        return Output(
-            loss=to_numpy(loss),
-            grad=to_numpy(grad),
-            out_dtype=str(loss.dtype),
-            grad_dtype=str(grad.dtype),
-            api=api,
-            compiled=evidence,
-        )
+            return Result(loss, jax.block_until_ready(grad))
+        # Lower and compile explicitly: the executable that runs is XLA's, never an op-by-op fallback; it is
+        # called through a counter, so a result that did not come from it has no evidence.
+        step = jax.jit(loss_and_grad, static_argnames=("function", "reduction"))
+        compiled = step.lower(function=function, x=x, y=y, reduction=reduction, **tensors).compile()
+        if not isinstance(compiled, jax.stages.Compiled):
+            raise RuntimeError(f"jax.jit(...).lower(...).compile() gave {type(compiled).__name__}, not Compiled")
+        before = self._compiled_calls
+        loss, grad = self._counted(compiled)(x=x, y=y, **tensors)
+        jax.block_until_ready(grad)
+        return Result(loss, grad, f"XLA executable executions: {self._compiled_calls - before}"
+                      if self._compiled_calls > before else "")
+
+    def _counted(self, compiled: Any) -> Callable[..., Any]:
+        """The compiled executable, counting its executions (as torch's counting backend counts its graph's)."""
+
+        def run(**arguments: Any) -> Any:
+            outputs = compiled(**arguments)
+            self._compiled_calls += 1
+            return outputs
+
+        return run
+
+    @staticmethod
+    def to_numpy(values: Any) -> np.ndarray:
+        return to_numpy(values)
+
+    @staticmethod
+    def dtype_name(values: Any) -> str:
+        return str(values.dtype)
 
     def bench_function(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
     ) -> Callable[[], Any]:
         self.check_mode(mode)
         where = self._device(device)
-        x, y = (jax.device_put(array(arrays[name], arrays[name].dtype.name), where) for name in ("x", "y"))
+        x, y = (jax.device_put(from_numpy(arrays[name], arrays[name].dtype.name), where) for name in ("x", "y"))
         function = _FUNCTIONS[impl.impl]
 
         def mean_loss(x: Any, y: Any) -> Any:
@@ -230,14 +243,14 @@ class JaxAdapter(Adapter):
         function = _FUNCTIONS[impl.impl].__name__
         driver = f'''
 def run(x, y, weight, pos_weight):
-    options = {{name: array(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+    options = {{name: from_numpy(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
                if value is not None}}
-    loss, grad = {step}(function={function}, x=array(x, DTYPE), y=array(y, Y_DTYPE), reduction=REDUCTION,
+    loss, grad = {step}(function={function}, x=from_numpy(x, DTYPE), y=from_numpy(y, Y_DTYPE), reduction=REDUCTION,
                         **options)
     return to_numpy(loss), to_numpy(grad)
 '''
         header = ('import jax\n\njax.config.update("jax_enable_x64", True)\nimport jax.numpy as jnp\n'
                   'import jax.scipy.special\nimport optax\n\n')
         helpers = _HELPERS.get(impl.impl, ())
-        return header + source_of(array, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver
+        return header + source_of(from_numpy, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver
 

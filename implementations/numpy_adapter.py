@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Direction, Implementation, Output, Reduction, Unsupported, source_of
+from implementations.base import Adapter, Direction, Implementation, Reduction, Result, Unsupported, source_of
 
 __all__ = ["NumpyAdapter", "bce_logits", "bce_probs", "worked_example"]
 
@@ -179,34 +179,31 @@ class NumpyAdapter(Adapter):
     def devices(self) -> list[str]:
         return ["cpu"]
 
-    def _check(self, mode: str, device: str, x: np.ndarray) -> None:
-        self.check_mode(mode)
+    def _device(self, device: str, x: np.ndarray) -> None:
         if device != "cpu":
             raise Unsupported(f"numpy runs on the CPU only, not {device!r}")
         if x.dtype.name not in COMPUTE_DTYPE:
             raise Unsupported(f"numpy adapter has no {x.dtype.name} arithmetic")
 
-    def compute(
-        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
-        mode: str = "eager",
-    ) -> Output:
-        self._check(mode, device, arrays["x"])
-        x = arrays["x"]
-        api = impl.api_for("pos_weight" in arrays)
+    def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                 mode: str) -> Result:
+        self._device(device, arrays["x"])
         options = {name: value for name, value in arrays.items() if name not in ("x", "y")}
-        loss, grad = _FUNCTIONS[impl.impl](x, arrays["y"], reduction, **options)
-        return Output(
-            loss=np.asarray(loss, dtype=np.float64),
-            grad=np.asarray(grad, dtype=np.float64),
-            out_dtype=np.asarray(loss).dtype.name,
-            grad_dtype=np.asarray(grad).dtype.name,
-            api=api,
-        )
+        return Result(*_FUNCTIONS[impl.impl](arrays["x"], arrays["y"], reduction, **options))
+
+    @staticmethod
+    def to_numpy(values: Any) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64)
+
+    @staticmethod
+    def dtype_name(values: Any) -> str:
+        return np.asarray(values).dtype.name
 
     def bench_function(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
     ) -> Callable[[], Any]:
-        self._check(mode, device, arrays["x"])
+        self.check_mode(mode)
+        self._device(device, arrays["x"])
         x, y = arrays["x"], arrays["y"]
         function, with_grad = _FUNCTIONS[impl.impl], direction == "forward_backward"
         return lambda: function(x, y, "mean", with_grad=with_grad)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Direction, Implementation, Output, Reduction, Unsupported, source_of
+from implementations.base import Adapter, Direction, Implementation, Reduction, Result, Unsupported, source_of
 
 __all__ = ["TensorflowAdapter"]
 
-tf: Any = None  # imported by TensorflowAdapter._load, inside the worker process
-keras: Any = None
+tf: ModuleType  # bound by TensorflowAdapter._load, inside the worker process
+keras: ModuleType
 
 _REDUCE = "; w·l, then tf.reduce_sum / n (mean) or tf.reduce_sum (sum)"
 _CLASS = ("keras.losses.BinaryCrossentropy(from_logits={}, reduction=None | 'sum_over_batch_size' | 'sum')"
@@ -30,7 +31,7 @@ _LSE_POS = ("worked example: max_val = tf.maximum(-x, 0); lw = 1 + (p - 1)·y; x
             "exp(-x - max_val)) + max_val); × weight; tf.reduce_mean / tf.reduce_sum")
 
 
-def tensor(values: Any, dtype_name: str) -> Any:
+def from_numpy(values: Any, dtype_name: str) -> Any:
     """float64 values that are exact in `dtype_name` → a tensor of that dtype (no rounding happens)."""
     return tf.cast(tf.constant(np.array(values, dtype=np.float64)), dtype_name)
 
@@ -154,7 +155,7 @@ class TensorflowAdapter(Adapter):
     def devices(self) -> list[str]:
         return ["cpu", "gpu"] if tf.config.list_physical_devices("GPU") else ["cpu"]
 
-    def _device_name(self, device: str) -> str:
+    def _device(self, device: str) -> str:
         if device == "cpu":
             return "/CPU:0"
         if device == "gpu" and tf.config.list_physical_devices("GPU"):
@@ -170,42 +171,34 @@ class TensorflowAdapter(Adapter):
                                             jit_compile=mode.endswith("(jit_compile=True)"))
         return self._graphs[key]
 
-    def compute(
-        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
-        mode: str = "eager",
-    ) -> Output:
-        self.check_mode(mode)
-        api = impl.api_for("pos_weight" in arrays)
-        evidence = ""
-        with tf.device(self._device_name(device)):
-            tensors = {name: tensor(value, value.dtype.name) for name, value in arrays.items()}
+    def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                 mode: str) -> Result:
+        with tf.device(self._device(device)):
+            tensors = {name: from_numpy(value, value.dtype.name) for name, value in arrays.items()}
             x, y = tensors.pop("x"), tensors.pop("y")
             if mode == "eager":
-                loss, grad = loss_and_grad(_FUNCTIONS[impl.impl], x, y, reduction, **tensors)
-            else:
-                if tf.config.functions_run_eagerly():
-                    raise RuntimeError("tf.config.run_functions_eagerly is on: tf.function would run eagerly")
-                graph = self._graph(impl, reduction, mode)
-                loss, grad = graph(x, y, **tensors)
-                evidence = f"traced graphs: {graph.experimental_get_tracing_count()}"
-        if grad is None:
-            raise RuntimeError("tf.GradientTape returned no gradient for x")
-        return Output(
-            loss=to_numpy(loss),
-            grad=to_numpy(grad),
-            out_dtype=loss.dtype.name,
-            grad_dtype=grad.dtype.name,
-            api=api,
-            compiled=evidence,
-        )
+                return Result(*loss_and_grad(_FUNCTIONS[impl.impl], x, y, reduction, **tensors))
+            if tf.config.functions_run_eagerly():
+                raise RuntimeError("tf.config.run_functions_eagerly is on: tf.function would run eagerly")
+            graph = self._graph(impl, reduction, mode)
+            loss, grad = graph(x, y, **tensors)
+            return Result(loss, grad, f"traced graphs: {graph.experimental_get_tracing_count()}")
+
+    @staticmethod
+    def to_numpy(values: Any) -> np.ndarray:
+        return to_numpy(values)
+
+    @staticmethod
+    def dtype_name(values: Any) -> str:
+        return str(values.dtype.name)
 
     def bench_function(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
     ) -> Callable[[], Any]:
         self.check_mode(mode)
-        where = self._device_name(device)
+        where = self._device(device)
         with tf.device(where):
-            x, y = (tensor(arrays[name], arrays[name].dtype.name) for name in ("x", "y"))
+            x, y = (from_numpy(arrays[name], arrays[name].dtype.name) for name in ("x", "y"))
         function = _FUNCTIONS[impl.impl]
 
         def step(x: Any, y: Any) -> Any:
@@ -230,7 +223,7 @@ class TensorflowAdapter(Adapter):
             tf.test.experimental.sync_devices()
 
     def read_function(self, nbytes: int, device: str) -> Callable[[], Any] | None:
-        where = self._device_name(device)
+        where = self._device(device)
         with tf.device(where):
             buffer = tf.ones([nbytes // 4], dtype=tf.float32)
 
@@ -260,17 +253,18 @@ class TensorflowAdapter(Adapter):
         else:
             jit = "True" if mode.endswith("(jit_compile=True)") else "False"
             step = f"tf.function(lambda x, y, **options: {call}, jit_compile={jit})"
+        step_name = "EAGER_STEP" if mode == "eager" else "COMPILED_STEP"  # a path reproducer defines both
         driver = f'''
-STEP = {step}
+{step_name} = {step}
 
 
 def run(x, y, weight, pos_weight):
-    options = {{name: tensor(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+    options = {{name: from_numpy(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
                if value is not None}}
-    loss, grad = STEP(tensor(x, DTYPE), tensor(y, Y_DTYPE), **options)
+    loss, grad = {step_name}(from_numpy(x, DTYPE), from_numpy(y, Y_DTYPE), **options)
     return to_numpy(loss), to_numpy(grad)
 '''
         helpers = _HELPERS.get(impl.impl, ())
         header = ('import os\n\nos.environ.setdefault("KERAS_BACKEND", "tensorflow")\n'
                   'import keras\nimport tensorflow as tf\n\n')
-        return header + source_of(tensor, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver
+        return header + source_of(from_numpy, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver

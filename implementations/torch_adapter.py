@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Direction, Implementation, Output, Reduction, Unsupported, source_of
+from implementations.base import Adapter, Direction, Implementation, Reduction, Result, Unsupported, source_of
 
 __all__ = ["TorchAdapter"]
 
-torch: Any = None  # imported by TorchAdapter._load, inside the worker process
+torch: ModuleType  # bound by TorchAdapter._load, inside the worker process
 
 _LSE = ("worked example: max_val = (-x).clamp(min=0); x - x·y + max_val + log(exp(-max_val) + exp(-x - max_val))"
         "; × weight; .mean() / .sum()")
@@ -24,7 +25,7 @@ _LSE_POS = ("worked example: max_val = (-x).clamp(min=0); lw = 1 + (p - 1)·y; x
             "exp(-x - max_val)) + max_val); × weight; .mean() / .sum()")
 
 
-def tensor(values: Any, dtype_name: str, device: str = "cpu") -> Any:
+def from_numpy(values: Any, dtype_name: str, device: str = "cpu") -> Any:
     """float64 values that are exact in `dtype_name` → a tensor of that dtype (no rounding happens)."""
     return torch.from_numpy(np.array(values, dtype=np.float64)).to(device=device, dtype=getattr(torch, dtype_name))
 
@@ -140,7 +141,7 @@ class TorchAdapter(Adapter):
     ) -> Callable[[], Any]:
         self.check_mode(mode)
         where = self._device(device)
-        x, y = (tensor(arrays[name], arrays[name].dtype.name, where) for name in ("x", "y"))
+        x, y = (from_numpy(arrays[name], arrays[name].dtype.name, where) for name in ("x", "y"))
         function = _FUNCTIONS[impl.impl]
         if mode == "torch.compile":
             # static shapes, a graph per size, as a training loop at a fixed batch size compiles
@@ -191,31 +192,27 @@ class TorchAdapter(Adapter):
         self.sync(run(), device)
         return int(torch.cuda.max_memory_allocated() - before)
 
-    def compute(
-        self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
-        mode: str = "eager",
-    ) -> Output:
-        self.check_mode(mode)
+    def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                 mode: str) -> Result:
         where = self._device(device)
-        api = impl.api_for("pos_weight" in arrays)
-        tensors = {name: tensor(value, value.dtype.name, where) for name, value in arrays.items()}
+        tensors = {name: from_numpy(value, value.dtype.name, where) for name, value in arrays.items()}
         x, y = tensors.pop("x"), tensors.pop("y")
         before = self._compiled_calls
         function = _FUNCTIONS[impl.impl] if mode == "eager" else self._compiled_function(impl)
         loss, grad = loss_and_grad(function, x, y, reduction, **tensors)
-        evidence = ""
-        if mode != "eager":
-            if self._compiled_calls == before:
-                raise RuntimeError("torch.compile ran no compiled graph for this call (fell back to eager)")
-            evidence = f"compiled graph executions: {self._compiled_calls - before}"
-        return Output(
-            loss=to_numpy(loss),
-            grad=to_numpy(grad),
-            out_dtype=str(loss.dtype).removeprefix("torch."),
-            grad_dtype=str(grad.dtype).removeprefix("torch."),
-            api=api,
-            compiled=evidence,
-        )
+        if mode == "eager":
+            return Result(loss, grad)
+        if self._compiled_calls == before:
+            raise RuntimeError("torch.compile ran no compiled graph for this call (fell back to eager)")
+        return Result(loss, grad, f"compiled graph executions: {self._compiled_calls - before}")
+
+    @staticmethod
+    def to_numpy(values: Any) -> np.ndarray:
+        return to_numpy(values)
+
+    @staticmethod
+    def dtype_name(values: Any) -> str:
+        return str(values.dtype).removeprefix("torch.")
 
     def repro_source(self, impl: Implementation, mode: str) -> str:
         function = _FUNCTIONS[impl.impl].__name__
@@ -223,9 +220,9 @@ class TorchAdapter(Adapter):
             function = f"torch.compile({function}, fullgraph=True, dynamic=True)"
         driver = f'''
 def run(x, y, weight, pos_weight):
-    options = {{name: tensor(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+    options = {{name: from_numpy(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
                if value is not None}}
-    loss, grad = loss_and_grad({function}, tensor(x, DTYPE), tensor(y, Y_DTYPE), REDUCTION, **options)
+    loss, grad = loss_and_grad({function}, from_numpy(x, DTYPE), from_numpy(y, Y_DTYPE), REDUCTION, **options)
     return to_numpy(loss), to_numpy(grad)
 '''
-        return "import torch\n\n" + source_of(tensor, to_numpy, _FUNCTIONS[impl.impl], loss_and_grad) + driver
+        return "import torch\n\n" + source_of(from_numpy, to_numpy, _FUNCTIONS[impl.impl], loss_and_grad) + driver

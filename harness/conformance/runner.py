@@ -167,7 +167,7 @@ class _Audit:
     def _runnable(self, name: str, adapter: type[Adapter], jobs: list[Job]) -> list[Job]:
         """The jobs a worker can run; rows for the others (a framework not installed, a dtype it lacks)."""
         if not adapter.is_available():
-            why = f"{name} is not installed; install it (pip install 'bce-harness[{name}]')"
+            why = adapter.unavailable_reason()
             for job in jobs:
                 for cell in job.cells():
                     self.emit(self.judge.status_rows(name, cell, "unavailable", "", why))

@@ -10,29 +10,47 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["collect_environment", "fingerprint", "gpus", "package_versions"]
+from implementations import Adapter, adapter_classes
 
-PACKAGES = ("numpy", "ml_dtypes", "pandas", "pyarrow", "mpmath", "gmpy2", "torch", "tensorflow-cpu",
-            "tensorflow", "keras", "jax", "jaxlib", "optax", "pytest-benchmark")
+__all__ = ["cache_root", "collect_environment", "fingerprint", "gpus", "machine_fingerprint", "package_versions"]
+
+# the harness's own packages that change numbers or timings; the frameworks' come from their adapters
+PACKAGES = ("numpy", "ml_dtypes", "pandas", "pyarrow", "mpmath", "gmpy2", "scipy", "pytest-benchmark")
 ENV_VARIABLES = ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                  "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "TF_NUM_INTRAOP_THREADS", "KERAS_BACKEND",
                  "JAX_ENABLE_X64", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED")
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "neon", "asimd")
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(adapters: Iterable[type[Adapter]] | None = None) -> dict[str, str]:
+    """Installed versions of the harness's own packages and of every adapter's framework and companions (by
+    default every registered adapter's)."""
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    return versions
+    for adapter in adapters if adapters is not None else adapter_classes().values():
+        versions.update(adapter.distribution_versions())
+    return dict(sorted(versions.items()))
+
+
+def cache_root() -> Path:
+    """The harness's cache folder: $BCE_HARNESS_CACHE, else `.bce-cache/` in the working directory (references,
+    compiled kernels, the devices each framework sees)."""
+    return Path(os.environ.get("BCE_HARNESS_CACHE", ".bce-cache"))
+
+
+def machine_fingerprint() -> str:
+    """This machine's stable id (see `fingerprint`)."""
+    return fingerprint(_cpu(), gpus())
 
 
 def _cpu() -> dict[str, Any]:
@@ -95,14 +113,15 @@ def fingerprint(cpu: dict[str, Any], gpu_list: list[dict[str, str]]) -> str:
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def collect_environment() -> dict[str, Any]:
+def collect_environment(adapters: Iterable[type[Adapter]] | None = None) -> dict[str, Any]:
+    """What meta.json records of the machine and the software (`adapters`: whose frameworks' versions)."""
     cpu, gpu_list = _cpu(), gpus()
     return {
         "fingerprint": fingerprint(cpu, gpu_list),
         "gpus": gpu_list,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": package_versions(),
+        "packages": package_versions(adapters),
         "cpu": cpu,
         "flush_to_zero": _flush_to_zero(),
         "environment_variables": {name: os.environ[name] for name in ENV_VARIABLES if name in os.environ},
