@@ -31,7 +31,7 @@ from harness.api import (
     resume_bench,
 )
 from harness.options import resolve_frameworks
-from harness.workers import Hello, discover
+from harness.workers import Hello, known_devices
 
 __all__ = ["main"]
 
@@ -298,7 +298,7 @@ def _list(args: argparse.Namespace) -> int:
     from cases import DTYPES, family_names
 
     adapters = resolve_frameworks(None)
-    found = discover(adapters)
+    found = known_devices(adapters)
     frameworks: dict[str, dict[str, Any]] = {}
     for name, adapter in adapters.items():
         loaded = found[name]

@@ -1,16 +1,21 @@
-"""What each installed framework is here (versions, devices), found by loading it in a worker of its own: the
-framework's import never touches this process."""
+"""What each installed framework is here (versions, devices), found by loading it in a worker of its own (the
+framework's import never touches this process), and kept in the cache for the next time."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from multiprocessing.connection import Connection
+from pathlib import Path
 
+from harness.store.environment import cache_root, machine_fingerprint
 from harness.workers.messages import Hello, LoadFailed, load_framework
 from harness.workers.pool import Lost, Received, WorkerPool
 from harness.workers.process import redirect_output
 from implementations import Adapter
 
-__all__ = ["describe", "discover"]
+__all__ = ["describe", "discover", "known_devices"]
 
 
 def describe(framework: str, threads: int, channel: Connection) -> None:
@@ -27,7 +32,7 @@ def discover(adapters: dict[str, type[Adapter]], threads: int = 1, timeout: floa
     found: dict[str, Hello | str] = {}
     for name in adapters:
         if name not in workers:
-            found[name] = "not installed"
+            found[name] = adapters[name].unavailable_reason()
             continue
         match pool.receive(workers[name], timeout):
             case Received(message=Hello() as hello):
@@ -40,3 +45,40 @@ def discover(adapters: dict[str, type[Adapter]], threads: int = 1, timeout: floa
                 found[name] = f"the worker was lost: {why}"
     pool.close()
     return found
+
+
+def _cache_file(name: str, adapter: type[Adapter], machine: str) -> Path:
+    """Where one framework's devices are kept: keyed by its installed versions and the machine's fingerprint, so
+    a new release, or a cache copied to a machine with other GPUs, is discovered again."""
+    key = json.dumps({"framework": name, "versions": adapter.distribution_versions(), "machine": machine},
+                     sort_keys=True)
+    return cache_root() / "devices" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def _cached(file: Path) -> Hello | None:
+    try:
+        stored = json.loads(file.read_text(encoding="utf-8"))
+        return Hello(stored["framework"], dict(stored["versions"]), list(stored["devices"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: discovered again
+        return None
+
+
+def known_devices(adapters: dict[str, type[Adapter]], use_cache: bool = True) -> dict[str, Hello | str]:
+    """`discover`, with what an earlier discovery found on this machine for the same installed versions read
+    from the cache (`.bce-cache/devices/`) instead of importing the framework again. Failures are not cached."""
+    machine = machine_fingerprint()
+    files = {name: _cache_file(name, adapter, machine) for name, adapter in adapters.items()}
+    found: dict[str, Hello | str] = {}
+    for name in adapters:
+        cached = _cached(files[name]) if use_cache and adapters[name].is_available() else None
+        if cached is not None:
+            found[name] = cached
+    fresh = discover({name: adapter for name, adapter in adapters.items() if name not in found})
+    for name, hello in fresh.items():
+        if isinstance(hello, Hello) and use_cache:
+            files[name].parent.mkdir(parents=True, exist_ok=True)
+            temporary = files[name].with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps({"framework": name, "versions": hello.versions,
+                                             "devices": hello.devices}), encoding="utf-8")
+            os.replace(temporary, files[name])
+    return {name: found.get(name) or fresh[name] for name in adapters}
