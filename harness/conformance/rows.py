@@ -16,7 +16,7 @@ from harness.store.schema import ConformanceRow
 from harness.verdict.conventions import Convention, predict
 from harness.verdict.domain import domain_violation
 from harness.verdict.oracle import Reference
-from harness.verdict.ulp import Judgement, judge
+from harness.verdict.ulp import Judgement, judge, same_values
 from implementations import Adapter, Output, Unsupported
 
 __all__ = ["QUANTITIES", "Judge"]
@@ -117,10 +117,7 @@ class Judge:
     def _batch_fields(self, cell: Cell, single: np.ndarray, many: np.ndarray) -> dict[str, Any]:
         """Status and worst position of a batch against its elements computed alone."""
         expected = single[np.resize(np.arange(single.size), BATCH_SIZE)]
-        # the same bits, zeros' signs included; any NaN equals any NaN (a NaN's sign and payload carry no value)
-        same = ((many == expected) & (np.signbit(many) == np.signbit(expected))) | (
-            np.isnan(many) & np.isnan(expected))
-        differing = np.flatnonzero(~same)
+        differing = np.flatnonzero(~same_values(many, expected))
         if not differing.size:
             return dict(status="pass", n_bad=0, max_ulp_error=0.0, max_abs_error=0.0, max_rel_error=0.0)
         inputs = self.cases[cell.case_index].inputs(cell.dtype)

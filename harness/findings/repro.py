@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cases import BadInput, Case, FloatFormat, float_format
+from cases import BadInput, Case, float_format
 from cases.casefile import hex_strings
 from cases.dtypes import round_in_format, ulp_in_format
 from harness.conformance.plan import BATCH_SIZE
+from harness.findings import script
 from harness.store.folder import RunFolderError, RunStore
 from harness.store.schema import INLINE_LIMIT
-from harness.verdict.tolerance import NOT_FINDINGS
+from harness.verdict.tolerance import NOT_FINDINGS, pass_ulp
+from harness.verdict.ulp import same_values
 from implementations import adapter_classes
 from implementations.base import source_of
 
@@ -51,7 +53,7 @@ def _inputs_block(case: Case, dtype: str) -> str:
     rounding = f"round_in_format(values, {fmt.precision}, {fmt.emin}, {fmt.max_finite!r})"
     return (
         "# the inputs are large: regenerate them from the seed, check the bytes, round once to the dtype\n"
-        + source_of(ulp_in_format, round_in_format)
+        + source_of(round_in_format)
         + f"\n{case.recipe.strip()}\n"
         + "weight = pos_weight = None\n"
         + "digest = hashlib.sha256(" + repr(case.name) + ".encode())\n"
@@ -91,6 +93,8 @@ def reproducer(run_dir: str | Path, row_id: str) -> str:
     adapters = adapter_classes()
     if row["framework"] not in adapters:
         raise ReproError(f"framework {row['framework']!r} has no adapter here; install the plugin that provides it")
+    if not adapters[row["framework"]].is_available():
+        raise ReproError(f"framework {row['framework']!r}: {adapters[row['framework']].unavailable_reason()}")
     adapter = adapters[row["framework"]]()
     impl = adapter.implementation(row["impl"])
     dtype, fmt = row["dtype"], float_format(row["dtype"])
@@ -101,93 +105,56 @@ def reproducer(run_dir: str | Path, row_id: str) -> str:
     expected = float(row["expected"]) if not pd.isna(row["expected"]) else math.nan
 
     body = _inputs_block(case, dtype) + "\n" + adapter.repro_source(impl, mode if check != "path" else "eager")
+    compiled = "None"
     if check == "path":
-        body += "\nrun_eager = run\n\n" + adapter.repro_source(impl, mode) + "\nrun_compiled = run\n"
-    return _header(row, folder, case, y_dtype, worst, recorded, expected) + body + _footer(row, fmt)
+        body += "\nrun_eager = run\n\n" + adapter.repro_source(impl, mode) + "\nrun_compiled = run\nrun = run_eager\n"
+        compiled = "run_compiled"
+    settings = {"label": f"{row['impl']} {mode} {dtype} reduction={row['reduction']} {row['quantity']}",
+                "check": check, "quantity": row["quantity"], "reduction": row["reduction"], "worst": list(worst),
+                "recorded": recorded, "expected": expected, "recorded_error": row["error_type"],
+                "format": [fmt.precision, fmt.emin, fmt.max_finite], "batch_size": BATCH_SIZE,
+                "pass_ulp": pass_ulp(case.size if row["quantity"] == "loss" and row["reduction"] != "none" else None)}
+    return (_header(row, folder, case, y_dtype) + f"SETTINGS = {_settings_literal(settings)}\n\n"
+            + source_of(ulp_in_format, same_values, *_SCRIPT) + "\n" + body
+            + f"\n\nif __name__ == \"__main__\":\n    sys.exit(reproduce(run, {compiled}, x, y, weight, pos_weight, "
+            "SETTINGS))\n")
 
 
-def _header(row: pd.Series, folder: Path, case: Case, y_dtype: str, worst: tuple[int, ...], recorded: float,
-            expected: float) -> str:
-    """The script's docstring and constants: what the audit recorded, and what the right answer is."""
-    row_id, dtype, check, mode = row["row_id"], row["dtype"], row["check"], row["mode"]
+_SCRIPT = (script.ulp_distance, script._pick, script.observe, script.reproduce)
+
+
+def _settings_literal(settings: dict[str, object]) -> str:
+    """The settings as a Python literal (non-finite floats spelled so that they read back)."""
+    items = ", ".join(f"{key!r}: {_literal(value) if isinstance(value, float) else repr(value)}"
+                      for key, value in settings.items())
+    return "{" + items + "}"
+
+
+def _header(row: pd.Series, folder: Path, case: Case, y_dtype: str) -> str:
+    """The script's docstring and the constants the framework call reads."""
+    check, mode = row["check"], row["mode"]
     convention = f" ({row['deviation']})" if row["deviation"] else ""
-    compared_with = {"path": "eager result", "batch": "element computed alone"}.get(
-        check, "exact value, rounded to DTYPE")
     return f'''#!/usr/bin/env python3
-"""Reproducer for bce-harness row {row_id} of run {folder.name}.
+"""Reproducer for bce-harness row {row['row_id']} of run {folder.name}.
 
 {row['impl']}: {row['api']}
-case {row['case']} ({case.description or case.family}), dtype {dtype}, reduction {row['reduction']},
+case {row['case']} ({case.description or case.family}), dtype {row['dtype']}, reduction {row['reduction']},
 {row['quantity']}, check {check}, mode {mode}: the audit found `{row['status']}`{convention}.
 {row['error_message'] or ''}
-Needs only {row['framework']} and NumPy. Exit status 0: reproduced.
+Needs only {row['framework']} and NumPy. Exit status 0: the problem reproduces; 1: the framework now gives the
+right answer.
 """
 from __future__ import annotations
 
 import hashlib
 import math
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-DTYPE = {dtype!r}
+DTYPE = {row['dtype']!r}
 Y_DTYPE = {y_dtype!r}
 REDUCTION = {row['reduction']!r}
-QUANTITY = {row['quantity']!r}
-WORST = {worst!r}  # the element with the largest error (empty: a scalar)
-RECORDED = {_literal(recorded)}  # what the audit got there
-EXPECTED = {_literal(expected)}  # the {compared_with}
-RECORDED_ERROR = {row['error_type']!r}
-
-'''
-
-
-def _footer(row: pd.Series, fmt: FloatFormat) -> str:
-    """The script's `main`: run the framework, compare, and say whether the audit's output came back."""
-    check, mode = row["check"], row["mode"]
-    ulp_source = source_of(ulp_in_format)
-    return f'''
-
-{ulp_source}
-
-def main():
-    try:
-        if {check!r} == "batch":
-            index = np.resize(np.arange(x.size), {BATCH_SIZE})
-            alone = [run(x.ravel()[i:i + 1], y.ravel()[i:i + 1], None, None) for i in range(x.size)]
-            loss, grad = run(x.ravel()[index], y.ravel()[index], None, None)
-            single = np.concatenate([a[0 if QUANTITY == "loss" else 1] for a in alone])[index]
-            result = loss if QUANTITY == "loss" else grad
-            differ = np.flatnonzero((result != single) & ~(np.isnan(result) & np.isnan(single)))
-            print(f"{{differ.size}} of {{result.size}} batch positions differ from the element computed alone")
-            position = differ[0] if differ.size else 0
-            got, reference = float(result[position]), float(single[position])
-        elif {check!r} == "path":
-            eager, compiled = run_eager(x, y, weight, pos_weight), run_compiled(x, y, weight, pos_weight)
-            result = compiled[0 if QUANTITY == "loss" else 1]
-            got = float(np.asarray(result)[WORST])
-            reference = float(np.asarray(eager[0 if QUANTITY == "loss" else 1])[WORST])
-        else:
-            loss, grad = run(x, y, weight, pos_weight)
-            result = loss if QUANTITY == "loss" else grad
-            if np.shape(result) != np.shape(x if QUANTITY == "grad" or REDUCTION == "none" else 0.0):
-                print(f"result of shape {{np.shape(result)}} for inputs x {{x.shape}}, y {{y.shape}}")
-                return 0
-            got, reference = float(np.asarray(result)[WORST]), EXPECTED
-    except Exception as exc:  # the framework raised: that is what the audit recorded, or not
-        print(f"raised {{type(exc).__name__}}: {{exc}}")
-        return 0 if type(exc).__name__ == RECORDED_ERROR else 1
-    ulp = float(ulp_in_format(reference, {fmt.precision}, {fmt.emin}, {fmt.max_finite!r}))
-    error = abs(got - reference) / ulp if math.isfinite(got) and math.isfinite(reference) else math.inf
-    where = f"at index {{WORST}}" if WORST else "(scalar)"
-    print(f"{row['impl']} {mode} {{DTYPE}} reduction={{REDUCTION}} {{QUANTITY}} {{where}}")
-    print(f"  got       {{got!r}}")
-    print(f"  expected  {{reference!r}}   error: {{error:.4g}} ULP of {{DTYPE}}")
-    same = got == RECORDED or (math.isnan(got) and math.isnan(RECORDED))
-    print("reproduced: the same output as the audit" if same else f"NOT reproduced: the audit recorded {{RECORDED!r}}")
-    return 0 if same else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 '''

@@ -10,7 +10,7 @@ import numpy as np
 from cases import FloatFormat, round_to_format
 from harness.verdict.tolerance import BAND_FACTOR, ELEMENT_STATUSES, pass_ulp
 
-__all__ = ["Judgement", "judge"]
+__all__ = ["Judgement", "judge", "same_values"]
 
 _PASS, _INEXACT, _DEVIATION, _FAIL, _NONFINITE = range(5)
 
@@ -27,6 +27,12 @@ class Judgement:
     expected: float
     message: str = ""
     levels: np.ndarray | None = field(default=None, repr=False)  # per element: index into ELEMENT_STATUSES
+
+
+def same_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per element: the same value to the bit that carries meaning (zeros' signs included); any NaN equals any
+    NaN, since a NaN's sign and payload carry no value. The batch check's rule, and its reproducer's."""
+    return ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
 
 
 def _ulp_at_exact(hi: np.ndarray, lo: np.ndarray, fmt: FloatFormat) -> np.ndarray:

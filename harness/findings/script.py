@@ -1,0 +1,91 @@
+"""The body of every reproducer: real, linted functions that `repro` copies into the script with `source_of`, so
+what runs is what is read and tested here. They need only NumPy. The script around them defines the framework
+call `run(x, y, weight, pos_weight) -> (loss, grad)` (and, for a path row, `run_compiled`), the inputs, and
+`SETTINGS`: what the audit recorded and what the right answer is.
+
+A reproducer exits 0 when the problem is still there (the discrepancy reproduces) and 1 when the framework now
+gives the right answer, so it can stand in a framework's own test suite or a bisection as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from cases.dtypes import ulp_in_format
+from harness.verdict.ulp import same_values
+
+__all__ = ["observe", "reproduce", "ulp_distance"]
+
+Run = Callable[[Any, Any, Any, Any], tuple[Any, Any]]
+
+
+def ulp_distance(got: float, exact: float, precision: int, emin: int, max_finite: float) -> float:
+    """|got − exact| in ULPs of the format at the exact value; 0 for the same non-finite value, else inf when
+    either is not finite (the judge's rules for one element)."""
+    if not (math.isfinite(got) and math.isfinite(exact)):
+        same = (math.isnan(got) and math.isnan(exact)) or got == exact
+        return 0.0 if same else math.inf
+    return abs(got - exact) / float(ulp_in_format(exact, precision, emin, max_finite))
+
+
+def _pick(result: Any, index: tuple[int, ...]) -> float:
+    return float(np.asarray(result, dtype=np.float64)[index])
+
+
+def observe(run: Run, run_compiled: Run | None, x: np.ndarray, y: np.ndarray, weight: Any, pos_weight: Any,
+            settings: dict[str, Any]) -> tuple[float, float, str]:
+    """The framework's value where the audit looked, the value it should have been, and a line of context."""
+    quantity = 0 if settings["quantity"] == "loss" else 1
+    worst = tuple(settings["worst"])
+    if settings["check"] == "batch":
+        index = np.resize(np.arange(x.size), settings["batch_size"])
+        alone = [run(x.ravel()[i:i + 1], y.ravel()[i:i + 1], None, None)[quantity] for i in range(x.size)]
+        single = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in alone])[index]
+        batched = np.asarray(run(x.ravel()[index], y.ravel()[index], None, None)[quantity], dtype=np.float64)
+        differ = np.flatnonzero(~same_values(batched, single))
+        position = int(differ[0]) if differ.size else 0
+        context = f"{differ.size} of {batched.size} batch positions differ from the element computed alone"
+        return float(batched[position]), float(single[position]), context
+    if settings["check"] == "path":
+        assert run_compiled is not None
+        eager, compiled = run(x, y, weight, pos_weight), run_compiled(x, y, weight, pos_weight)
+        return _pick(compiled[quantity], worst), _pick(eager[quantity], worst), "compiled against eager"
+    result = run(x, y, weight, pos_weight)[quantity]
+    implied = np.shape(x) if settings["quantity"] == "grad" or settings["reduction"] == "none" else ()
+    if np.shape(result) != implied:
+        return math.nan, math.nan, f"a result of shape {np.shape(result)} where the inputs imply {implied}"
+    return _pick(result, worst), float(settings["expected"]), "against the exact value"
+
+
+def reproduce(run: Run, run_compiled: Run | None, x: np.ndarray, y: np.ndarray, weight: Any, pos_weight: Any,
+              settings: dict[str, Any]) -> int:
+    """Run the framework and judge its answer: 0 when the recorded problem is there, 1 when it is gone."""
+    try:
+        got, right, context = observe(run, run_compiled, x, y, weight, pos_weight, settings)
+    except Exception as exc:  # the framework raised: what the audit recorded, or not
+        print(f"raised {type(exc).__name__}: {exc}")
+        same = type(exc).__name__ == settings["recorded_error"]
+        print("reproduced: it raises as in the audit" if same else "NOT reproduced: the audit recorded no such error")
+        return 0 if same else 1
+    print(f"{settings['label']}: {context}")
+    if math.isnan(right) and context.startswith("a result of shape"):
+        print("reproduced: " + context)
+        return 0
+    error = ulp_distance(got, right, *settings["format"])
+    print(f"  got       {got!r}\n  expected  {right!r}   error: {error:.4g} ULP (pass: ≤ {settings['pass_ulp']:g})")
+    recorded = float(settings["recorded"])
+    if got == recorded or (math.isnan(got) and math.isnan(recorded)):
+        print("  the same output as the audit recorded")
+    else:
+        print(f"  the audit recorded {recorded!r}")
+    if settings["check"] == "batch":  # the same bits, zeros' signs included
+        wrong = not bool(same_values(np.array([got]), np.array([right]))[0])
+    else:
+        wrong = error > settings["pass_ulp"]
+    print("reproduced: the framework is still off" if wrong else "NOT reproduced: the framework now gives the right "
+          "answer")
+    return 0 if wrong else 1
