@@ -3,6 +3,7 @@ HTML with plots, comparisons of two runs."""
 
 from pathlib import Path
 
+from reports.history import load_history, write_history
 from reports.html import render_html, write_html
 from reports.load import Run, RunReadError, load_run
 from reports.markdown import render_markdown, write_markdown
@@ -14,11 +15,13 @@ __all__ = [
     "RunReadError",
     "bench_table",
     "discrepancies",
+    "load_history",
     "load_run",
     "render_html",
     "render_markdown",
     "size_label",
     "status_matrix",
+    "write_history",
     "write_html",
     "write_markdown",
     "write_reports",

@@ -20,18 +20,22 @@ from harness.benchmark.plan import bench_configs
 from harness.benchmark.timing import BlockOptions
 from harness.benchmark.worker import BenchSession
 from harness.workers.process import adapter_instance
-from implementations import Unsupported
+from implementations import Adapter, Unsupported
 
 __all__ = ["crosscheck", "main"]
 
 
-def crosscheck(framework: str, sizes: Sequence[int], threads: int, sweeps: int = 5,
+def crosscheck(framework: str | Adapter, sizes: Sequence[int], threads: int, sweeps: int = 5,
                min_run_time: float = 0.2) -> list[dict[str, float]]:
-    """Per size: the harness's median and the framework timer's median (seconds per call), measured in turns."""
-    adapter = adapter_instance(framework)
-    adapter.load(threads)
+    """Per size: the harness's median and the framework timer's median (seconds per call), measured in turns.
+
+    `framework`: a name (its adapter is loaded here with `threads`) or an adapter already loaded."""
+    adapter = adapter_instance(framework) if isinstance(framework, str) else framework
+    if isinstance(framework, str):
+        adapter.load(threads)
     # the configuration `bench` times by default: the framework's own logits API, eager, forward, float32
-    default, *_ = bench_configs({framework: type(adapter)}, None, ["eager"], ["forward"], ["cpu"], ["float32"], [1])
+    default, *_ = bench_configs({adapter.framework: type(adapter)}, None, ["eager"], ["forward"], ["cpu"],
+                                ["float32"], [1])
     impl = adapter.implementation(default.impl)
     session = BenchSession(adapter, seed=0, options=BlockOptions())
     results = []

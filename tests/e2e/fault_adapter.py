@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from implementations.base import Adapter, Implementation, Output, Reduction, Unsupported
-from implementations.numpy_adapter import numpy_logits
+from implementations.base import Adapter, Implementation, Reduction, Result, Unsupported
+from implementations.numpy_adapter import NumpyAdapter, numpy_logits
 
 __all__ = ["TRIGGER", "FaultAdapter"]
 
@@ -56,16 +56,17 @@ class FaultAdapter(Adapter):
     def devices(self) -> list[str]:
         return ["cpu"]
 
-    def compute(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
-                mode: str = "eager") -> Output:
+    def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                 mode: str) -> Result:
         if mode != "eager" or device != "cpu":
             raise Unsupported("faulty runs eagerly on the CPU only")
         x, y = arrays["x"], arrays["y"]
         if x.size and float(x.ravel()[0]) == TRIGGER:
             _fault(impl.impl.split(".")[1])
-        loss, grad = numpy_logits(x, y, reduction)
-        return Output(loss=np.asarray(loss, dtype=np.float64), grad=np.asarray(grad, dtype=np.float64),
-                      out_dtype=np.asarray(loss).dtype.name, grad_dtype=np.asarray(grad).dtype.name, api=impl.api)
+        return Result(*numpy_logits(x, y, reduction))
+
+    to_numpy = staticmethod(NumpyAdapter.to_numpy)
+    dtype_name = staticmethod(NumpyAdapter.dtype_name)
 
     def repro_source(self, impl: Implementation, mode: str) -> str:
         raise NotImplementedError("the fault adapter has no reproducer")

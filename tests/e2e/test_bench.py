@@ -14,13 +14,8 @@ import pandas as pd
 import pytest
 
 from harness import bench
-from harness.benchmark.crosscheck import crosscheck
-from harness.benchmark.plan import BenchConfig
 from harness.benchmark.timing import BlockOptions
-from harness.benchmark.worker import BenchSession
 from harness.store.schema import BENCH_COLUMNS
-from implementations import Unsupported
-from implementations.numpy_adapter import NumpyAdapter
 from tests.conftest import assert_usage_error, run_cli
 
 TINY = BlockOptions(min_rounds=2, max_time=0.005, min_time=1e-4)
@@ -169,78 +164,6 @@ def test_a_framework_that_loses_a_process_loses_its_remaining_configurations() -
 def test_report_has_a_speed_section(tiny_bench: pd.DataFrame) -> None:
     report = (_folder(tiny_bench) / "report.md").read_text()
     assert "# BCE benchmark" in report and "## Speed" in report and "| torch.logits | torch.compile |" in report
-
-
-class _Spy(NumpyAdapter):
-    """The NumPy adapter, counting its computations and the syncs that follow them."""
-
-    def __init__(self) -> None:
-        self.log: list[str] = []
-
-    def bench_function(self, *args: Any, **kwargs: Any) -> Any:
-        inner = super().bench_function(*args, **kwargs)
-
-        def counted() -> Any:
-            self.log.append("run")
-            return inner()
-
-        return counted
-
-    def sync(self, result: Any, device: str) -> None:
-        assert isinstance(result, tuple)  # what the bench function returned: (loss, grad)
-        self.log.append("sync")
-
-
-def test_worker_session_syncs_after_every_call_and_keeps_the_first_out() -> None:
-    adapter = _Spy()
-    adapter.load(1)
-    session = BenchSession(adapter, seed=0, options=TINY)
-    config = BenchConfig("numpy", "numpy.logits", "logits", "eager", "forward_backward", "cpu", "float32", 100)
-    prepared = session.prepare(config)
-    assert prepared.compile_s > 0 and prepared.rounds_per_block >= TINY.min_rounds
-    runs_before = adapter.log.count("run")
-    block = session.block(config)
-    assert len(block.data) == prepared.rounds_per_block and block.iterations == prepared.iterations
-    assert adapter.log.count("run") == adapter.log.count("sync")
-    assert adapter.log == ["run", "sync"] * (len(adapter.log) // 2)  # each call waits before the next starts
-    timed_calls = len(block.data) * block.iterations
-    assert adapter.log.count("run") - runs_before >= timed_calls
-
-
-def test_a_further_process_times_the_first_one_s_rounds_after_a_warm_up() -> None:
-    adapter = _Spy()
-    adapter.load(1)
-    session = BenchSession(adapter, seed=0, options=TINY)
-    config = BenchConfig("numpy", "numpy.logits", "logits", "eager", "forward", "cpu", "float32", 100)
-    prepared = session.prepare(config, fixed=(3, 7))
-    # no calibration and no peak memory (the first process measured them): the given rounds and iterations
-    assert prepared.rounds_per_block == 3 and prepared.iterations == 7 and prepared.peak_memory_bytes is None
-    # the first call, then one warm-up block: 3 rounds of 7 calls, and the untimed call pytest-benchmark makes for
-    # the result when a round loops
-    block_calls = 3 * 7 + 1
-    assert adapter.log.count("run") == 1 + block_calls
-    block = session.block(config)
-    assert len(block.data) == 3 and block.iterations == 7
-    assert adapter.log.count("run") == 1 + 2 * block_calls
-
-
-def test_bench_inputs_are_the_same_bytes_everywhere() -> None:
-    from cases import bench_inputs
-
-    logits = bench_inputs(1000, "logits", "float32", seed=3)
-    again = bench_inputs(1000, "logits", "float32", seed=3)
-    assert logits["x"].tobytes() == again["x"].tobytes() and logits["y"].tobytes() == again["y"].tobytes()
-    assert logits["x"].dtype == np.float32 and set(np.unique(logits["y"])) == {0.0, 1.0}
-    assert np.abs(logits["x"]).max() < 4.0
-    probs = bench_inputs(1000, "probs", "bfloat16", seed=3)
-    assert ((probs["x"].astype(np.float64) > 0) & (probs["x"].astype(np.float64) < 1)).all()
-
-
-def test_crosscheck_against_torch_timer_runs_the_same_call() -> None:
-    (result,) = crosscheck("torch", [1000], threads=1, sweeps=2, min_run_time=0.01)
-    assert result["n"] == 1000 and result["harness_median_s"] > 0 and result["native_median_s"] > 0
-    with pytest.raises(Unsupported, match="no benchmark timer of its own"):
-        crosscheck("numpy", [100], threads=1, sweeps=2)
 
 
 def test_status_from_the_audit_in_the_same_folder(tmp_path: Path) -> None:

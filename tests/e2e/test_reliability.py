@@ -1,6 +1,6 @@
 """Faults, interruptions and bad input: every computed result is kept, and the user gets one clear line.
 
-Faults are injected by a test-only adapter registered through the entry-point group (tests/fault_adapter.py).
+Faults are injected by a test-only adapter registered through the entry-point group (tests/e2e/fault_adapter.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.fault_adapter import TRIGGER
+from tests.e2e.fault_adapter import TRIGGER
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> str:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bce-harness-faults\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[bce_harness.implementations]\n"
-                                           "faulty = tests.fault_adapter:FaultAdapter\n")
+                                           "faulty = tests.e2e.fault_adapter:FaultAdapter\n")
     return str(root)
 
 

@@ -9,34 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cases import builtin_cases
-from harness.benchmark.plan import BenchConfig, shard_bench
-from harness.conformance.plan import shard_cases
-from harness.store.environment import collect_environment, fingerprint
-from harness.store.schema import Shard
+from harness.store.environment import collect_environment
 from reports.history import load_history, write_history
-from reports.summary import framework_versions, version_changes, versioned
 from tests.conftest import assert_usage_error, run_cli
 
 AUDIT = ("audit", "--frameworks", "numpy", "--dtypes", "float32", "--families", "seed,large,labels", "--quiet")
-
-
-def test_shards_partition_the_cases_deterministically() -> None:
-    cases = builtin_cases(0)
-    parts = [shard_cases(cases, Shard(i, 3)) for i in (1, 2, 3)]
-    names = [[c.name for c in part] for part in parts]
-    assert sorted(name for part in names for name in part) == sorted(c.name for c in cases)  # every case once
-    assert names == [[c.name for c in shard_cases(cases, Shard(i, 3))] for i in (1, 2, 3)]  # the same every time
-    sizes = [sum(c.size for c in part) for part in parts]
-    assert max(sizes) - min(sizes) <= max(c.size for c in cases)  # dealt largest first: even within one case
-
-
-def test_bench_shards_keep_groups_whole() -> None:
-    configs = [BenchConfig("torch", "torch.logits", "logits", mode, "forward", "cpu", "float32", n)
-               for n in (10, 100, 1000) for mode in ("eager", "torch.compile")]
-    first, second = shard_bench(configs, Shard(1, 2)), shard_bench(configs, Shard(2, 2))
-    assert {c.n for c in first} == {10, 1000} and {c.n for c in second} == {100}
-    assert len(first) + len(second) == len(configs)
 
 
 @pytest.mark.parametrize(("text", "fragment"), [("3/2", "between 1 and n"), ("0/4", "between 1 and n"),
@@ -104,35 +81,3 @@ def test_history_reads_every_run_once(shards: Path) -> None:
     assert "numpy.logits" in written[0].read_text()
     done = run_cli("history", str(shards / "nowhere"))
     assert done.returncode == 2 and "is not a folder of runs" in done.stderr
-
-
-def test_fingerprint_is_the_hardware_not_the_moment() -> None:
-    cpu = {"machine": "x86_64", "model": "Some CPU", "logical_cpus": 2, "flags": ["avx2"]}
-    assert fingerprint(cpu, []) == fingerprint(dict(cpu), [])
-    assert fingerprint(cpu, []) != fingerprint(dict(cpu, model="Other CPU"), [])
-    assert fingerprint(cpu, []) != fingerprint(cpu, [{"name": "NVIDIA H200", "driver": "580.1", "memory": "x"}])
-    # the memory figure is not part of it (free and total memory are reported differently by drivers)
-    assert (fingerprint(cpu, [{"name": "G", "driver": "1", "memory": "1 MiB"}])
-            == fingerprint(cpu, [{"name": "G", "driver": "1", "memory": "2 MiB"}]))
-    assert collect_environment()["fingerprint"] == collect_environment()["fingerprint"]
-
-
-def test_version_changes_list_only_what_differs() -> None:
-    base = {"case": "c", "dtype": "float32", "device": "cpu", "reduction": "mean", "quantity": "loss",
-            "check": "reference", "mode": "eager", "impl": "jax.logits"}
-    rows = pd.DataFrame([
-        dict(base, row_id="r1", framework_version="0.9.2", status="pass", max_ulp_error=0.5),
-        dict(base, row_id="r1", framework_version="0.10.2", status="pass", max_ulp_error=0.5),
-        dict(base, row_id="r2", case="d", framework_version="0.9.2", status="fail", max_ulp_error=1e6),
-        dict(base, row_id="r2", case="d", framework_version="0.10.2", status="pass", max_ulp_error=1.0),
-        dict(base, row_id="r3", impl="numpy.logits", framework_version="2.4.6", status="pass", max_ulp_error=0.0),
-        dict(base, row_id="r4", case="e", framework_version="0.9.2", status="error", max_ulp_error=float("nan")),
-        dict(base, row_id="r4", case="e", framework_version="0.10.2", status="error", max_ulp_error=float("nan")),
-        dict(base, row_id="r5", case="f", framework_version="0.9.2", status="pass", max_ulp_error=1.0),
-    ])
-    changes = version_changes(rows)
-    assert list(changes["case"]) == ["d"]
-    assert changes[["status 0.9.2", "status 0.10.2"]].values.tolist() == [["fail", "pass"]]
-    assert set(versioned(rows)["impl"]) == {"jax.logits @ 0.9.2", "jax.logits @ 0.10.2", "numpy.logits"}
-    # what report.md and report.html both list as "Versions compared"
-    assert framework_versions(rows) == {"jax.logits": ["0.10.2", "0.9.2"]}

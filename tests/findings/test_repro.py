@@ -1,18 +1,24 @@
-"""Reproducers: every kind of discrepancy produces a standalone script that runs and reproduces it."""
+"""Reproducers from a real audit: every kind of discrepancy gives a standalone script that reproduces it (exit 0),
+the same script exits 1 once the framework gives the right answer, and large inputs are regenerated from their
+recipe and checked against the audit's bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import harness
 from cases import builtin_cases
-from harness.findings.repro import ReproError, reproducer
+from cases.dtypes import ulp_in_format
+from harness.findings.repro import ReproError, _inputs_block, reproducer
 from tests.conftest import run_cli
 
 
@@ -26,6 +32,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def _run(script: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          cwd=script.parent, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
+
+
+@pytest.mark.slow
 def test_every_kind_of_discrepancy_reproduces(run_dir: Path, tmp_path: Path) -> None:
     table = pd.read_parquet(run_dir / "conformance.parquet")
     found = table[~table["status"].isin(["pass", "unsupported", "unavailable"])]
@@ -36,20 +48,46 @@ def test_every_kind_of_discrepancy_reproduces(run_dir: Path, tmp_path: Path) -> 
         script = tmp_path / f"repro_{row['row_id']}.py"
         script.write_text(reproducer(run_dir, row["row_id"]), encoding="utf-8")
         assert f"import {row['framework']}" in script.read_text() or row["framework"] == "numpy"
-        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                              cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
+        done = _run(script)
+        verdict = [line for line in done.stdout.splitlines() if "reproduced" in line]
         assert done.returncode == 0, (row.to_dict(), done.stdout[-2000:], done.stderr[-2000:])
-        assert "reproduced" in done.stdout or "raised" in done.stdout
+        assert len(verdict) == 1 and verdict[0].startswith("reproduced:"), done.stdout
 
 
-def test_large_inputs_are_regenerated_and_checked(run_dir: Path) -> None:
+@pytest.mark.slow
+def test_the_script_exits_1_once_the_framework_is_right(run_dir: Path, tmp_path: Path) -> None:
+    """The same reproducer, told that the framework's own output is the exact value, says the problem is gone."""
     table = pd.read_parquet(run_dir / "conformance.parquet")
-    row = table[(table["case"] == "scale_logits_n1000") & (table["impl"] == "torch.logits")].iloc[0]
-    script = reproducer(run_dir, row["row_id"]) if row["status"] != "pass" else ""
-    if script:  # 1000 elements are stored inline; the recipe path is taken above INLINE_LIMIT
-        assert "x = np.array(" in script
+    row = table[(table["impl"] == "torch.logits") & (table["case"] == "large_logits") & (table["check"] == "reference")
+                & (table["status"] == "fail") & (table["reduction"] == "none") & (table["quantity"] == "loss")].iloc[0]
+    script = tmp_path / "repro.py"
+    text = reproducer(run_dir, row["row_id"])
+    script.write_text(text, encoding="utf-8")
+    assert _run(script).returncode == 0
+    fixed, count = re.subn(r"'expected': [^,]+,", f"'expected': {float(row['got'])!r},", text)
+    assert count == 1
+    script.write_text(fixed, encoding="utf-8")
+    done = _run(script)
+    assert done.returncode == 1, done.stdout
+    assert "NOT reproduced: the framework now gives the right answer" in done.stdout
 
 
+def test_large_inputs_are_regenerated_from_their_recipe_and_checked() -> None:
+    case = next(c for c in builtin_cases(families=["scale"]) if c.size == 100_000 and c.input_form == "logits")
+    block = _inputs_block(case, "bfloat16")
+    assert "x = np.array(" not in block and "default_rng" in block  # the recipe, not 100 000 literals
+    namespace: dict[str, object] = {"np": np, "hashlib": hashlib, "ulp_in_format": ulp_in_format}  # the script's
+    exec(block, namespace)
+    inputs = case.inputs("bfloat16")
+    np.testing.assert_array_equal(namespace["x"], inputs.x.astype(np.float64))
+    np.testing.assert_array_equal(namespace["y"], inputs.y.astype(np.float64))
+    tampered = block.replace("* 2.0", "* 2.5")
+    assert tampered != block
+    with pytest.raises(AssertionError, match="regenerated inputs differ from the audit"):
+        exec(tampered, {"np": np, "hashlib": hashlib, "ulp_in_format": ulp_in_format})
+
+
+@pytest.mark.slow
 def test_pass_rows_have_nothing_to_reproduce(run_dir: Path) -> None:
     table = pd.read_parquet(run_dir / "conformance.parquet")
     passing = table[table["status"] == "pass"].iloc[0]

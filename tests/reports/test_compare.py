@@ -14,7 +14,7 @@ import pytest
 from harness.benchmark.timing import BlockOptions, benchmark_document, benchmark_entry
 from harness.store.schema import bench_row_id, row_id
 from reports.compare import compare_runs, render_comparison
-from tests.conftest import assert_usage_error, run_cli
+from tests.conftest import assert_usage_error, run_main
 
 SWEEPS, ROUNDS = 10, 3
 CONFIGS = [("torch.logits", "eager"), ("torch.logits", "torch.compile"), ("jax.logits", "jax.jit")]
@@ -84,9 +84,9 @@ def test_a_slowdown_is_caught(tmp_path: Path) -> None:
     # relative to its group (the geometric mean of the three): 1.3 / 1.3^(1/3) = 1.3^(2/3)
     assert slower["relative_ratio"] == pytest.approx(1.3 ** (2 / 3), rel=0.03)
     assert comparison.regressions == 1
-    done = run_cli("compare", str(base), str(new), "--fail-on-regression")
+    done = run_main("compare", str(base), str(new), "--fail-on-regression")
     assert done.returncode == 1 and "**1 regression**" in done.stdout
-    assert run_cli("compare", str(base), str(new)).returncode == 0  # without the flag it only reports
+    assert run_main("compare", str(base), str(new)).returncode == 0  # without the flag it only reports
     assert "(α = 0.05)" in render_comparison(compare_runs(base, new, alpha=0.05))  # the α it used, not the default
 
 
@@ -196,7 +196,7 @@ def test_missing_columns_and_one_sided_parts_are_notes(tmp_path: Path) -> None:
 )
 def test_bad_run_folders_exit_2(tmp_path: Path, make: Any, fragment: str) -> None:
     good = make_run(tmp_path / "good", statuses={"a": ("pass", 0.0)})
-    assert_usage_error(run_cli("compare", str(good), str(make(tmp_path))), fragment)
+    assert_usage_error(run_main("compare", str(good), str(make(tmp_path))), fragment)
 
 
 def test_a_busier_machine_is_noted(tmp_path: Path) -> None:

@@ -92,6 +92,7 @@ def test_matching_clamp_is_deviation_and_other_values_fail() -> None:
     assert missed["stale"] == ["torch-bce-log-clamp"]  # the loss convention matched nothing
 
 
+@pytest.mark.slow
 def test_the_audit_finds_the_documented_conventions(tmp_path) -> None:
     """Through the whole pipeline: torch's clamp and epsilon on the probability edges of float32."""
     import harness

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from harness.workers.pool import Lost, Received, WorkerPool
-from tests import pool_workers
+from tests.workers import pool_workers
 
 
 def _events_until_lost(pool: WorkerPool, deadline_s: float = 60.0) -> tuple[list[object], Lost]:

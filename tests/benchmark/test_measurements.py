@@ -1,0 +1,48 @@
+"""What a benchmark measured, and the same rebuilt from its journal: whole groups kept, a later record wins."""
+
+from __future__ import annotations
+
+from harness.benchmark.measurements import Measurements, group_keys, journal_what
+from harness.benchmark.messages import Failed, Prepared, Timed
+from harness.benchmark.plan import BenchConfig, ReadConfig
+
+A = BenchConfig("numpy", "numpy.logits", "logits", "eager", "forward", "cpu", "float32", 100)
+B = A._replace(direction="forward_backward")
+READ = ReadConfig("numpy", "cpu", "float32", 100)
+GROUP = ("cpu", "float32", 100)
+
+
+def _journal(key: BenchConfig | ReadConfig, *blocks: list[float]) -> list[dict[str, object]]:
+    prepared = {"event": "prepared", **journal_what(key), **Prepared(0.5, 2, 10).record()}
+    return [prepared, *({"event": "block", **journal_what(key), "sweep": s, "process": 0, "iterations": 10,
+                         "data": data} for s, data in enumerate(blocks))]
+
+
+def test_a_group_is_its_configurations_and_one_read_per_framework() -> None:
+    assert group_keys(GROUP, [A, B]) == [A, B, READ]
+
+
+def test_the_journal_rebuilds_what_was_measured() -> None:
+    records = [*_journal(A, [1.0, 3.0], [2.0, 2.0]), *_journal(READ, [0.5, 0.5], [0.25, 0.75]),
+               {"event": "prepared", **journal_what(B), "error": ["Unsupported", "no such mode"]}]
+    measured = Measurements.replayed(records, sweeps=2)
+    assert measured.prepared[A] == Prepared(0.5, 2, 10) and measured.data(A) == [1.0, 3.0, 2.0, 2.0]
+    assert measured.problems == {B: ("Unsupported", "no such mode")}
+    assert measured.finished(GROUP, [A, B], sweeps=2) and not measured.finished(GROUP, [A, B], sweeps=3)
+    assert measured.baselines() == [{"framework": "numpy", "device": "cpu", "dtype": "float32", "n": 100,
+                                     "median_s": 0.5, "rounds": 4}]
+
+
+def test_a_group_timed_again_replaces_what_it_had() -> None:
+    records = [*_journal(A, [1.0, 1.0]), *_journal(A, [4.0, 4.0], [5.0, 5.0])]
+    measured = Measurements.replayed(records, sweeps=2)
+    assert measured.data(A) == [4.0, 4.0, 5.0, 5.0]
+    measured.forget([A])
+    assert A not in measured.prepared and measured.data(A) == []
+
+
+def test_a_failed_reply_is_a_problem_and_a_result_is_kept() -> None:
+    measured = Measurements()
+    assert measured.note(A, Prepared(0.1, 3, 1)) and measured.note(A, Timed(1, (2.0, 3.0)))
+    assert not measured.note(B, Failed("WorkerLost", "the numpy worker died"))
+    assert measured.data(A) == [2.0, 3.0] and measured.problems[B] == ("WorkerLost", "the numpy worker died")

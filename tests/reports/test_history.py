@@ -1,0 +1,27 @@
+"""History: every run under a folder once, merged runs whose sources are there counted by their sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reports import RunReadError
+from reports.history import load_history, write_history
+from tests.reports.runs import audit_folder
+
+
+def test_every_run_is_read_once_and_bad_folders_are_listed(tmp_path: Path) -> None:
+    audit_folder(tmp_path / "a", run_id="run-a")
+    audit_folder(tmp_path / "nested" / "b", run_id="run-b", version="2.14.0")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "meta.json").write_text("{")
+    history = load_history(tmp_path)
+    assert set(history["run_id"]) == {"run-a", "run-b"} and set(history["kind"]) == {"accuracy"}
+    torch = history[(history["impl"] == "torch.logits") & (history["run_id"] == "run-b")].iloc[0]
+    assert (torch["rows"], torch["passed"], torch["findings"], torch["framework_version"]) == (2, 1, 1, "2.14.0")
+    assert len(history.attrs["skipped"]) == 1 and "corrupt" in history.attrs["skipped"][0]
+    markdown, page = write_history(tmp_path, history)
+    assert "# bce-harness history: 2 runs" in markdown.read_text() and page.name == "history.html"
+    with pytest.raises(RunReadError, match="is not a folder of runs"):
+        load_history(tmp_path / "nowhere")
