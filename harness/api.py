@@ -88,7 +88,7 @@ def audit(
     workers = choice.jobs(DEFAULT_JOBS if jobs is None else jobs)
     gib = choice.memory_limit(memory_limit, workers)
     chosen = {"dtypes": choice.choose("dtype", dtypes, list(DTYPES)),
-              "devices": choice.choose("device", devices, DEVICES) if devices is not None else ["cpu"]}
+              "devices": choice.chosen_devices(devices)}
     all_cases = choice.chosen_cases(cases, families, seed)
     run_cases = shard_cases(all_cases, part)
     if not run_cases:
@@ -208,7 +208,7 @@ def bench(
         "created": _now(), "frameworks": list(adapters),
         "unavailable": [name for name in known if name not in adapters],
         "dtypes": choice.choose("dtype", dtypes, list(DTYPES)) if dtypes is not None else ["float32"],
-        "devices": choice.choose("device", devices, DEVICES) if devices is not None else ["cpu"],
+        "devices": choice.chosen_devices(devices),
         "sizes": choice.chosen_sizes(sizes),
         "directions": list(DIRECTIONS) if directions is None else choice.choose("direction", directions, DIRECTIONS),
         "modes": choice.chosen_modes(adapters, modes) or "all",
@@ -267,8 +267,7 @@ def resume_bench(run_dir: str | Path, progress: Progress | None = None, write_re
 def _bench_into(store: RunStore, configs: list[BenchConfig], adapters: dict[str, type[Adapter]], *,
                 progress: Progress | None, write_report: bool,
                 replay: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
-    options = BlockOptions(**store.read_meta()["bench"]["block_options"])
-    frame = bench_into(store, configs, adapters, options, progress=progress, replay=replay)
+    frame = bench_into(store, configs, adapters, progress=progress, replay=replay)
     if write_report:
         from reports import write_reports
 

@@ -18,7 +18,8 @@ from implementations import Adapter, adapter_classes
 
 __all__ = [
     "BENCH_SIZES", "DEFAULT_JOBS", "DEFAULT_SWEEPS", "DEFAULT_TIMEOUT", "DEVICES", "UsageError", "check_gpu",
-    "choose", "chosen_cases", "chosen_impls", "chosen_modes", "chosen_sizes", "chosen_threads", "jobs",
+    "choose", "chosen_cases", "chosen_devices", "chosen_impls", "chosen_modes", "chosen_sizes", "chosen_threads",
+    "jobs",
     "memory_limit", "processes", "resolve_frameworks", "resume_limits", "shard",
 ]
 
@@ -68,6 +69,11 @@ def chosen_cases(cases: str | Path | Sequence[Case] | None, families: Sequence[s
     if cases is not None:
         return list(cases)
     return builtin_cases(seed, choose("family", families, family_names()))
+
+
+def chosen_devices(devices: Sequence[str] | None) -> list[str]:
+    """Devices to run on: the CPU by default (a GPU is asked for, never assumed)."""
+    return ["cpu"] if devices is None else choose("device", devices, DEVICES)
 
 
 def jobs(count: int) -> int:

@@ -193,9 +193,7 @@ class JaxAdapter(Adapter):
 
         return run
 
-    @staticmethod
-    def to_numpy(values: Any) -> np.ndarray:
-        return to_numpy(values)
+    to_numpy = staticmethod(to_numpy)
 
     @staticmethod
     def dtype_name(values: Any) -> str:

@@ -184,9 +184,7 @@ class TensorflowAdapter(Adapter):
             loss, grad = graph(x, y, **tensors)
             return Result(loss, grad, f"traced graphs: {graph.experimental_get_tracing_count()}")
 
-    @staticmethod
-    def to_numpy(values: Any) -> np.ndarray:
-        return to_numpy(values)
+    to_numpy = staticmethod(to_numpy)
 
     @staticmethod
     def dtype_name(values: Any) -> str:

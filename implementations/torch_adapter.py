@@ -206,9 +206,7 @@ class TorchAdapter(Adapter):
             raise RuntimeError("torch.compile ran no compiled graph for this call (fell back to eager)")
         return Result(loss, grad, f"compiled graph executions: {self._compiled_calls - before}")
 
-    @staticmethod
-    def to_numpy(values: Any) -> np.ndarray:
-        return to_numpy(values)
+    to_numpy = staticmethod(to_numpy)
 
     @staticmethod
     def dtype_name(values: Any) -> str:

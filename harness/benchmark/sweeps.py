@@ -257,14 +257,14 @@ def _load_average() -> float | None:
         return None
 
 
-def run_into(store: RunStore, configs: list[BenchConfig], adapters: dict[str, type[Adapter]],
-             options: BlockOptions, *, progress: Progress | None = None,
-             replay: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
+def run_into(store: RunStore, configs: list[BenchConfig], adapters: dict[str, type[Adapter]], *,
+             progress: Progress | None = None, replay: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
     """Time (the rest of) the configurations into the run folder: blocks to the bench journal as they come, then
     bench.parquet (with the audit's statuses, when the folder has an audit), bench.json and meta.json."""
     started, load_before = time.time(), _load_average()
     meta = store.read_meta()
     settings = meta["bench"]
+    options = BlockOptions(**settings["block_options"])
     (store.path / "logs").mkdir(exist_ok=True)
     threads = settings["threads"]
     result = run_bench(configs, adapters, sweeps=settings["sweeps"], processes=settings.get("processes", 1),

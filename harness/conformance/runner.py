@@ -23,10 +23,11 @@ from harness.conformance.messages import BatchComputed, Computed, Finished, NotS
 from harness.conformance.plan import Cell, Job, Scope, jobs_for
 from harness.conformance.rows import Judge
 from harness.conformance.worker import worker_main
+from harness.store.environment import cache_root
 from harness.store.folder import RunStore
 from harness.store.schema import CellKey, ConformanceRow
 from harness.verdict.conventions import Convention, convention_use
-from harness.verdict.oracle import Reference, cache_dir, reference
+from harness.verdict.oracle import Reference, reference
 from harness.workers.messages import Hello, LoadFailed
 from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from implementations import Adapter
@@ -146,7 +147,7 @@ class _Audit:
             runnable = self._runnable(name, adapter, jobs)
             self.judge.compared.update(cell._replace(mode="eager") for job in runnable if job.mode != "eager"
                                        for cell in job.cells())
-            self.waiting.extend(split_jobs(name, runnable, self.settings.jobs) if runnable else [])
+            self.waiting.extend(split_jobs(name, runnable, self.settings.jobs))
         self.waiting.sort(key=lambda share: -len(share.pending))
         self.advance(self.total - sum(len(share.pending) for share in self.waiting), "unavailable and unsupported")
 
@@ -201,7 +202,7 @@ class _Audit:
             share = self.waiting.pop(0)
             log_dir, use_cache = self.settings.log_dir, self.settings.use_cache
             log_path = None if log_dir is None else str(log_dir / f"{share.id.replace('#', '-')}.log")
-            compile_cache = str(cache_dir().parent / "compiled" / share.framework) if use_cache else None
+            compile_cache = str(cache_root() / "compiled" / share.framework) if use_cache else None
             share.worker = self.pool.start(share.id, worker_main, share.framework, self.settings.threads,
                                            self.cases, share.jobs, log_path, compile_cache)
             self.running[share.worker] = share

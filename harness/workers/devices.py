@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.store.environment import cache_root, machine_fingerprint
 from harness.workers.messages import Hello, LoadFailed, load_framework
-from harness.workers.pool import Lost, Received, WorkerPool
+from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from harness.workers.process import redirect_output
 from implementations import Adapter
 
@@ -27,24 +27,26 @@ def describe(framework: str, threads: int, channel: Connection) -> None:
 def discover(adapters: dict[str, type[Adapter]], threads: int = 1, timeout: float = 120.0) -> dict[str, Hello | str]:
     """Load each installed framework in a worker (all at once): {name: its Hello, or why it is not there}."""
     pool = WorkerPool()
-    workers = {name: pool.start(f"describe-{name}", describe, name, threads)
-               for name, adapter in adapters.items() if adapter.is_available()}
-    found: dict[str, Hello | str] = {}
-    for name in adapters:
-        if name not in workers:
-            found[name] = adapters[name].unavailable_reason()
-            continue
-        match pool.receive(workers[name], timeout):
-            case Received(message=Hello() as hello):
-                found[name] = hello
-            case Received(message=LoadFailed() as failed):
-                found[name] = failed.describe()
-            case Received(message=other):
-                found[name] = f"the worker said {type(other).__name__}, not hello"
-            case Lost(why=why):
-                found[name] = f"the worker was lost: {why}"
-    pool.close()
-    return found
+    try:
+        workers = {name: pool.start(f"describe-{name}", describe, name, threads)
+                   for name, adapter in adapters.items() if adapter.is_available()}
+        return {name: _described(pool, workers[name], timeout) if name in workers
+                else adapter.unavailable_reason() for name, adapter in adapters.items()}
+    finally:
+        pool.close()  # no worker outlives the discovery, whatever happened
+
+
+def _described(pool: WorkerPool, worker: Worker, timeout: float) -> Hello | str:
+    match pool.receive(worker, timeout):
+        case Received(message=Hello() as hello):
+            return hello
+        case Received(message=LoadFailed() as failed):
+            return failed.describe()
+        case Received(message=other):
+            return f"the worker said {type(other).__name__}, not hello"
+        case Lost(why=why):
+            return f"the worker was lost: {why}"
+    raise AssertionError("unreachable")
 
 
 def _cache_file(name: str, adapter: type[Adapter], machine: str) -> Path:

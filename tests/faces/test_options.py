@@ -20,6 +20,12 @@ def test_names_are_checked_against_the_known_ones() -> None:
         choice.choose("dtype", [" "], ["float64"])
 
 
+def test_devices_default_to_the_cpu() -> None:
+    assert choice.chosen_devices(None) == ["cpu"] and choice.chosen_devices(["gpu", "cpu"]) == ["gpu", "cpu"]
+    with pytest.raises(choice.UsageError, match="unknown device 'tpu'; available: cpu, gpu"):
+        choice.chosen_devices(["tpu"])
+
+
 def test_a_framework_named_explicitly_must_be_there() -> None:
     assert list(choice.resolve_frameworks(None)) == list(adapter_classes())
     assert list(choice.resolve_frameworks(["numpy"])) == ["numpy"]
