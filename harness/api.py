@@ -4,6 +4,7 @@ write the same run folder."""
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -83,6 +84,7 @@ def audit(
         memory_limit: GiB of resident memory a worker may use before it is stopped (`crashed` rows); default:
             the machine's memory shared between the workers.
     """
+    began = time.perf_counter()
     adapters = choice.resolve_frameworks(frameworks)
     part = choice.shard(shard)
     workers = choice.jobs(DEFAULT_JOBS if jobs is None else jobs)
@@ -111,7 +113,7 @@ def audit(
     store.write_cases(run_cases, seed)
     (store.path / "logs").mkdir()
     return _audit_into(store, meta, run_cases, adapters, conventions, use_cache=use_cache, progress=progress,
-                       write_report=write_report)
+                       write_report=write_report, setup_seconds=time.perf_counter() - began)
 
 
 def _described(convention: Convention) -> dict[str, Any]:
@@ -147,16 +149,26 @@ def resume_audit(run_dir: str | Path, jobs: int | None = None, use_cache: bool =
 
 def _audit_into(store: RunStore, meta: dict[str, Any], cases: list[Case], adapters: dict[str, type[Adapter]],
                 conventions: list[Convention], *, use_cache: bool, progress: Progress | None, write_report: bool,
-                recorded: frozenset[CellKey] = frozenset()) -> pd.DataFrame:
+                recorded: frozenset[CellKey] = frozenset(), setup_seconds: float = 0.0) -> pd.DataFrame:
     gib = meta["memory_limit_gib"]
     settings = Settings(jobs=meta["jobs"], use_cache=use_cache, silence_timeout=meta["timeout_s"],
                         memory_limit=None if gib is None else int(gib * 2**30), log_dir=store.path / "logs")
     frame = audit_into(store, cases, adapters, conventions, settings, progress=progress, recorded=recorded)
+    _add_to_profile(store, setup_s=setup_seconds)  # the cases, the environment scan and the run folder
     if write_report:
         from reports import write_reports
 
+        began = time.perf_counter()
         write_reports(store.path)
+        _add_to_profile(store, report_s=time.perf_counter() - began)  # after report.md, which cannot hold it
     return frame
+
+
+def _add_to_profile(store: RunStore, **seconds: float) -> None:
+    """Phases of this process that the runner does not see, into meta.json's profile."""
+    profile = store.read_meta().get("profile", {})
+    profile.setdefault("main", {}).update({name: round(value, 2) for name, value in seconds.items()})
+    store.update_meta(profile=profile)
 
 
 def bench(

@@ -31,9 +31,11 @@ _LSE_POS = ("worked example: max_val = jnp.maximum(-x, 0); lw = 1 + (p - 1)·y; 
             "exp(-x - max_val)) + max_val); × weight; jnp.mean / jnp.sum")
 
 
-def from_numpy(values: Any, dtype_name: str) -> Any:
-    """float64 values that are exact in `dtype_name` → a JAX array of that dtype (no rounding happens)."""
-    return jnp.asarray(np.array(values, dtype=np.float64)).astype(dtype_name)
+def from_numpy(values: Any, dtype_name: str, device: Any = None) -> Any:
+    """Values that are exact in `dtype_name` → a JAX array of that dtype (no rounding happens). The cast is
+    NumPy's and the copy `jax.device_put`'s: neither compiles anything (`jnp.asarray` and `.astype` would compile
+    a program per shape and dtype, which is not the loss's work)."""
+    return jax.device_put(np.asarray(values, dtype=jnp.dtype(dtype_name)), device)
 
 
 def to_numpy(values: Any) -> np.ndarray:
@@ -165,7 +167,7 @@ class JaxAdapter(Adapter):
     def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                  mode: str) -> Result:
         where = self._device(device)
-        tensors = {name: jax.device_put(from_numpy(value, value.dtype.name), where) for name, value in arrays.items()}
+        tensors = {name: from_numpy(value, value.dtype.name, where) for name, value in arrays.items()}
         x, y = tensors.pop("x"), tensors.pop("y")
         function = _FUNCTIONS[impl.impl]
         if mode == "eager":
@@ -204,7 +206,7 @@ class JaxAdapter(Adapter):
     ) -> Callable[[], Any]:
         self.check_mode(mode)
         where = self._device(device)
-        x, y = (jax.device_put(from_numpy(arrays[name], arrays[name].dtype.name), where) for name in ("x", "y"))
+        x, y = (from_numpy(arrays[name], arrays[name].dtype.name, where) for name in ("x", "y"))
         function = _FUNCTIONS[impl.impl]
 
         def mean_loss(x: Any, y: Any) -> Any:

@@ -14,6 +14,8 @@ from reports.summary import (
     bench_table,
     discrepancies,
     framework_versions,
+    profile_lines,
+    profile_table,
     status_matrix,
     version_changes,
     versioned,
@@ -103,11 +105,25 @@ def _conformance_sections(run: Run) -> list[str]:
         lines.append(f"- `{convention['id']}` ({', '.join(convention['impls'])}, {convention['quantity']}): "
                      f"{convention['reason']} — {convention['link']} — {state}")
     lines.append("")
+    lines += _profile_section(meta)
     lines += ["## Tolerance policy", ""]
     policy = meta.get("tolerance_policy", {})
     lines += [f"- `{status}`: {policy[status]}" for status in STATUS_ORDER if status in policy]
     lines.append("")
     return lines
+
+
+def _profile_section(meta: dict[str, Any]) -> list[str]:
+    """Where the time went (meta.json's `profile`): per framework and phase, then this process's own."""
+    profile = meta.get("profile")
+    if not profile:
+        return []
+    return ["## Where the time went", "",
+            "Seconds per framework and phase, summed over its workers (`import_s`: importing and configuring the "
+            "framework; `devices_s`: asking it for its devices; `compute_s`: its calls, by mode; `judge_s` and "
+            "`journal_s`: this process judging its results and writing their rows). Compare two runs' tables to "
+            "see what a change costs.", "", markdown_table(profile_table(profile)),
+            *profile_lines(profile, meta.get("wall_seconds"), meta.get("jobs")), ""]
 
 
 def _version_section(conformance: pd.DataFrame) -> list[str]:

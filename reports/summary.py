@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -9,8 +11,8 @@ from cases import DTYPES
 from harness.verdict.tolerance import NOT_FINDINGS, STATUSES
 
 __all__ = [
-    "STATUS_ORDER", "bench_table", "discrepancies", "framework_versions", "size_label", "status_matrix",
-    "version_changes", "versioned",
+    "STATUS_ORDER", "bench_table", "discrepancies", "framework_versions", "profile_lines", "profile_table",
+    "size_label", "status_matrix", "version_changes", "versioned",
 ]
 
 STATUS_ORDER = list(STATUSES)
@@ -104,3 +106,36 @@ def version_changes(conformance: pd.DataFrame) -> pd.DataFrame:
     differs = (status.nunique(axis=1) > 1).to_numpy() | ~same_ulp
     table = status[differs].add_prefix("status ").join(ulp[differs].add_prefix("ulp "))
     return table.reset_index()
+
+
+_PROFILE_COLUMNS = ["framework", "workers", "import_s", "devices_s", "compute_s", "judge_s", "journal_s", "wall_s",
+                    "cpu_s", "peak_mib"]
+
+
+def profile_table(profile: dict[str, Any]) -> pd.DataFrame:
+    """One row per framework of an audit's profile: its workers, and the seconds of each phase (compute by mode,
+    `batch` for the batch check), summed over its workers; `wall_s` is their lifetimes, `cpu_s` their CPU."""
+    rows = []
+    for name, phases in sorted(profile.get("frameworks", {}).items()):
+        by_mode = sorted(phases.get("compute_s", {}).items(), key=lambda item: -item[1])
+        rows.append({**{column: phases.get(column) for column in _PROFILE_COLUMNS[1:]}, "framework": name,
+                     "compute_s": ", ".join(f"{mode} {seconds:g}" for mode, seconds in by_mode)})
+    return pd.DataFrame(rows, columns=_PROFILE_COLUMNS)
+
+
+def profile_lines(profile: dict[str, Any], wall: Any, jobs: Any) -> list[str]:
+    """The runner's own process and the references, in words (for under the table)."""
+    main, refs = profile.get("main", {}), profile.get("references", {})
+    busy = sum(p.get("cpu_s", 0.0) for p in profile.get("frameworks", {}).values()) + main.get("cpu_s", 0.0)
+    lines = [f"- this process: setup {main.get('setup_s', 0):g} s (cases, environment, run folder), plan "
+             f"{main.get('plan_s', 0):g} s, references {main.get('references_s', 0):g} s, judging "
+             f"{main.get('judge_s', 0):g} s, journal {main.get('journal_s', 0):g} s, waiting for workers "
+             f"{main.get('waiting_s', 0):g} s, consolidation {main.get('consolidate_s', 0):g} s; CPU "
+             f"{main.get('cpu_s', 0):g} s",
+             f"- references: {refs.get('computed', 0)} computed ({refs.get('slow_elements', 0)} elements in mpmath), "
+             f"{refs.get('cached', 0)} from the cache, {refs.get('seconds', 0):g} s"]
+    if isinstance(wall, int | float) and wall > 0 and isinstance(jobs, int):
+        lines.append(f"- CPU seconds of every process together: {busy:.1f} in {wall:g} s of wall time with {jobs} "
+                     f"workers at once ({busy / wall:.2f} CPUs busy on average; a worker's count includes the "
+                     "compilers it ran and waited for, such as Inductor's C++ builds)")
+    return lines

@@ -1,14 +1,29 @@
-"""What an audit worker tells the runner, one frozen record per message (after its greeting, `workers.Hello` or
-`workers.LoadFailed`): a result per cell, then `Finished`."""
+"""What an audit worker and the runner say to each other, one frozen record per message.
+
+The runner hands out work in `Assign`s; the worker (after its greeting, `workers.Hello` or `workers.LoadFailed`)
+answers each cell of it with one message that carries the seconds the cell took, then says `Ready` for more,
+with what it has used so far; `Stop` ends it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.conformance.plan import Cell
+from harness.conformance.plan import Cell, Job
 from implementations import Output
 
-__all__ = ["BatchComputed", "CellMessage", "Computed", "Finished", "NotSupported", "Raised"]
+__all__ = ["Assign", "BatchComputed", "CellMessage", "Computed", "NotSupported", "Raised", "Ready", "Stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """The runner's order: run these jobs, in this order."""
+
+    jobs: tuple[Job, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """The runner has no more work for this worker: it exits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +32,7 @@ class Computed:
 
     cell: Cell
     output: Output
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +42,7 @@ class BatchComputed:
     cell: Cell
     alone: Output
     batched: Output
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +52,7 @@ class Raised:
     cell: Cell
     error_type: str
     message: str
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +61,16 @@ class NotSupported:
 
     cell: Cell
     message: str
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class Finished:
-    """Every job of the worker has been answered."""
+class Ready:
+    """Every job assigned so far has been answered; the worker's CPU seconds and peak resident memory so far."""
 
     framework: str
+    cpu_seconds: float = 0.0
+    peak_bytes: int = 0
 
 
 CellMessage = Computed | BatchComputed | Raised | NotSupported

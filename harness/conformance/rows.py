@@ -28,7 +28,8 @@ _REPAIRABLE = {"fail", "nonfinite"}  # statuses a documented convention may expl
 @dataclass
 class Judge:
     """Turns worker messages into rows for one audit. Keeps the eager outputs that compiled paths are compared
-    with (only those: `compared`)."""
+    with (only those: `compared`), and holds a compiled result that comes before its eager one (workers run in
+    any order) until `release` says the eager cell is settled."""
 
     cases: Sequence[Case]
     adapters: dict[str, type[Adapter]]
@@ -38,6 +39,8 @@ class Judge:
     eager: dict[Cell, Output] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     predictions: dict[tuple[str, int, str, str, str], Any] = field(default_factory=dict)
+    settled: set[Cell] = field(default_factory=set)  # compared eager cells whose answer has come
+    held: dict[Cell, list[tuple[str, Cell, Output, Reference]]] = field(default_factory=dict)
 
     # ---------------------------------------------------------------------------------------------- rows
 
@@ -51,11 +54,17 @@ class Judge:
             api = impl.api
         return ConformanceRow(
             run_id=self.run_id, framework=framework,
-            framework_version=self.versions.get(framework, adapter.installed_version() or ""),
+            framework_version=self.versions.get(framework) or self._installed(framework),
             impl=cell.impl, api=api, input_form=impl.input_form, device=cell.device, dtype=cell.dtype,
             case=case.name, family=case.family, reduction=cell.reduction, check=cell.check, mode=cell.mode,
             n=case.size,
         )
+
+    def _installed(self, framework: str) -> str:
+        """The version its metadata names, for a framework whose worker never said (read once: it is slow)."""
+        if framework not in self.versions:
+            self.versions[framework] = self.adapters[framework].installed_version() or ""
+        return self.versions[framework]
 
     def status_rows(self, framework: str, cell: Cell, status: str, error_type: str = "",
                     message: str = "") -> list[ConformanceRow]:
@@ -88,15 +97,28 @@ class Judge:
         if cell.mode == "eager":
             if cell in self.compared:
                 self.eager[cell] = output
+                self.settled.add(cell)
         elif not output.compiled:
             return self.status_rows(framework, cell, "error", "NotCompiled",
                                     f"{cell.mode} gave no evidence that compiled code ran")
+        elif (counterpart := cell._replace(mode="eager")) in self.compared and counterpart not in self.settled:
+            self.held.setdefault(counterpart, []).append((framework, cell, output, ref))
+            return []
         base = replace(self.base(framework, cell), api=output.api)
         rows = [self._reference_row(base, cell, quantity, output, ref) for quantity in QUANTITIES]
         eager = self.eager.get(cell._replace(mode="eager"))
         if cell.mode != "eager" and eager is not None:
             rows += [self._path_row(base, cell, quantity, output, eager, ref) for quantity in QUANTITIES]
         return rows
+
+    def release(self, eager: Cell) -> list[ConformanceRow]:
+        """The eager cell's answer has come (whatever it was): the rows of the compiled results held for it."""
+        self.settled.add(eager)
+        return [row for held in self.held.pop(eager, []) for row in self.result(*held)]
+
+    def release_all(self) -> list[ConformanceRow]:
+        """The run is over: the rows of every compiled result still held (its eager cell never answered)."""
+        return [row for eager in list(self.held) for row in self.release(eager)]
 
     def batch(self, framework: str, cell: Cell, alone: Output, batched: Output) -> list[ConformanceRow]:
         """Each element alone against the same element inside a batch of BATCH_SIZE: the bits must agree."""

@@ -1,15 +1,15 @@
-"""The conformance run: plan the matrix, run each framework's share in worker processes, judge every result.
+"""The conformance run: plan the matrix, run each framework's work in worker processes, judge every result.
 
-It reads as plan → pool → rows → journal: `jobs_for` plans each adapter's jobs, `Share`s split them between
-workers, the `WorkerPool` runs and watches those, the `Judge` turns each message into rows, and every row goes to
-`emit` (the run folder's journal) as soon as it is judged. The runner never names a framework: what an adapter
-can do is data on its class, and what it did is what its worker reported.
+It reads as plan → pool → rows → journal: `jobs_for` plans each adapter's jobs, a `Backlog` holds them in pieces
+that workers take one at a time (a `Share` is what one worker holds), the `WorkerPool` runs and watches those,
+the `Judge` turns each message into rows, and every row goes to `emit` (the run folder's journal) as soon as it
+is judged. The runner never names a framework: what an adapter can do is data on its class, and what it did is
+what its worker reported.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,39 +19,69 @@ import numpy as np
 import pandas as pd
 
 from cases import Case
-from harness.conformance.messages import BatchComputed, Computed, Finished, NotSupported, Raised
+from harness.conformance.messages import Assign, BatchComputed, Computed, NotSupported, Raised, Ready, Stop
 from harness.conformance.plan import Cell, Job, Scope, jobs_for
+from harness.conformance.profile import Profile
 from harness.conformance.rows import Judge
 from harness.conformance.worker import worker_main
 from harness.store.environment import cache_root
 from harness.store.folder import RunStore
 from harness.store.schema import CellKey, ConformanceRow
 from harness.verdict.conventions import Convention, convention_use
-from harness.verdict.oracle import Reference, reference
+from harness.verdict.oracle import Reference, cached_reference, reference
 from harness.workers.messages import Hello, LoadFailed
 from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from implementations import Adapter
 
-__all__ = ["MAX_RESTARTS", "Emit", "Progress", "Settings", "Share", "run_conformance", "run_into"]
+__all__ = ["MAX_RESTARTS", "Backlog", "Emit", "Progress", "Settings", "Share", "remaining_jobs", "run_conformance",
+           "run_into", "units_of"]
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 Emit = Callable[[list[ConformanceRow]], None]
 
-MAX_RESTARTS = 5  # a worker that dies takes only the job it was on; after this many deaths, all of its rest
-_COMPILED_JOB_COST = 10  # a compiled job builds graphs: roughly ten eager jobs' worth of work
+MAX_RESTARTS = 5  # a dead worker costs only the job it was on; after this many deaths, all of its framework's rest
+_COST = {"eager": 1, "batch": 5, "compiled": 10}  # rough weights of a cell: a compiled one builds a graph
+_WORTH_A_WORKER = 3.0  # start another worker of a framework when its share of the rest is this many imports
+
+
+def _signature(case: Case) -> tuple[Any, ...]:
+    """The shapes of a case's inputs: what an eager primitive is compiled for (with the dtype)."""
+    return tuple(None if value is None else value.shape for value in (case.x, case.y, case.weight, case.pos_weight))
+
+
+def _weight(job: Job) -> int:
+    kind = "compiled" if job.mode != "eager" else "batch" if job.check == "batch" else "eager"
+    return _COST[kind] * len(job.reductions)
+
+
+def units_of(jobs: Sequence[Job], cases: Sequence[Case]) -> list[list[Job]]:
+    """A framework's jobs in the pieces a worker takes at a time, heaviest first. A piece holds one mode's jobs
+    for one dtype and device and one shape of inputs (JAX compiles each eager primitive per shape and dtype: the
+    worker that has compiled them serves every case of that shape), or one dtype's batch checks (which share their
+    shapes); eager jobs before compiled ones within a case's piece order."""
+    pieces: dict[tuple[Any, ...], list[Job]] = {}
+    for job in jobs:
+        case = cases[job.case_index]
+        key = (job.mode, job.dtype, job.device, job.check, () if job.check == "batch" else _signature(case))
+        pieces.setdefault(key, []).append(job)
+    return sorted(pieces.values(), key=lambda piece: -sum(_weight(job) for job in piece))
 
 
 @dataclass(eq=False)
 class Share:
-    """One worker's share of a framework's jobs, and what is still to come of it."""
+    """What one worker holds: the jobs assigned to it, in the order it runs them, and the cells still without
+    an answer."""
 
     id: str
     framework: str
-    jobs: list[Job]
-    pending: set[Cell]
-    restarts: int = 0
+    jobs: list[Job] = field(default_factory=list)
+    pending: set[Cell] = field(default_factory=set)
     greeted: bool = False  # it loaded its framework: a death after that is a cell's doing, before it the import's
     worker: Worker | None = None
+
+    def assign(self, jobs: list[Job]) -> None:
+        self.jobs = [*remaining_jobs(self.jobs, self.pending), *jobs]
+        self.pending |= {cell for job in jobs for cell in job.cells()}
 
     def in_progress(self) -> list[Cell]:
         """The job the worker was on when it died or hung (its first job, in the order it runs them, with cells
@@ -62,10 +92,29 @@ class Share:
                 return cells
         return []
 
-    def restarted(self) -> Share:
-        """A fresh share of the cells still pending, for a new worker."""
-        return Share(self.id, self.framework, remaining_jobs(self.jobs, self.pending), set(self.pending),
-                     restarts=self.restarts + 1)
+
+@dataclass(eq=False)
+class Backlog:
+    """A framework's work not yet handed to a worker, in the order it goes out, and what its workers cost."""
+
+    framework: str
+    units: list[list[Job]]
+    restarts: int = 0
+    started: int = 0
+    live: int = 0
+    load_seconds: float | None = None  # its first worker's import, measured
+    busy: float = 0.0  # seconds its workers spent on answered cells, and those cells' weight
+    done_weight: int = 0
+
+    def weight(self) -> int:
+        return sum(_weight(job) for unit in self.units for job in unit)
+
+    def worth_another_worker(self) -> bool:
+        """Whether one more worker's part of the rest (at the rate seen so far) pays for its import many times."""
+        if not self.units or self.load_seconds is None or not self.done_weight:
+            return False
+        rest = self.weight() * self.busy / self.done_weight
+        return rest / (self.live + 1) > _WORTH_A_WORKER * max(self.load_seconds, 0.5)
 
 
 def remaining_jobs(jobs: list[Job], pending: set[Cell]) -> list[Job]:
@@ -78,30 +127,9 @@ def remaining_jobs(jobs: list[Job], pending: set[Cell]) -> list[Job]:
     return out
 
 
-def split_jobs(framework: str, jobs: list[Job], count: int) -> list[Share]:
-    """Split a framework's jobs between `count` workers by case: all of a case's jobs stay in one worker (its
-    compile caches serve the case's shapes, and its eager results come before the compiled ones they are
-    compared with); cases go, largest first, to the least loaded worker."""
-    work: Counter[int] = Counter()
-    for job in jobs:
-        work[job.case_index] += _COMPILED_JOB_COST if job.mode != "eager" else 1
-    count = max(1, min(count, len(work)))
-    load = [0] * count
-    share: dict[int, int] = {}
-    for case, cost in sorted(work.items(), key=lambda item: -item[1]):
-        share[case] = load.index(min(load))
-        load[share[case]] += cost
-    groups: list[list[Job]] = [[] for _ in range(count)]
-    for job in jobs:
-        groups[share[job.case_index]].append(job)
-    return [Share(f"{framework}#{i}" if count > 1 else framework, framework, group,
-                  {cell for job in group for cell in job.cells()})
-            for i, group in enumerate(groups) if group]
-
-
 @dataclass
 class Settings:
-    """How the audit's workers run."""
+    """How the audit's workers run: `jobs` of them at once (the CPUs they share)."""
 
     jobs: int = 2
     threads: int = 1
@@ -113,7 +141,8 @@ class Settings:
 
 @dataclass
 class _Audit:
-    """One conformance run in progress: the shares waiting and running, the counts, and what to report."""
+    """One conformance run in progress: each framework's backlog, the workers running, the counts, the profile,
+    and what to report."""
 
     cases: list[Case]
     judge: Judge
@@ -121,10 +150,11 @@ class _Audit:
     emit: Emit
     progress: Progress | None
     pool: WorkerPool
-    waiting: list[Share] = field(default_factory=list)
+    backlogs: dict[str, Backlog] = field(default_factory=dict)
     running: dict[Worker, Share] = field(default_factory=dict)
     references: dict[tuple[int, str], Reference] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=lambda: {"workers": {}, "faults": []})
+    profile: Profile = field(default_factory=Profile)
     total: int = 0
     done: int = 0
 
@@ -137,8 +167,8 @@ class _Audit:
 
     def plan(self, adapters: dict[str, type[Adapter]], dtypes: Sequence[str], devices: Sequence[str],
              scope: Scope, recorded: frozenset[CellKey]) -> None:
-        """Every adapter's jobs (less what `recorded` holds): rows at once for what cannot run, shares for the
-        rest, biggest first, so that the short ones fill in beside it."""
+        """Every adapter's jobs (less what `recorded` holds): rows at once for what cannot run, a backlog of
+        pieces for the rest."""
         for name, adapter in adapters.items():
             jobs = self._still_to_run(list(jobs_for(adapter, self.cases, dtypes, devices, scope)), recorded)
             self.total += sum(len(job.reductions) for job in jobs)
@@ -147,9 +177,11 @@ class _Audit:
             runnable = self._runnable(name, adapter, jobs)
             self.judge.compared.update(cell._replace(mode="eager") for job in runnable if job.mode != "eager"
                                        for cell in job.cells())
-            self.waiting.extend(split_jobs(name, runnable, self.settings.jobs))
-        self.waiting.sort(key=lambda share: -len(share.pending))
-        self.advance(self.total - sum(len(share.pending) for share in self.waiting), "unavailable and unsupported")
+            if runnable:
+                self.backlogs[name] = Backlog(name, units_of(runnable, self.cases))
+        queued = sum(len(job.reductions) for backlog in self.backlogs.values() for unit in backlog.units
+                     for job in unit)
+        self.advance(self.total - queued, "unavailable and unsupported")
 
     def _key(self, cell: Cell) -> CellKey:
         return CellKey(cell.impl, self.cases[cell.case_index].name, cell.dtype, cell.device, cell.reduction,
@@ -182,65 +214,136 @@ class _Audit:
     # ----------------------------------------------------------------------------------- the references
 
     def compute_references(self) -> None:
-        """The exact references, computed here while the workers import their frameworks."""
-        began = time.monotonic()
-        shares = [*self.waiting, *self.running.values()]
-        needed = sorted({(job.case_index, job.dtype) for share in shares for job in share.jobs})
+        """The exact references, computed here while the workers import their frameworks: once per (case, dtype),
+        for every implementation."""
+        began = time.perf_counter()
+        needed = sorted({(job.case_index, job.dtype) for share in self.running.values() for job in share.jobs}
+                        | {(job.case_index, job.dtype) for backlog in self.backlogs.values()
+                           for unit in backlog.units for job in unit})
+        stats = self.profile.references
+        stats.update(computed=0, cached=0, slow_elements=0)
         for count, (index, dtype) in enumerate(needed, 1):
             case = self.cases[index]
-            with np.errstate(all="ignore"):  # inf - inf in a sum of infinite losses is the data, not a warning
-                self.references[(index, dtype)] = reference(case.inputs(dtype), case.input_form,
-                                                            use_cache=self.settings.use_cache)
+            inputs = case.inputs(dtype)
+            stored = cached_reference(inputs, case.input_form) if self.settings.use_cache else None
+            if stored is None:
+                with np.errstate(all="ignore"):  # inf - inf in a sum of infinite losses is the data, not a warning
+                    stored = reference(inputs, case.input_form, use_cache=self.settings.use_cache)
+                stats["computed"] += 1
+                stats["slow_elements"] += stored.slow_elements
+            else:
+                stats["cached"] += 1
+            self.references[(index, dtype)] = stored
             if self.progress is not None:
                 self.progress(self.done, self.total, f"reference {count}/{len(needed)}")
-        self.report["reference_seconds"] = round(time.monotonic() - began, 2)
+        stats["seconds"] = time.perf_counter() - began
+        self.report["reference_seconds"] = round(stats["seconds"], 2)
 
     # ---------------------------------------------------------------------------------------- the workers
 
-    def start_waiting(self) -> None:
-        while self.waiting and len(self.running) < max(1, self.settings.jobs):
-            share = self.waiting.pop(0)
-            log_dir, use_cache = self.settings.log_dir, self.settings.use_cache
-            log_path = None if log_dir is None else str(log_dir / f"{share.id.replace('#', '-')}.log")
-            compile_cache = str(cache_root() / "compiled" / share.framework) if use_cache else None
-            share.worker = self.pool.start(share.id, worker_main, share.framework, self.settings.threads,
-                                           self.cases, share.jobs, log_path, compile_cache)
-            self.running[share.worker] = share
+    def fill(self) -> None:
+        """Start workers while CPUs are free: first one for each framework with work (the heaviest first), then
+        more for the framework with the most left, while another worker pays for its import."""
+        while len(self.running) < max(1, self.settings.jobs):
+            waiting = [backlog for backlog in self.backlogs.values() if backlog.units]
+            fresh = [backlog for backlog in waiting if not backlog.live]
+            if fresh:
+                self.start(max(fresh, key=Backlog.weight))
+                continue
+            helped = [backlog for backlog in waiting if backlog.worth_another_worker()]
+            if not helped:
+                return
+            self.start(max(helped, key=Backlog.weight))
+
+    def started_more(self) -> bool:
+        """Whether `fill` found work for a worker (when none runs, a backlog may still hold some)."""
+        self.fill()
+        return bool(self.running)
+
+    def start(self, backlog: Backlog) -> None:
+        name = backlog.framework
+        share = Share(f"{name}#{backlog.started}", name)
+        log_dir, use_cache = self.settings.log_dir, self.settings.use_cache
+        log_path = None if log_dir is None else str(log_dir / f"{share.id.replace('#', '-')}.log")
+        compile_cache = str(cache_root() / "compiled" / name) if use_cache else None
+        share.worker = self.pool.start(share.id, worker_main, name, self.settings.threads, self.cases, log_path,
+                                       compile_cache)
+        backlog.started += 1
+        backlog.live += 1
+        self.profile.frameworks[name].workers += 1
+        self.running[share.worker] = share
+        self.hand_out(share)
+
+    def hand_out(self, share: Share) -> None:
+        """The framework's next piece to this worker, or, when there is none, its end."""
+        backlog = self.backlogs[share.framework]
+        if backlog.units:
+            unit = backlog.units.pop(0)
+            share.assign(unit)
+            assert share.worker is not None
+            self.pool.send(share.worker, Assign(tuple(unit)))
+        else:
+            self.retire(share, "done")
 
     def run(self) -> None:
-        """Until every share is done: hand on each message, and watch the workers (deaths, memory, silence)
+        """Until every backlog is done: hand on each message, and watch the workers (deaths, memory, silence)
         at least twice a second, busy or not."""
-        self.start_waiting()
-        self.compute_references()
+        self.fill()
+        with self.profile.phase("references"):
+            self.compute_references()
         last_check = time.monotonic()
-        while self.running or self.waiting:
-            event = self.pool.next_event(timeout=1.0)
+        while self.running or self.started_more():
+            with self.profile.phase("waiting"):
+                event = self.pool.next_event(timeout=1.0)
             if isinstance(event, Received):
                 self.handle(self.running[event.worker], event.message)
             elif isinstance(event, Lost):
                 self.lose(self.running[event.worker], event.status, event.why)
-            if event is None or time.monotonic() - last_check > 0.5:
+            if event is None or isinstance(event, Lost) or time.monotonic() - last_check > 0.5:
                 for lost in self.pool.watch():
                     self.lose(self.running[lost.worker], lost.status, lost.why)
-                self.start_waiting()
+                self.fill()  # a lost worker's rest waits in its backlog for a fresh one
                 last_check = time.monotonic()
+        self.answered("", None, self.judge.release_all())
 
     def handle(self, share: Share, message: Any) -> None:
+        backlog, profile = self.backlogs[share.framework], self.profile.frameworks[share.framework]
         match message:
             case Hello(framework=name, versions=versions, devices=devices):
                 share.greeted = True
                 self.judge.versions[name] = versions.get(name, "")
                 self.report["workers"][name].update(versions=versions, devices=devices)
+                profile.load += message.load_seconds
+                profile.devices += message.devices_seconds
+                backlog.load_seconds = backlog.load_seconds or message.load_seconds + message.devices_seconds
             case LoadFailed():
                 self.report["workers"][share.framework]["load_error"] = message.describe()
-                share.restarts = MAX_RESTARTS  # it would fail again: every cell gets the error
-                self.finish(share, "error", f"{share.framework} failed to load: {message.describe()}")
-            case Finished():
-                self.finish(share, "crashed", "the worker ended without a result for this cell")
+                self.give_up(share, "error", f"{share.framework} failed to load: {message.describe()}")
+            case Ready():
+                profile.cpu[share.id] = message.cpu_seconds
+                profile.peak_bytes = max(profile.peak_bytes, message.peak_bytes)
+                self.unanswered(share, "crashed", "the worker ended without a result for this cell")
+                self.hand_out(share)
+                self.fill()
             case Computed() | BatchComputed() | Raised() | NotSupported():
                 share.pending.discard(message.cell)
-                self.emit(self.rows(share.framework, message))
+                mode = "batch" if message.cell.check == "batch" else message.cell.mode
+                profile.compute[mode] += message.seconds
+                profile.cells[mode] += 1
+                backlog.busy += message.seconds
+                backlog.done_weight += _COST["compiled" if mode not in ("eager", "batch") else mode]
+                with self.profile.timing(share.framework, "judge"):
+                    rows = self.rows(share.framework, message)
+                self.answered(share.framework, message.cell, rows)
                 self.advance(1, share.framework)
+
+    def answered(self, framework: str, cell: Cell | None, rows: list[ConformanceRow]) -> None:
+        """A cell's rows to the journal, and with an eager cell's those of the compiled results held for it."""
+        if cell is not None and cell.mode == "eager" and cell in self.judge.compared:
+            rows = rows + self.judge.release(cell)
+        if rows:
+            with self.profile.timing(framework or rows[0].framework, "journal"):
+                self.emit(rows)
 
     def rows(self, framework: str, message: Computed | BatchComputed | Raised | NotSupported) -> list[ConformanceRow]:
         """The judged rows of one cell's message; a bug of ours costs only this cell (recorded in its rows)."""
@@ -263,47 +366,59 @@ class _Audit:
         raise AssertionError(f"unhandled message {message!r}")
 
     def lose(self, share: Share, status: str, why: str) -> None:
-        """A worker died or hung: after it loaded its framework, the job it was on gets the fault and a fresh
-        worker takes the rest (up to MAX_RESTARTS times); before, every cell gets it."""
-        culprits = share.in_progress() if share.greeted and share.restarts < MAX_RESTARTS else []
+        """A worker died or hung: after it loaded its framework, the job it was on gets the fault and the rest of
+        its work goes back to the front of the backlog (up to MAX_RESTARTS times per framework); before, or past
+        that, all of the framework's work left gets it."""
+        backlog = self.backlogs[share.framework]
+        culprits = share.in_progress() if share.greeted and backlog.restarts < MAX_RESTARTS else []
         if not culprits:
-            self.finish(share, status, why)
+            self.give_up(share, status, why)
             return
         for culprit in culprits:
-            self.emit(self.judge.status_rows(share.framework, culprit, status, "WorkerLost", why))
+            self.answered(share.framework, culprit,
+                          self.judge.status_rows(share.framework, culprit, status, "WorkerLost", why))
             share.pending.discard(culprit)
         self.advance(len(culprits), share.framework)
         first = culprits[0]
         self.report["faults"].append({"worker": share.id, "status": status, "why": why, "impl": first.impl,
                                       "case": self.cases[first.case_index].name, "dtype": first.dtype,
                                       "mode": first.mode, "cells": len(culprits)})
-        self._stopped(share)
-        if share.pending:
-            self.waiting.insert(0, share.restarted())
-        else:
-            self._record(share, "done")
+        backlog.restarts += 1
+        rest = remaining_jobs(share.jobs, share.pending)
+        if rest:
+            backlog.units.insert(0, rest)
+        share.pending = set()
+        self.retire(share, "lost")
 
-    def finish(self, share: Share, status: str, why: str) -> None:
-        """The worker is done (or gave up): whatever it left pending gets `status` with the reason."""
-        self._stopped(share)
+    def give_up(self, share: Share, status: str, why: str) -> None:
+        """The framework cannot go on (its import failed or crashed, or its workers died too often): its work
+        still to come, this worker's and the backlog's, gets `status` with the reason."""
+        backlog = self.backlogs[share.framework]
+        share.assign([job for unit in backlog.units for job in unit])
+        backlog.units = []
+        self.unanswered(share, status, why)
+        self.retire(share, status)
+
+    def unanswered(self, share: Share, status: str, why: str) -> None:
+        """Rows with `status` for every cell the worker holds without an answer."""
         remaining = sorted(share.pending)
         for cell in remaining:
-            self.emit(self.judge.status_rows(share.framework, cell, status, "WorkerLost" if status != "error" else "",
-                                             why))
+            self.answered(share.framework, cell, self.judge.status_rows(
+                share.framework, cell, status, "WorkerLost" if status != "error" else "", why))
         share.pending = set()
         self.advance(len(remaining), share.framework)
-        self._record(share, status if remaining else "done")
 
-    def _stopped(self, share: Share) -> None:
+    def retire(self, share: Share, ended: str) -> None:
+        """The worker is done (or lost): it stops, and its lifetime goes to the report and the profile."""
         assert share.worker is not None
         self.running.pop(share.worker, None)
         if share.worker in self.pool.running:
-            self.pool.stop(share.worker, grace=30.0)  # a worker that said it finished exits by itself
-
-    def _record(self, share: Share, ended: str) -> None:
-        assert share.worker is not None
+            self.pool.release(share.worker, Stop())  # it exits by itself: no one waits for its teardown
+        self.backlogs[share.framework].live -= 1
+        seconds = time.monotonic() - share.worker.started
+        self.profile.frameworks[share.framework].wall += seconds
         self.report["workers"].setdefault(share.framework, {}).setdefault("shards", {})[share.id] = {
-            "ended": ended, "seconds": round(time.monotonic() - share.worker.started, 2), "restarts": share.restarts,
+            "ended": ended, "seconds": round(seconds, 2), "restarts": self.backlogs[share.framework].restarts,
         }
 
 
@@ -321,12 +436,13 @@ def run_conformance(
     run_id: str = "",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run the matrix; every row goes to `emit` as soon as it is judged. Returns what the workers reported (and
-    the faults, and the seconds spent on references).
+    """Run the matrix; every row goes to `emit` as soon as it is judged. Returns what the workers reported, the
+    faults, and the run's `profile` (where the time went).
 
     Frameworks that are not installed give `unavailable` rows, dtypes an adapter lacks give `unsupported` rows.
-    The rest run in worker processes (each framework's jobs split by case between `settings.jobs` workers), up to
-    `settings.jobs` at once, while this process computes the references. Each worker's own output goes to
+    The rest run in worker processes, `settings.jobs` at once, while this process computes the references: each
+    framework gets a worker, the heaviest first, and a framework with much left gets more as CPUs free up; a
+    worker takes its framework's work one piece (`units_of`) at a time. Each worker's own output goes to
     `settings.log_dir/<worker>.log` when given.
 
     Faults: a worker that dies (a signal, an abort) or exceeds `settings.memory_limit` bytes of resident memory
@@ -336,15 +452,19 @@ def run_conformance(
     """
     settings = settings or Settings()
     cases = list(cases)
+    began, cpu = time.perf_counter(), time.process_time()
     pool = WorkerPool(silence_timeout=settings.silence_timeout, memory_limit=settings.memory_limit,
                       silence_name="the per-cell time limit")
     audit = _Audit(cases, Judge(cases, dict(adapters), conventions, run_id=run_id), settings, emit, progress, pool)
     try:
-        audit.plan(adapters, dtypes, devices, scope or Scope.default(), recorded)
+        with audit.profile.phase("plan"):
+            audit.plan(adapters, dtypes, devices, scope or Scope.default(), recorded)
         audit.run()
     finally:
         pool.close()
-    return audit.report
+    audit.profile.main["run"] = time.perf_counter() - began
+    audit.profile.main["cpu"] = time.process_time() - cpu
+    return {**audit.report, "profile": audit.profile.as_dict()}
 
 
 def run_into(store: RunStore, cases: list[Case], adapters: dict[str, type[Adapter]],
@@ -361,10 +481,13 @@ def run_into(store: RunStore, cases: list[Case], adapters: dict[str, type[Adapte
     report = run_conformance(cases, adapters, meta["dtypes"], meta["devices"], emit=emit,
                              scope=Scope.everything() if meta.get("full") else Scope.default(), conventions=conventions,
                              settings=settings, recorded=recorded, run_id=meta["run_id"], progress=progress)
+    began = time.perf_counter()
     frame = store.consolidate()
     matched, stale = convention_use(conventions, frame)
+    profile = report["profile"]
+    profile["main"]["consolidate_s"] = round(time.perf_counter() - began, 2)
     store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=report["workers"],
                       rows=len(frame), stale_conventions=stale, matched_conventions=matched, faults=report["faults"],
-                      reference_seconds=report["reference_seconds"])
+                      reference_seconds=report["reference_seconds"], profile=profile)
     frame.attrs["run_dir"] = str(store.path)
     return frame

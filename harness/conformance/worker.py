@@ -1,36 +1,61 @@
-"""The audit worker: one framework, imported here and nowhere else, running its share of the matrix and telling
-the runner each result as it is produced."""
+"""The audit worker: one framework, imported here and nowhere else, running the jobs the runner assigns and telling
+it each result as it is produced."""
 
 from __future__ import annotations
 
+import dataclasses
+import resource
+import time
 from multiprocessing.connection import Connection
 
 import numpy as np
 
 from cases import Case
-from harness.conformance.messages import BatchComputed, CellMessage, Computed, Finished, NotSupported, Raised
+from harness.conformance.messages import Assign, BatchComputed, CellMessage, Computed, NotSupported, Raised, Ready
 from harness.conformance.plan import BATCH_SIZE, Cell, Job
 from harness.workers.messages import load_framework
 from harness.workers.process import one_line, redirect_output
 from implementations import Adapter, Implementation, Output, Unsupported
 
-__all__ = ["worker_main"]
+__all__ = ["run_jobs", "usage", "worker_main"]
 
 
-def worker_main(framework: str, threads: int, cases: list[Case], jobs: list[Job], log_path: str | None,
-                compile_cache: str | None, channel: Connection) -> None:
-    """Load the framework, run every job, and report each result as it is produced."""
+def worker_main(framework: str, threads: int, cases: list[Case], log_path: str | None, compile_cache: str | None,
+                channel: Connection) -> None:
+    """Load the framework, then run each `Assign` as it comes, answering every cell and then `Ready`, until the
+    runner says `Stop` (or goes away)."""
     redirect_output(log_path)
     adapter, hello = load_framework(framework, threads, compile_cache)
     channel.send(hello)
     if adapter is None:
         return
+    while True:
+        try:
+            order = channel.recv()
+        except (EOFError, OSError):
+            return
+        if not isinstance(order, Assign):
+            return
+        run_jobs(adapter, cases, order.jobs, channel)
+        channel.send(Ready(framework, *usage()))
+
+
+def run_jobs(adapter: Adapter, cases: list[Case], jobs: tuple[Job, ...] | list[Job], channel: Connection) -> None:
+    """Every cell of the jobs, each answer sent as soon as it is known."""
     for job in jobs:
         impl = adapter.implementation(job.impl)
         arrays = cases[job.case_index].inputs(job.dtype).arrays()
         for cell in job.cells():
-            channel.send(_answer(adapter, impl, arrays, cell))
-    channel.send(Finished(framework))
+            began = time.perf_counter()
+            answer = _answer(adapter, impl, arrays, cell)
+            channel.send(dataclasses.replace(answer, seconds=time.perf_counter() - began))
+
+
+def usage() -> tuple[float, int]:
+    """This process's CPU seconds (user and system, with those of the processes it ran and waited for, such as a
+    framework's compiler) and its peak resident bytes so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, own.ru_maxrss * 1024
 
 
 def _answer(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray], cell: Cell) -> CellMessage:

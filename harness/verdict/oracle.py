@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -36,7 +37,7 @@ import numpy as np
 from cases import DTYPES, CaseInputs, FloatFormat, float_format
 from harness.verdict.domain import shape_problem
 
-__all__ = ["ORACLE_VERSION", "Reference", "cache_dir", "reference", "reference_uncached"]
+__all__ = ["ORACLE_VERSION", "Reference", "cache_dir", "cached_reference", "reference", "reference_uncached"]
 
 ORACLE_VERSION = 3
 _U = 2.0**-53  # unit roundoff of float64
@@ -364,26 +365,46 @@ def _cache_key(inputs: CaseInputs, input_form: str) -> str:
     return hashlib.sha256(f"oracle-v{ORACLE_VERSION}|{input_form}|{inputs.digest()}".encode()).hexdigest()
 
 
+def cached_reference(inputs: CaseInputs, input_form: str) -> Reference | None:
+    """The reference from the disk cache, or None when it is not there (a damaged entry is removed)."""
+    path = cache_dir() / f"{_cache_key(inputs, input_form)}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            values = {f.name: stored[f.name] for f in fields(Reference) if f.name in stored}
+        return Reference(**{k: (v if k in _ARRAY_FIELDS else v.item()) for k, v in values.items()}, undefined=None)
+    except (OSError, ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
+        return None
+
+
+_RECENT: OrderedDict[str, Reference] = OrderedDict()  # this process's latest references, by cache key
+_RECENT_SIZE = 32  # a convention's predictions ask for the same reference once per reduction and quantity
+
+
 def reference(inputs: CaseInputs, input_form: str, use_cache: bool = True) -> Reference:
-    """The reference for one case in one dtype, from the disk cache when present."""
+    """The reference for one case in one dtype: from this process's recent ones, else from the disk cache when
+    present, else computed (and stored in both)."""
     if not use_cache:
         return reference_uncached(inputs, input_form)
-    path = cache_dir() / f"{_cache_key(inputs, input_form)}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as stored:
-                values = {f.name: stored[f.name] for f in fields(Reference) if f.name in stored}
-            return Reference(
-                **{k: (v if k in _ARRAY_FIELDS else v.item()) for k, v in values.items()}, undefined=None
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
+    key = _cache_key(inputs, input_form)
+    if key in _RECENT:
+        _RECENT.move_to_end(key)
+        return _RECENT[key]
+    result = cached_reference(inputs, input_form) or _computed_and_stored(inputs, input_form)
+    _RECENT[key] = result
+    if len(_RECENT) > _RECENT_SIZE:
+        _RECENT.popitem(last=False)
+    return result
+
+
+def _computed_and_stored(inputs: CaseInputs, input_form: str) -> Reference:
     result = reference_uncached(inputs, input_form)
     if result.undefined is None:
+        path = cache_dir() / f"{_cache_key(inputs, input_form)}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(temporary, **{f.name: getattr(result, f.name) for f in fields(Reference) if f.name != "undefined"})
         os.replace(temporary, path)
     return result
-
-

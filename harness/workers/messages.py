@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from dataclasses import dataclass, field
 
@@ -14,7 +15,8 @@ __all__ = ["Hello", "LoadFailed", "load_framework"]
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """The framework loaded: its versions (and its companions'), the devices it sees, its CPUs and thread pools."""
+    """The framework loaded: its versions (and its companions'), the devices it sees, its CPUs and thread pools,
+    and the seconds its import (with its configuration) and its device discovery took."""
 
     framework: str
     versions: dict[str, str]
@@ -22,6 +24,8 @@ class Hello:
     pid: int
     cpus: list[int] = field(default_factory=list)
     threads: dict[str, int] = field(default_factory=dict)
+    load_seconds: float = 0.0
+    devices_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +44,16 @@ class LoadFailed:
 def load_framework(framework: str, threads: int,
                    compile_cache: str | None = None) -> tuple[Adapter | None, Hello | LoadFailed]:
     """Load the framework's adapter in this process: the adapter and its Hello, or None and why it failed."""
+    began = time.perf_counter()
     try:
         adapter = adapter_instance(framework)
         versions = adapter.load(threads, compile_cache)
+        loaded = time.perf_counter()
         devices = adapter.devices()
+        discovered = time.perf_counter()
         settings = adapter.thread_settings()
     except Exception as exc:  # the framework's own failure, reported, never raised past the worker
         return None, LoadFailed(framework, type(exc).__name__, str(exc)[:2000], traceback.format_exc()[-4000:])
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    return adapter, Hello(framework, versions, devices, os.getpid(), cpus, settings)
+    return adapter, Hello(framework, versions, devices, os.getpid(), cpus, settings, loaded - began,
+                          discovered - loaded)

@@ -78,6 +78,7 @@ class WorkerPool:
         self.silence_name = silence_name
         self._context = mp.get_context("spawn")
         self._running: list[Worker] = []
+        self._leaving: list[Worker] = []
 
     @property
     def running(self) -> list[Worker]:
@@ -128,6 +129,7 @@ class WorkerPool:
     def watch(self) -> list[Lost]:
         """Stop every worker that died, stayed silent past the limit or holds more memory than allowed."""
         now, lost = time.monotonic(), []
+        self._leaving = [worker for worker in self._leaving if worker.process.is_alive()]  # reaps those gone
         for worker in self.running:
             if not worker.process.is_alive() and not self._has_message(worker):
                 lost.append(self._died(worker))
@@ -151,10 +153,27 @@ class WorkerPool:
         if worker in self._running:
             self._running.remove(worker)
 
-    def close(self, goodbye: Any = None) -> None:
-        """Stop every worker still running."""
+    def release(self, worker: Worker, goodbye: Any) -> None:
+        """Let a worker go without waiting for it: send `goodbye` (on which it exits by itself) and stop watching
+        it; `close` makes sure it has ended. The caller carries on at once, while the worker tears down."""
+        self.send(worker, goodbye)
+        worker.channel.close()
+        if worker in self._running:
+            self._running.remove(worker)
+        self._leaving.append(worker)
+
+    def close(self, goodbye: Any = None, grace: float = 2.0) -> None:
+        """Stop every worker still running, and give those let go `grace` seconds in all to end before they are
+        killed (they have said all they had to say: what is left is their framework's teardown)."""
         for worker in self.running:
             self.stop(worker, goodbye)
+        deadline = time.monotonic() + grace
+        for worker in self._leaving:
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=10)
+        self._leaving = []
 
     def _received(self, worker: Worker) -> Received:
         message = worker.channel.recv()

@@ -57,6 +57,25 @@ def test_path_check_compares_compiled_with_eager() -> None:
     assert unproven[0].error_type == "NotCompiled"
 
 
+def test_a_compiled_result_that_comes_first_waits_for_its_eager_one() -> None:
+    eager_cell = Cell("torch.logits", 0, "float32", "cpu", "none")
+    compiled_cell = eager_cell._replace(mode="torch.compile")
+    ref = reference(CASE.inputs("float32"), "logits")
+    hi = np.asarray(ref.loss_hi, dtype=np.float32).astype(np.float64)
+    grad = np.asarray(ref.grad_hi, dtype=np.float32).astype(np.float64)
+    judge = Judge([CASE], {"torch": ADAPTERS["torch"]}, compared={eager_cell})
+    assert judge.result("torch", compiled_cell, _output(hi, grad, "compiled graph executions: 1"), ref) == []
+    assert len(judge.result("torch", eager_cell, _output(hi, grad), ref)) == 2
+    rows = judge.release(eager_cell)
+    assert sorted((row.check, row.quantity, row.status) for row in rows) == [
+        ("path", "grad", "pass"), ("path", "loss", "pass"), ("reference", "grad", "pass"),
+        ("reference", "loss", "pass")]
+    assert judge.release(eager_cell) == [] and judge.release_all() == []
+    lonely = Judge([CASE], {"torch": ADAPTERS["torch"]}, compared={eager_cell})  # its eager cell never answers
+    assert lonely.result("torch", compiled_cell, _output(hi, grad, "compiled graph executions: 1"), ref) == []
+    assert sorted(row.check for row in lonely.release_all()) == ["reference", "reference"]  # nothing to compare
+
+
 @pytest.mark.parametrize(("framework", "mode"), [("jax", "jax.jit"), ("tensorflow", "tf.function"),
                                                  ("tensorflow", "tf.function(jit_compile=True)")])
 def test_compiled_modes_prove_they_ran_compiled(framework: str, mode: str) -> None:

@@ -10,6 +10,7 @@ worked example mean = 0.6219186506146223452856878.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -18,7 +19,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cases import SEED_MEAN_LOSS, Case, builtin_cases, float_format
-from harness.verdict.oracle import _fast_logits, _fast_probs, _mp_logits, _mp_probs, _operands, reference
+from harness.verdict.oracle import (
+    _fast_logits,
+    _fast_probs,
+    _mp_logits,
+    _mp_probs,
+    _operands,
+    cached_reference,
+    reference,
+)
 
 
 def _case(x: list[float], y: list[float], form: str = "logits", **extra: np.ndarray) -> Case:
@@ -124,3 +133,17 @@ def test_fast_path_bound_holds(x: float, y: float, p: float, form: str) -> None:
         for value, bound, exact in ((fast.loss[0], fast.loss_bound[0], loss), (fast.grad[0], fast.grad_bound[0], grad)):
             if math.isfinite(value):
                 assert abs(mpmath.mpf(value) - exact) <= bound
+
+
+def test_the_disk_cache_serves_a_reference_and_a_damaged_entry_is_recomputed(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BCE_HARNESS_CACHE", str(tmp_path))
+    inputs = Case("c", "t", "logits", np.array([0.0, 3.0]), np.array([1.0, 0.0])).inputs("float32")
+    assert cached_reference(inputs, "logits") is None
+    first = reference(inputs, "logits")
+    assert first.mean_hi == pytest.approx((math.log(2) + 3 + math.log1p(math.exp(-3))) / 2, rel=1e-15)
+    stored = cached_reference(inputs, "logits")
+    assert stored is not None and stored.mean_hi == first.mean_hi and np.array_equal(stored.loss_hi, first.loss_hi)
+    (entry,) = (tmp_path / "reference").iterdir()
+    entry.write_bytes(b"not an npz")
+    assert cached_reference(inputs, "logits") is None and not entry.exists()  # removed, never trusted
