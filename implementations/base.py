@@ -276,6 +276,12 @@ class Adapter(ABC):
         """The framework's effective thread-pool sizes after `load`, by its own names for them."""
         return {}
 
+    def compile_stats(self) -> dict[str, float]:
+        """What the framework has compiled in this process so far, by its own counters (for the audit's profile):
+        `programs` compiled, `cached` of them read from its persistent cache, and the seconds spent (`compile_s`,
+        `lower_s`); {} where it keeps no such counters."""
+        return {}
+
     def allocator_peak(self, device: str, run: Callable[[], Any]) -> int:
         """Bytes the framework's allocator held on `device` at its peak while `run()` executed, beyond what it
         held before. Raises `Unsupported` (with the reason) where the framework keeps no such statistics."""

@@ -90,6 +90,13 @@ def loss_and_grad(function: Callable[..., Any], x: Any, y: Any, reduction: str, 
     return loss, grad
 
 
+# JAX's monitoring events: counter and seconds each adds to (every XLA compile fires the first, a persistent-cache
+# hit included; every lowering the second; every cache hit the third)
+_COMPILE_EVENTS: dict[str, tuple[str | None, str | None]] = {
+    "/jax/core/compile/backend_compile_duration": ("programs", "compile_s"),
+    "/jax/core/compile/jaxpr_to_mlir_module_duration": (None, "lower_s"),
+    "/jax/compilation_cache/cache_retrieval_time_sec": ("cached", None),
+}
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "jax.logits": jax_logits, "jax.probs": jax_probs, "jax.log_sigmoid": jax_log_sigmoid,
     "jax.lse_formula": jax_lse_formula,
@@ -136,6 +143,7 @@ class JaxAdapter(Adapter):
             jax.config.update("jax_compilation_cache_dir", self.compile_cache)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        import jax.monitoring
         import jax.numpy as jnp_module
         import jax.scipy.special
         import jax.stages
@@ -143,6 +151,19 @@ class JaxAdapter(Adapter):
 
         jnp, optax = jnp_module, optax_module
         self._compiled_calls = 0
+        self._compiles: dict[str, float] = {"programs": 0, "cached": 0, "compile_s": 0.0, "lower_s": 0.0}
+        jax.monitoring.register_event_duration_secs_listener(self._count_compile)
+
+    def _count_compile(self, event: str, duration: float, **_: Any) -> None:
+        """JAX's monitoring events: every XLA compile (a hit in the persistent cache is one too), every lowering."""
+        count, seconds = _COMPILE_EVENTS.get(event, (None, None))
+        if count:
+            self._compiles[count] += 1
+        if seconds:
+            self._compiles[seconds] += duration
+
+    def compile_stats(self) -> dict[str, float]:
+        return dict(self._compiles)
 
     def runtime_version(self) -> str:
         return str(jax.__version__)

@@ -180,6 +180,12 @@ class TorchAdapter(Adapter):
         timer = Timer(stmt="function()", globals={"function": function}, num_threads=threads)
         return float(timer.blocked_autorange(min_run_time=min_run_time).median)  # syncs CUDA itself
 
+    def compile_stats(self) -> dict[str, float]:
+        from torch._dynamo.utils import compilation_time_metrics, counters
+
+        return {"programs": counters["stats"]["unique_graphs"],
+                "compile_s": sum(compilation_time_metrics.get("_compile.compile_inner", []))}
+
     def thread_settings(self) -> dict[str, int]:
         return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
 

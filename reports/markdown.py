@@ -120,8 +120,9 @@ def _profile_section(meta: dict[str, Any]) -> list[str]:
         return []
     return ["## Where the time went", "",
             "Seconds per framework and phase, summed over its workers (`import_s`: importing and configuring the "
-            "framework; `devices_s`: asking it for its devices; `compute_s`: its calls, by mode; `judge_s` and "
-            "`journal_s`: this process judging its results and writing their rows). Compare two runs' tables to "
+            "framework; `devices_s`: asking it for its devices; `compute_s`: its calls, by mode; `compiler`: what "
+            "the framework says it compiled during them; `judge_s` and `journal_s`: this process judging its "
+            "results and writing their rows). Compare two runs' tables to "
             "see what a change costs.", "", markdown_table(profile_table(profile)),
             *profile_lines(profile, meta.get("wall_seconds"), meta.get("jobs")), ""]
 

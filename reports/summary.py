@@ -108,18 +108,31 @@ def version_changes(conformance: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-_PROFILE_COLUMNS = ["framework", "workers", "import_s", "devices_s", "compute_s", "judge_s", "journal_s", "wall_s",
-                    "cpu_s", "peak_mib"]
+_PROFILE_COLUMNS = ["framework", "workers", "import_s", "devices_s", "compute_s", "compiler", "judge_s", "journal_s",
+                    "wall_s", "cpu_s", "peak_mib"]
+
+
+def _compiler(stats: dict[str, Any]) -> str:
+    """A framework's compile counters in words: programs (from its cache), seconds compiling and lowering."""
+    if not stats:
+        return ""
+    words = [f"{stats.get('programs', 0)} programs" + (f" ({stats['cached']} from its cache)" if "cached" in stats
+                                                        else "")]
+    words += [f"{stats[key]:g} s {what}" for key, what in (("compile_s", "compiling"), ("lower_s", "lowering"))
+              if key in stats]
+    return ", ".join(words)
 
 
 def profile_table(profile: dict[str, Any]) -> pd.DataFrame:
     """One row per framework of an audit's profile: its workers, and the seconds of each phase (compute by mode,
-    `batch` for the batch check), summed over its workers; `wall_s` is their lifetimes, `cpu_s` their CPU."""
+    `batch` for the batch check), summed over its workers; `compiler` what the framework says it compiled (part
+    of compute); `wall_s` is the workers' lifetimes, `cpu_s` their CPU."""
     rows = []
     for name, phases in sorted(profile.get("frameworks", {}).items()):
         by_mode = sorted(phases.get("compute_s", {}).items(), key=lambda item: -item[1])
         rows.append({**{column: phases.get(column) for column in _PROFILE_COLUMNS[1:]}, "framework": name,
-                     "compute_s": ", ".join(f"{mode} {seconds:g}" for mode, seconds in by_mode)})
+                     "compute_s": ", ".join(f"{mode} {seconds:g}" for mode, seconds in by_mode),
+                     "compiler": _compiler(phases.get("compiler", {}))})
     return pd.DataFrame(rows, columns=_PROFILE_COLUMNS)
 
 

@@ -6,7 +6,7 @@ with what it has used so far; `Stop` ends it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.conformance.plan import Cell, Job
 from implementations import Output
@@ -66,11 +66,13 @@ class NotSupported:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """Every job assigned so far has been answered; the worker's CPU seconds and peak resident memory so far."""
+    """Every job assigned so far has been answered; the worker's CPU seconds, peak resident memory and what its
+    framework has compiled, so far."""
 
     framework: str
     cpu_seconds: float = 0.0
     peak_bytes: int = 0
+    compiles: dict[str, float] = field(default_factory=dict)  # the adapter's compile_stats()
 
 
 CellMessage = Computed | BatchComputed | Raised | NotSupported

@@ -21,7 +21,8 @@ def _seconds(value: float) -> float:
 @dataclass
 class FrameworkProfile:
     """One framework's phases, summed over its workers. `compute` and `cells` are by mode (the batch check as
-    `batch`); `wall` is the workers' lifetimes, `cpu` their CPU seconds (user and system) as they last said."""
+    `batch`); `wall` is the workers' lifetimes, `cpu` their CPU seconds (user and system) as they last said, and
+    `compiles` what the framework says it compiled (programs, from its cache, seconds compiling and lowering)."""
 
     workers: int = 0
     load: float = 0.0
@@ -32,6 +33,7 @@ class FrameworkProfile:
     journal: float = 0.0
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # per worker, the latest figure
+    compiles: dict[str, dict[str, float]] = field(default_factory=dict)  # per worker, the adapter's compile_stats
     peak_bytes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -39,7 +41,16 @@ class FrameworkProfile:
                 "compute_s": {mode: _seconds(s) for mode, s in sorted(self.compute.items())},
                 "cells": dict(sorted(self.cells.items())), "judge_s": _seconds(self.judge),
                 "journal_s": _seconds(self.journal), "wall_s": _seconds(self.wall),
-                "cpu_s": _seconds(sum(self.cpu.values())), "peak_mib": round(self.peak_bytes / 2**20)}
+                "cpu_s": _seconds(sum(self.cpu.values())), "peak_mib": round(self.peak_bytes / 2**20),
+                "compiler": self._compiler()}
+
+    def _compiler(self) -> dict[str, float]:
+        """The workers' compile counters, summed (counts as integers, seconds rounded)."""
+        total: dict[str, float] = defaultdict(float)
+        for stats in self.compiles.values():
+            for name, value in stats.items():
+                total[name] += value
+        return {name: (_seconds(v) if name.endswith("_s") else int(v)) for name, v in sorted(total.items())}
 
 
 @dataclass

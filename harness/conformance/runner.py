@@ -321,6 +321,7 @@ class _Audit:
                 self.give_up(share, "error", f"{share.framework} failed to load: {message.describe()}")
             case Ready():
                 profile.cpu[share.id] = message.cpu_seconds
+                profile.compiles[share.id] = message.compiles
                 profile.peak_bytes = max(profile.peak_bytes, message.peak_bytes)
                 self.unanswered(share, "crashed", "the worker ended without a result for this cell")
                 self.hand_out(share)

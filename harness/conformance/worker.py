@@ -37,7 +37,7 @@ def worker_main(framework: str, threads: int, cases: list[Case], log_path: str |
         if not isinstance(order, Assign):
             return
         run_jobs(adapter, cases, order.jobs, channel)
-        channel.send(Ready(framework, *usage()))
+        channel.send(Ready(framework, *usage(), adapter.compile_stats()))
 
 
 def run_jobs(adapter: Adapter, cases: list[Case], jobs: tuple[Job, ...] | list[Job], channel: Connection) -> None:

@@ -139,3 +139,19 @@ def test_every_compiled_mode_proves_it_ran_compiled(name: str) -> None:
         out = adapter.compute(impl, SEED_LOGITS.inputs("float32").arrays(), "mean", "cpu", mode)
         count = int(out.compiled.rsplit(":", 1)[1])  # "… executions: 1", "traced graphs: 1"
         assert count >= 1, out.compiled
+
+
+@pytest.mark.parametrize("name", [n for n in ("jax", "torch") if n in ADAPTERS])
+def test_compile_counters_count_what_the_framework_compiled(name: str) -> None:
+    adapter = _adapter(name)
+    impl = next(i for i in adapter.implementations if i.input_form == "logits")
+    mode = "eager" if name == "jax" else "torch.compile"  # JAX compiles every eager primitive; torch only this
+    arrays = {k: np.asarray(v) for k, v in SEED_LOGITS.inputs("float64").arrays().items()}
+    arrays = {"x": arrays["x"][:3, :3].copy(), "y": arrays["y"][:3, :3].copy()}  # a shape no other test uses
+    before = adapter.compile_stats()
+    adapter.compute(impl, arrays, "sum", "cpu", mode)
+    after = adapter.compile_stats()
+    assert after["programs"] > before["programs"] and after["compile_s"] > before["compile_s"]
+    adapter.compute(impl, arrays, "sum", "cpu", mode)  # the same shape and dtype again: nothing new
+    assert adapter.compile_stats()["programs"] == after["programs"]
+    assert ADAPTERS["numpy"]().compile_stats() == {}  # an adapter that compiles nothing says so

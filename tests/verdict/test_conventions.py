@@ -3,6 +3,7 @@ a row is `deviation` only when the output matches the prediction (otherwise it s
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -102,6 +103,10 @@ def test_the_audit_finds_the_documented_conventions(tmp_path) -> None:
     probs = table[(table["impl"] == "torch.probs") & (table["check"] == "reference") & (table["mode"] == "eager")]
     deviations = set(probs.loc[probs["status"] == "deviation", "deviation"])
     assert deviations == {"torch-bce-log-clamp", "torch-bce-grad-epsilon"}
+    profile = json.loads((tmp_path / "run" / "meta.json").read_text())["profile"]  # and where the time went
+    eager = table[(table["mode"] == "eager") & (table["check"] == "reference")]
+    assert profile["frameworks"]["torch"]["cells"]["eager"] == len(eager) // 2  # a cell's rows: loss and grad
+    assert {"setup_s", "plan_s", "references_s", "judge_s", "consolidate_s", "report_s"} <= set(profile["main"])
 
 
 def test_a_prediction_that_breaks_down_explains_nothing() -> None:
