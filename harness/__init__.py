@@ -1,13 +1,28 @@
 """bce-harness: compare every framework's binary cross-entropy with the exact value, and time it.
 
-Importing this package imports no framework: each one is loaded in its own worker process.
+Importing this package imports no framework: each one is loaded in its own worker process. Its names load on
+first use, so that a worker process, which imports a module of the package, does not import the API's pandas.
 """
 
-from harness.api import UsageError, audit, bench
-from harness.store.schema import CONFORMANCE_COLUMNS, row_id
-from harness.verdict.oracle import ORACLE_VERSION, Reference, reference
-from harness.verdict.tolerance import POLICY
-from harness.verdict.ulp import Judgement, judge
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.api import UsageError, audit, bench
+    from harness.store.schema import CONFORMANCE_COLUMNS, row_id
+    from harness.verdict.oracle import ORACLE_VERSION, Reference, reference
+    from harness.verdict.tolerance import POLICY
+    from harness.verdict.ulp import Judgement, judge
+
+_WHERE = {
+    "UsageError": "harness.api", "audit": "harness.api", "bench": "harness.api",
+    "CONFORMANCE_COLUMNS": "harness.store.schema", "row_id": "harness.store.schema",
+    "ORACLE_VERSION": "harness.verdict.oracle", "Reference": "harness.verdict.oracle",
+    "reference": "harness.verdict.oracle", "POLICY": "harness.verdict.tolerance",
+    "Judgement": "harness.verdict.ulp", "judge": "harness.verdict.ulp",
+}
 
 __all__ = [
     "CONFORMANCE_COLUMNS",
@@ -22,3 +37,9 @@ __all__ = [
     "reference",
     "row_id",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)

@@ -45,8 +45,9 @@ _WORTH_A_WORKER = 3.0  # start another worker of a framework when its share of t
 
 
 def _signature(case: Case) -> tuple[Any, ...]:
-    """The shapes of a case's inputs: what an eager primitive is compiled for (with the dtype)."""
-    return tuple(None if value is None else value.shape for value in (case.x, case.y, case.weight, case.pos_weight))
+    """The shapes of a case's x and y: what most eager primitives are compiled for (with the dtype). Weights of
+    other shapes add a few programs of their own; the cases around them share the rest."""
+    return case.x.shape, case.y.shape
 
 
 def _weight(job: Job) -> int:
@@ -56,9 +57,9 @@ def _weight(job: Job) -> int:
 
 def units_of(jobs: Sequence[Job], cases: Sequence[Case]) -> list[list[Job]]:
     """A framework's jobs in the pieces a worker takes at a time, heaviest first. A piece holds one mode's jobs
-    for one dtype and device and one shape of inputs (JAX compiles each eager primitive per shape and dtype: the
+    for one dtype and device and one shape of x and y (JAX compiles each eager primitive per shape and dtype: the
     worker that has compiled them serves every case of that shape), or one dtype's batch checks (which share their
-    shapes); eager jobs before compiled ones within a case's piece order."""
+    shapes)."""
     pieces: dict[tuple[Any, ...], list[Job]] = {}
     for job in jobs:
         case = cases[job.case_index]

@@ -51,10 +51,10 @@ def test_work_goes_out_in_pieces_of_one_shape_dtype_and_mode_heaviest_first() ->
     assert [[(job.case_index, job.dtype, job.mode, job.check) for job in unit] for unit in units] == [
         [(2, "float32", "x", "reference")],  # compiled: 10 per cell
         [(0, "float32", "eager", "batch"), (2, "float32", "eager", "batch")],  # the batch checks of a dtype: 5 each
-        [(0, "float32", "eager", "reference"), (1, "float32", "eager", "reference")],  # one shape: 6 cells
+        [(0, "float32", "eager", "reference"), (1, "float32", "eager", "reference"),
+         (3, "float32", "eager", "reference")],  # one shape of x and y (a weight's shape aside): 9 cells
         [(2, "float32", "eager", "reference")],  # (5,) is another shape
-        [(3, "float32", "eager", "reference")],  # so is (4,) with a weight
-        [(1, "float64", "eager", "reference")],  # and another dtype
+        [(1, "float64", "eager", "reference")],  # and float64 another dtype
     ]
     assert sorted(map(repr, (job for unit in units for job in unit))) == sorted(map(repr, jobs))  # all, once
 
