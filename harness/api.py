@@ -153,22 +153,17 @@ def _audit_into(store: RunStore, meta: dict[str, Any], cases: list[Case], adapte
     gib = meta["memory_limit_gib"]
     settings = Settings(jobs=meta["jobs"], use_cache=use_cache, silence_timeout=meta["timeout_s"],
                         memory_limit=None if gib is None else int(gib * 2**30), log_dir=store.path / "logs")
-    frame = audit_into(store, cases, adapters, conventions, settings, progress=progress, recorded=recorded)
-    _add_to_profile(store, setup_s=setup_seconds)  # the cases, the environment scan and the run folder
+    frame = audit_into(store, cases, adapters, conventions, settings, progress=progress, recorded=recorded,
+                       setup_seconds=setup_seconds)
     if write_report:
         from reports import write_reports
 
         began = time.perf_counter()
         write_reports(store.path)
-        _add_to_profile(store, report_s=time.perf_counter() - began)  # after report.md, which cannot hold it
+        profile = store.read_meta()["profile"]  # the reports' own time, after report.md, which cannot hold it
+        profile["main"]["report_s"] = round(time.perf_counter() - began, 2)
+        store.update_meta(profile=profile)
     return frame
-
-
-def _add_to_profile(store: RunStore, **seconds: float) -> None:
-    """Phases of this process that the runner does not see, into meta.json's profile."""
-    profile = store.read_meta().get("profile", {})
-    profile.setdefault("main", {}).update({name: round(value, 2) for name, value in seconds.items()})
-    store.update_meta(profile=profile)
 
 
 def bench(

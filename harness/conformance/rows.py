@@ -116,10 +116,6 @@ class Judge:
         self.settled.add(eager)
         return [row for held in self.held.pop(eager, []) for row in self.result(*held)]
 
-    def release_all(self) -> list[ConformanceRow]:
-        """The run is over: the rows of every compiled result still held (its eager cell never answered)."""
-        return [row for eager in list(self.held) for row in self.release(eager)]
-
     def batch(self, framework: str, cell: Cell, alone: Output, batched: Output) -> list[ConformanceRow]:
         """Each element alone against the same element inside a batch of BATCH_SIZE: the bits must agree."""
         base = replace(self.base(framework, cell), api=alone.api, out_dtype=batched.out_dtype, n=BATCH_SIZE)

@@ -28,7 +28,7 @@ from harness.store.environment import cache_root
 from harness.store.folder import RunStore
 from harness.store.schema import CellKey, ConformanceRow
 from harness.verdict.conventions import Convention, convention_use
-from harness.verdict.oracle import Reference, cached_reference, reference
+from harness.verdict.oracle import Reference, located_reference
 from harness.workers.messages import Hello, LoadFailed
 from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from implementations import Adapter
@@ -225,15 +225,11 @@ class _Audit:
         stats.update(computed=0, cached=0, slow_elements=0)
         for count, (index, dtype) in enumerate(needed, 1):
             case = self.cases[index]
-            inputs = case.inputs(dtype)
-            stored = cached_reference(inputs, case.input_form) if self.settings.use_cache else None
-            if stored is None:
-                with np.errstate(all="ignore"):  # inf - inf in a sum of infinite losses is the data, not a warning
-                    stored = reference(inputs, case.input_form, use_cache=self.settings.use_cache)
-                stats["computed"] += 1
-                stats["slow_elements"] += stored.slow_elements
-            else:
-                stats["cached"] += 1
+            with np.errstate(all="ignore"):  # inf - inf in a sum of infinite losses is the data, not a warning
+                stored, source = located_reference(case.inputs(dtype), case.input_form,
+                                                   use_cache=self.settings.use_cache)
+            stats["computed" if source == "computed" else "cached"] += 1
+            stats["slow_elements"] += stored.slow_elements if source == "computed" else 0
             self.references[(index, dtype)] = stored
             if self.progress is not None:
                 self.progress(self.done, self.total, f"reference {count}/{len(needed)}")
@@ -305,7 +301,8 @@ class _Audit:
                     self.lose(self.running[lost.worker], lost.status, lost.why)
                 self.fill()  # a lost worker's rest waits in its backlog for a fresh one
                 last_check = time.monotonic()
-        self.answered("", None, self.judge.release_all())
+        for eager in list(self.judge.held):  # compiled results whose eager cell never answered
+            self.answered(eager, [])
 
     def handle(self, share: Share, message: Any) -> None:
         backlog, profile = self.backlogs[share.framework], self.profile.frameworks[share.framework]
@@ -336,15 +333,15 @@ class _Audit:
                 backlog.done_weight += _COST["compiled" if mode not in ("eager", "batch") else mode]
                 with self.profile.timing(share.framework, "judge"):
                     rows = self.rows(share.framework, message)
-                self.answered(share.framework, message.cell, rows)
+                self.answered(message.cell, rows)
                 self.advance(1, share.framework)
 
-    def answered(self, framework: str, cell: Cell | None, rows: list[ConformanceRow]) -> None:
+    def answered(self, cell: Cell, rows: list[ConformanceRow]) -> None:
         """A cell's rows to the journal, and with an eager cell's those of the compiled results held for it."""
-        if cell is not None and cell.mode == "eager" and cell in self.judge.compared:
+        if cell.mode == "eager" and cell in self.judge.compared:
             rows = rows + self.judge.release(cell)
         if rows:
-            with self.profile.timing(framework or rows[0].framework, "journal"):
+            with self.profile.timing(rows[0].framework, "journal"):
                 self.emit(rows)
 
     def rows(self, framework: str, message: Computed | BatchComputed | Raised | NotSupported) -> list[ConformanceRow]:
@@ -377,8 +374,7 @@ class _Audit:
             self.give_up(share, status, why)
             return
         for culprit in culprits:
-            self.answered(share.framework, culprit,
-                          self.judge.status_rows(share.framework, culprit, status, "WorkerLost", why))
+            self.answered(culprit, self.judge.status_rows(share.framework, culprit, status, "WorkerLost", why))
             share.pending.discard(culprit)
         self.advance(len(culprits), share.framework)
         first = culprits[0]
@@ -405,7 +401,7 @@ class _Audit:
         """Rows with `status` for every cell the worker holds without an answer."""
         remaining = sorted(share.pending)
         for cell in remaining:
-            self.answered(share.framework, cell, self.judge.status_rows(
+            self.answered(cell, self.judge.status_rows(
                 share.framework, cell, status, "WorkerLost" if status != "error" else "", why))
         share.pending = set()
         self.advance(len(remaining), share.framework)
@@ -471,9 +467,10 @@ def run_conformance(
 
 def run_into(store: RunStore, cases: list[Case], adapters: dict[str, type[Adapter]],
              conventions: list[Convention], settings: Settings, *, progress: Progress | None = None,
-             recorded: frozenset[CellKey] = frozenset()) -> pd.DataFrame:
+             recorded: frozenset[CellKey] = frozenset(), setup_seconds: float = 0.0) -> pd.DataFrame:
     """Run (the rest of) an audit into its run folder: rows to the journal as they come, then the table
-    (`conformance.parquet`), and meta.json marked complete with what the workers reported."""
+    (`conformance.parquet`), and meta.json marked complete with what the workers reported and the profile
+    (`setup_seconds`: what the caller spent before, on the cases, the environment and the folder)."""
     meta = store.read_meta()
     started = time.time()
 
@@ -487,7 +484,7 @@ def run_into(store: RunStore, cases: list[Case], adapters: dict[str, type[Adapte
     frame = store.consolidate()
     matched, stale = convention_use(conventions, frame)
     profile = report["profile"]
-    profile["main"]["consolidate_s"] = round(time.perf_counter() - began, 2)
+    profile["main"].update(consolidate_s=round(time.perf_counter() - began, 2), setup_s=round(setup_seconds, 2))
     store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=report["workers"],
                       rows=len(frame), stale_conventions=stale, matched_conventions=matched, faults=report["faults"],
                       reference_seconds=report["reference_seconds"], profile=profile)

@@ -37,7 +37,8 @@ import numpy as np
 from cases import DTYPES, CaseInputs, FloatFormat, float_format
 from harness.verdict.domain import shape_problem
 
-__all__ = ["ORACLE_VERSION", "Reference", "cache_dir", "cached_reference", "reference", "reference_uncached"]
+__all__ = ["ORACLE_VERSION", "Reference", "cache_dir", "cached_reference", "located_reference", "reference",
+           "reference_uncached"]
 
 ORACLE_VERSION = 3
 _U = 2.0**-53  # unit roundoff of float64
@@ -386,17 +387,23 @@ _RECENT_SIZE = 32  # a convention's predictions ask for the same reference once 
 def reference(inputs: CaseInputs, input_form: str, use_cache: bool = True) -> Reference:
     """The reference for one case in one dtype: from this process's recent ones, else from the disk cache when
     present, else computed (and stored in both)."""
+    return located_reference(inputs, input_form, use_cache)[0]
+
+
+def located_reference(inputs: CaseInputs, input_form: str, use_cache: bool = True) -> tuple[Reference, str]:
+    """`reference`, and where it came from: "memory", "disk" or "computed"."""
     if not use_cache:
-        return reference_uncached(inputs, input_form)
+        return reference_uncached(inputs, input_form), "computed"
     key = _cache_key(inputs, input_form)
     if key in _RECENT:
         _RECENT.move_to_end(key)
-        return _RECENT[key]
-    result = cached_reference(inputs, input_form) or _computed_and_stored(inputs, input_form)
+        return _RECENT[key], "memory"
+    stored = cached_reference(inputs, input_form)
+    result, source = (stored, "disk") if stored is not None else (_computed_and_stored(inputs, input_form), "computed")
     _RECENT[key] = result
     if len(_RECENT) > _RECENT_SIZE:
         _RECENT.popitem(last=False)
-    return result
+    return result, source
 
 
 def _computed_and_stored(inputs: CaseInputs, input_form: str) -> Reference:
