@@ -200,6 +200,10 @@ SCALE_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 FULL_SCALE_SIZES = (10_000, 1_000_000)
 _SCALE_PROBS_SIZES = (100_000, 1_000_000)
 _SCALE_DTYPES = ("float16", "bfloat16")
+# float16 element counts around its largest integers: 65504 is its largest finite number, so float16(n) is 65504
+# for n ≤ 65519 and inf from 65520 on, and a mean that divides by a float16 count breaks there; 232·304 = 70 528 is
+# the same in two dimensions (float16 logits only).
+COUNT_EDGE_SHAPES: tuple[int | tuple[int, int], ...] = (65_535, 65_536, 65_537, (232, 304))
 # Each case's own stream default_rng([seed, k]); the recipes spell out the same operations, run by `exec` with `np`.
 _LOGITS_RECIPE = """rng = np.random.default_rng([{seed}, {k}])
 x = rng.standard_normal({n}) * 2.0
@@ -209,36 +213,52 @@ x = rng.uniform(0.001, 0.99, {n})
 y = rng.integers(0, 2, {n}).astype(np.float64)"""
 
 
-def _scale_logits(seed_value: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _scale_logits(seed_value: int, k: int, shape: int | tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed_value, k])
-    x = rng.standard_normal(n) * 2.0
-    return x, rng.integers(0, 2, n).astype(np.float64)
+    x = rng.standard_normal(shape) * 2.0
+    return x, rng.integers(0, 2, shape).astype(np.float64)
 
 
-def _scale_probs(seed_value: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _scale_probs(seed_value: int, k: int, shape: int | tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     # uniform away from 0 and 1: 0.99 stays below 1 in bfloat16 (whose largest number below 1 is 1 - 2^-8)
     rng = np.random.default_rng([seed_value, k])
-    x = rng.uniform(0.001, 0.99, n)
-    return x, rng.integers(0, 2, n).astype(np.float64)
+    x = rng.uniform(0.001, 0.99, shape)
+    return x, rng.integers(0, 2, shape).astype(np.float64)
 
 
 def scale(seed_value: int) -> list[Case]:
-    """`mean` and `sum` over long float16/bfloat16 inputs (1e3 to 1e6 elements), each with its NumPy recipe."""
-    plan: list[tuple[InputForm, int]] = [("logits", n) for n in SCALE_SIZES]
-    plan += [("probs", n) for n in _SCALE_PROBS_SIZES]
+    """`mean` and `sum` over long float16/bfloat16 inputs (1e3 to 1e6 elements), and float16 logits at the counts
+    float16 cannot hold (65535 to 70 528 elements), each with its NumPy recipe."""
+    plan: list[tuple[InputForm, int | tuple[int, ...], tuple[str, ...]]] = [
+        ("logits", n, _SCALE_DTYPES) for n in SCALE_SIZES]
+    plan += [("probs", n, _SCALE_DTYPES) for n in _SCALE_PROBS_SIZES]
+    # appended, so that the earlier cases keep their streams
+    plan += [("logits", shape, ("float16",)) for shape in COUNT_EDGE_SHAPES]
     out: list[Case] = []
-    for k, (form, n) in enumerate(plan):
+    for k, (form, shape, dtypes) in enumerate(plan):
         make, recipe, law = ((_scale_logits, _LOGITS_RECIPE, "x ~ N(0, 2²)") if form == "logits"
                              else (_scale_probs, _PROBS_RECIPE, "p ~ U(0.001, 0.99)"))
-        x, y = make(seed_value, k, n)
+        x, y = make(seed_value, k, shape)
         out.append(Case(
-            f"scale_{form}_n{n}", "scale", form, x, y,
-            description=f"{law}, y in {{0, 1}}, n = {n}: long low-precision reductions (float16 sums overflow"
-                        " past 65504 from n ≈ 61 000)",
-            tags=("scale", *(("full",) if n in FULL_SCALE_SIZES else ())),
-            dtypes=_SCALE_DTYPES, recipe=recipe.format(seed=seed_value, k=k, n=n),
+            f"scale_{form}_{_size_name(shape)}", "scale", form, x, y,
+            description=f"{law}, y in {{0, 1}}, {_size_text(shape)}: long low-precision reductions (float16 sums "
+                        "overflow past 65504 from n ≈ 61 000; a float16 count is inf from 65520)",
+            tags=("scale", *(("full",) if shape in FULL_SCALE_SIZES else ())),
+            dtypes=dtypes,
+            recipe=recipe.format(seed=seed_value, k=k, n=shape),
         ))
     return out
+
+
+def _size_name(shape: int | tuple[int, ...]) -> str:
+    """n1000 for 1000 elements, 232x304 for a 2-D shape."""
+    return f"n{shape}" if isinstance(shape, int) else "x".join(str(side) for side in shape)
+
+
+def _size_text(shape: int | tuple[int, ...]) -> str:
+    if isinstance(shape, int):
+        return f"n = {shape}"
+    return f"shape {'×'.join(str(side) for side in shape)} = {int(np.prod(shape))} elements"
 
 
 FAMILIES: dict[str, Callable[[int], list[Case]]] = {

@@ -21,6 +21,7 @@ from cases.model import Case, InputForm
 
 __all__ = [
     "LABEL_VALUES",
+    "REPORTED_LOGITS",
     "grid",
     "labels",
     "logit_threshold_neighbours",
@@ -36,6 +37,9 @@ NAN = np.nan
 Y_EDGES = (0.0, 1.0, 0.5)  # every edge value meets a hard label of each kind and the symmetric soft one
 _PREC = 320  # bits: far beyond float64's 53, so no computed quantity lands within reach of a rounding tie
 _MAX_STEPS = 64  # grid steps from the analytic estimate before giving up (each threshold needs 0 or 1)
+# Logits where an upstream report found a BCE gradient of 0.0 in float64: x = ±40 (pytorch#195529) and
+# x = ±54·log 2 (pytorch#195677), both past σ(x) = 1 in float64, where 1 − σ(x) must come from σ(−x), not 1 − σ(x).
+REPORTED_LOGITS = (-40.0, 40.0, -37.42994775023705, 37.42994775023705)
 # Tags per input form: compiled paths run on one small case of each form (the float32 one).
 _PATH_DTYPE = "float32"
 
@@ -208,6 +212,12 @@ def logit_thresholds(_: int) -> list[Case]:
             tags=("extreme", "batch", *(("path",) if name == _PATH_DTYPE else ())),
             dtypes=(name,),
         ))
+    x, y = grid(REPORTED_LOGITS, (0.0, 1.0))
+    out.append(Case("logit_reported", "logit_thresholds", "logits", x, y,
+                    description="x = ±40 and ±37.42994775023705 (≈ 54·log 2, where σ(x) rounds to 1 in float64) "
+                                "against y = 0 and 1: torch's float64 gradient was reported 0.0 there "
+                                "(pytorch#195529, #195677)",
+                    tags=("extreme", "batch"), dtypes=("float64", "float32")))
     x, y = grid([NAN, -1.0, 0.0, 1.0], Y_EDGES)
     out.append(Case("logit_nan", "logit_thresholds", "logits", x, y,
                     description="a NaN logit among finite ones, y in {0, 1, 0.5} (outside the domain)",

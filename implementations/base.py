@@ -52,12 +52,15 @@ class Implementation:
         input_form: "logits" or "probs".
         api: the call made, as users would write it.
         api_pos_weight: the call made when `pos_weight` is given (None: the API has no pos_weight).
+        compute_dtype: the dtype the API computes in whatever the input's (a Keras loss class computes in its own
+            dtype, floatx = float32); None: the input's own. Conventions predict their values in it.
     """
 
     impl: str
     input_form: Literal["logits", "probs"]
     api: str
     api_pos_weight: str | None = None
+    compute_dtype: str | None = None
 
     def api_for(self, has_pos_weight: bool) -> str:
         if has_pos_weight:

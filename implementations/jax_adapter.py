@@ -22,7 +22,7 @@ jax: ModuleType  # bound by JaxAdapter._load, inside the worker process
 jnp: ModuleType
 optax: ModuleType
 
-_REDUCE = "; w·l, then jnp.sum / n (mean) or jnp.sum (sum)"
+_REDUCE = "; w·l, then jnp.mean or jnp.sum"
 _LOG_SIGMOID = "-(y·jax.nn.log_sigmoid(x) + (1-y)·jax.nn.log_sigmoid(-x))"
 _LOG_SIGMOID_POS = "-(p·y·jax.nn.log_sigmoid(x) + (1-y)·jax.nn.log_sigmoid(-x))"
 _LSE = ("worked example: max_val = jnp.maximum(-x, 0); x - x·y + max_val + log(exp(-max_val) + exp(-x - max_val))"
@@ -43,13 +43,13 @@ def to_numpy(values: Any) -> np.ndarray:
 
 
 def weighted_reduction(loss: Any, reduction: str, weight: Any = None) -> Any:
-    """w·l, then the sum, or the sum over the number of elements (the mean with weights included)."""
+    """w·l, then JAX's own mean or sum, as users reduce (the mean of w·l: weights included in Σ w·l / n)."""
     if weight is not None:
         loss = weight * loss
     if reduction == "sum":
         return jnp.sum(loss)
     if reduction == "mean":
-        return jnp.sum(loss) / jnp.asarray(loss.size, dtype=loss.dtype)
+        return jnp.mean(loss)
     return loss
 
 

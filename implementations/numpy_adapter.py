@@ -114,6 +114,13 @@ def stable(per_element: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callabl
     return loss_and_grad
 
 
+def mean_gradient(grad: np.ndarray, n: int) -> np.ndarray:
+    """d(mean)/dx = grad / n, divided the way np.mean divides: float16 in float32, then rounded once (float16(n)
+    is inf from n = 65520 on)."""
+    work = np.dtype(np.float32) if grad.dtype == np.float16 else grad.dtype
+    return (grad.astype(work) / work.type(max(n, 1))).astype(grad.dtype)
+
+
 def lse_loss_and_grad(x: np.ndarray, y: np.ndarray, reduction: str, weight: Any = None,
                       pos_weight: Any = None, with_grad: bool = True) -> tuple[Any, Any]:
     """The worked example, weighted, then np.mean / np.sum."""
@@ -126,7 +133,7 @@ def lse_loss_and_grad(x: np.ndarray, y: np.ndarray, reduction: str, weight: Any 
         loss, grad = loss * w, grad * w if with_grad else grad
     with np.errstate(invalid="ignore", divide="ignore"):
         if reduction == "mean":
-            loss, grad = np.mean(loss), grad / grad.dtype.type(max(loss.size, 1))
+            loss, grad = np.mean(loss), mean_gradient(grad, loss.size)
         elif reduction == "sum":
             loss = np.sum(loss)
     return np.asarray(loss), np.broadcast_to(grad, x.shape).astype(x.dtype) if with_grad else None
@@ -140,7 +147,7 @@ _FUNCTIONS: dict[str, Callable[..., tuple[Any, Any]]] = {
 _SOURCES: dict[str, tuple[Callable[..., Any], ...]] = {
     "numpy.logits": (softplus, sigmoid, times, bce_logits, stable),
     "numpy.probs": (times, bce_probs, stable),
-    "numpy.lse_formula": (worked_example, lse_loss_and_grad),
+    "numpy.lse_formula": (worked_example, mean_gradient, lse_loss_and_grad),
 }
 _ENTRY = {"numpy.logits": "stable(bce_logits)", "numpy.probs": "stable(bce_probs)",
           "numpy.lse_formula": "lse_loss_and_grad"}

@@ -22,7 +22,7 @@ __all__ = ["TensorflowAdapter"]
 tf: ModuleType  # bound by TensorflowAdapter._load, inside the worker process
 keras: ModuleType
 
-_REDUCE = "; w·l, then tf.reduce_sum / n (mean) or tf.reduce_sum (sum)"
+_REDUCE = "; w·l, then tf.reduce_mean or tf.reduce_sum"
 _CLASS = ("keras.losses.BinaryCrossentropy(from_logits={}, reduction=None | 'sum_over_batch_size' | 'sum')"
           "(y[..., None], {}[..., None], sample_weight=w)")
 _LSE = ("worked example: max_val = tf.maximum(-x, 0); x - x·y + max_val + log(exp(-max_val) + exp(-x - max_val))"
@@ -41,13 +41,13 @@ def to_numpy(values: Any) -> np.ndarray:
 
 
 def weighted_reduction(loss: Any, reduction: str, weight: Any = None) -> Any:
-    """w·l, then the sum, or the sum over the number of elements (the mean with weights included)."""
+    """w·l, then TensorFlow's own mean or sum, as users reduce (the mean of w·l: weights included in Σ w·l / n)."""
     if weight is not None:
         loss = weight * loss
     if reduction == "sum":
         return tf.reduce_sum(loss)
     if reduction == "mean":
-        return tf.reduce_sum(loss) / tf.cast(tf.size(loss), loss.dtype)
+        return tf.reduce_mean(loss)
     return loss
 
 
@@ -129,8 +129,11 @@ class TensorflowAdapter(Adapter):
             api="keras.losses.binary_crossentropy(y[..., None], p[..., None]) (trailing axis: per element)"
                 + _REDUCE,
         ),
-        Implementation("tensorflow.keras_class_probs", "probs", api=_CLASS.format("False", "p")),
-        Implementation("tensorflow.keras_class_logits", "logits", api=_CLASS.format("True", "x")),
+        # the loss classes convert their inputs to their own dtype (floatx, float32) before computing
+        Implementation("tensorflow.keras_class_probs", "probs", api=_CLASS.format("False", "p"),
+                       compute_dtype="float32"),
+        Implementation("tensorflow.keras_class_logits", "logits", api=_CLASS.format("True", "x"),
+                       compute_dtype="float32"),
         Implementation("tensorflow.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS),
     )
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from cases import Case, float_format
+from cases import Case, FloatFormat, float_format
 from harness.conformance.plan import BATCH_SIZE, Cell
 from harness.store.schema import ConformanceRow
-from harness.verdict.conventions import Convention, predict
+from harness.verdict.conventions import Convention, Prediction, predict
 from harness.verdict.domain import domain_violation
 from harness.verdict.oracle import Reference
 from harness.verdict.ulp import Judgement, judge, same_values
@@ -38,7 +38,7 @@ class Judge:
     compared: set[Cell] = field(default_factory=set)  # eager cells that a compiled path is compared with
     eager: dict[Cell, Output] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    predictions: dict[tuple[str, int, str, str, str], Any] = field(default_factory=dict)
+    predictions: dict[tuple[str, int, str, str, str, str | None], Prediction | None] = field(default_factory=dict)
     settled: set[Cell] = field(default_factory=set)  # compared eager cells whose answer has come
     held: dict[Cell, list[tuple[str, Cell, Output, Reference]]] = field(default_factory=dict)
 
@@ -169,7 +169,8 @@ class Judge:
         fmt = float_format(cell.dtype)
         verdict, deviation = judge(got, hi, lo, band, fmt, reduced_over), ""
         if verdict.status in _REPAIRABLE and got.shape == np.shape(hi):
-            verdict, deviation = self._explain(cell, quantity, got, verdict, (hi, lo, band), fmt, reduced_over)
+            verdict, deviation = self._explain(cell, quantity, got, verdict, (hi, lo, band), fmt, reduced_over,
+                                               self._compute_dtype(base.framework, cell))
         status, messages = verdict.status, [verdict.message] if verdict.message else []
         if deviation:
             convention = next(c for c in self.conventions if c.id == deviation)
@@ -195,36 +196,35 @@ class Judge:
             return cell.dtype
         return str(np.result_type(inputs.x.dtype, inputs.y.dtype))
 
-    def _prediction(self, convention: Convention, cell: Cell, quantity: str) -> Any:
-        """What `convention` predicts for the cell: shared by every implementation and mode it covers."""
-        key = (convention.id, cell.case_index, cell.dtype, cell.reduction, quantity)
+    def _compute_dtype(self, framework: str, cell: Cell) -> str | None:
+        return self.adapters[framework].implementation(cell.impl).compute_dtype
+
+    def _prediction(self, convention: Convention, cell: Cell, quantity: str,
+                    compute_dtype: str | None) -> Prediction | None:
+        """What `convention` predicts for the cell: shared by every implementation and mode it covers that
+        computes in the same dtype."""
+        key = (convention.id, cell.case_index, cell.dtype, cell.reduction, quantity, compute_dtype)
         if key not in self.predictions:
             case = self.cases[cell.case_index]
             self.predictions[key] = predict(convention, case.inputs(cell.dtype), case.input_form, cell.reduction,
-                                            quantity)
+                                            quantity, compute_dtype)
         return self.predictions[key]
 
     def _explain(self, cell: Cell, quantity: str, got: np.ndarray, verdict: Judgement,
-                 exact: tuple[np.ndarray, np.ndarray, np.ndarray], fmt: Any,
-                 reduced_over: int | None) -> tuple[Judgement, str]:
+                 exact: tuple[np.ndarray, np.ndarray, np.ndarray], fmt: FloatFormat,
+                 reduced_over: int | None, compute_dtype: str | None) -> tuple[Judgement, str]:
         """Re-judge with the elements a documented convention accounts for marked `deviation`; returns the new
-        verdict and the convention's id ("" when none accounts for anything).
-
-        An element is accounted for when the output there is within the pass tolerance of the convention's
-        prediction. A prediction that is NaN or infinite where the exact value is finite explains nothing (a
-        clip that no longer protects, say). The row becomes `deviation` only if every other element passes
-        (or is inexact); otherwise it keeps the status of the worst unexplained element, which it points at.
-        """
+        verdict and the convention's id ("" when none accounts for anything). The row becomes `deviation` only if
+        every other element passes (or is inexact); otherwise it keeps the status of the worst unexplained
+        element, which it points at."""
         hi, lo, band = exact
         best, deviation = verdict, ""
-        for convention in (c for c in self.conventions if c.applies_to(cell.impl, quantity)):
-            prediction = self._prediction(convention, cell, quantity)
+        work = compute_dtype or cell.dtype  # the dtype the arithmetic happens in: where a mechanism acts
+        for convention in (c for c in self.conventions if c.applies_to(cell.impl, quantity, work)):
+            prediction = self._prediction(convention, cell, quantity, compute_dtype)
             if prediction is None or np.shape(prediction[0]) != got.shape:
                 continue
-            predicted_hi, predicted_lo = prediction
-            versus = judge(got, predicted_hi, predicted_lo, np.zeros_like(predicted_hi), fmt, reduced_over)
-            assert versus.levels is not None
-            matches = (versus.levels == 0) & ~(~np.isfinite(predicted_hi) & np.isfinite(hi))
+            matches = _accounted_for(got, prediction, exact, _coarser(fmt, float_format(work)), reduced_over)
             if not matches.any():
                 continue
             candidate = judge(got, hi, lo, band, fmt, reduced_over, explained=matches)
@@ -251,3 +251,23 @@ class Judge:
             "" if verdict.status == "pass" else f": {verdict.n_bad} element(s) beyond the pass tolerance")
         return replace(row, status=verdict.status, error_message=message,
                        **self._located(cell, verdict, got.shape)).with_id()
+
+
+def _coarser(a: FloatFormat, b: FloatFormat) -> FloatFormat:
+    return a if a.precision <= b.precision else b
+
+
+def _accounted_for(got: np.ndarray, prediction: Prediction, exact: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   fmt: FloatFormat, reduced_over: int | None) -> np.ndarray:
+    """The elements a convention accounts for: where its mechanism acts and moves the value beyond the pass
+    tolerance (a flushed subnormal term moves no mean), and the output matches its prediction within that
+    tolerance. Both are measured in ULPs of `fmt`, the coarser of the dtype under test and the one computed in (a
+    float32 computation of float64 inputs is matched in float32's ULPs). A prediction that is NaN or infinite
+    where the exact value is finite accounts for nothing (a clip that no longer protects)."""
+    hi, lo, _band = exact
+    zeros = np.zeros_like(prediction.hi)
+    versus = judge(got, prediction.hi, prediction.lo, zeros, fmt, reduced_over)
+    moved = judge(prediction.hi, hi, lo, zeros, fmt, reduced_over)
+    assert versus.levels is not None and moved.levels is not None
+    return ((versus.levels == 0) & prediction.acting & (moved.levels != 0)
+            & ~(~np.isfinite(prediction.hi) & np.isfinite(hi)))

@@ -1,28 +1,39 @@
 """Documented conventions: predicting what a framework's documented behaviour gives, to tell it from a bug.
 
-The conventions themselves (which implementation, which quantity, the parameters, the reason and a link) are
-data in `implementations/conventions.toml`; this module computes the value each kind of convention predicts.
+The conventions themselves (which implementation, which quantity, the dtypes its mechanism acts in, the
+parameters, the reason and a link) are data in `implementations/conventions.toml`; this module computes the
+value each kind of convention predicts, the way the framework computes it: in the dtype it computes in (the
+input's, or the implementation's own `compute_dtype`), operation by operation where that changes the value.
 A row is `deviation` only when the framework's output matches that prediction within the pass tolerance.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from cases import CaseInputs, FloatFormat, float_format
+from cases import DTYPES, CaseInputs, float_format
 from harness.verdict.oracle import reference
 
 __all__ = ["Convention", "Prediction", "convention_use", "load_conventions", "predict"]
 
-Prediction = tuple[np.ndarray, np.ndarray]  # (hi, lo) of the predicted value, shaped like the result
+class Prediction(NamedTuple):
+    """The value a convention predicts, as a double-double (hi + lo) shaped like the result, and where its
+    mechanism acts (`acting`): only there may it account for an output."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    acting: np.ndarray
+
+
 _KINDS: dict[str, Callable[..., Prediction | None]] = {}
 
 
@@ -34,10 +45,12 @@ class Convention:
     kind: str
     reason: str
     link: str
+    dtypes: tuple[str, ...] = ()  # the dtypes its mechanism acts in (empty: every dtype)
     parameters: dict[str, Any] = field(default_factory=dict)
 
-    def applies_to(self, impl: str, quantity: str) -> bool:
-        return impl in self.impls and self.quantity in (quantity, "both")
+    def applies_to(self, impl: str, quantity: str, dtype: str) -> bool:
+        return (impl in self.impls and self.quantity in (quantity, "both")
+                and (not self.dtypes or dtype in self.dtypes))
 
 
 def convention_use(conventions: Sequence[Convention], rows: pd.DataFrame) -> tuple[dict[str, int], list[str]]:
@@ -56,10 +69,10 @@ def load_conventions(text: str | None = None) -> list[Convention]:
     out = []
     for index, entry in enumerate(tomllib.loads(text).get("convention", [])):
         try:
-            known = {"id", "impls", "quantity", "kind", "reason", "link"}
+            known = {"id", "impls", "quantity", "kind", "reason", "link", "dtypes"}
             convention = Convention(
                 id=entry["id"], impls=tuple(entry["impls"]), quantity=entry["quantity"], kind=entry["kind"],
-                reason=entry["reason"], link=entry["link"],
+                reason=entry["reason"], link=entry["link"], dtypes=tuple(entry.get("dtypes", ())),
                 parameters={k: v for k, v in entry.items() if k not in known},
             )
         except KeyError as exc:
@@ -69,6 +82,9 @@ def load_conventions(text: str | None = None) -> list[Convention]:
                              f"known: {', '.join(_KINDS)}")
         if convention.quantity not in ("loss", "grad", "both"):
             raise ValueError(f"conventions file: {convention.id!r}: quantity must be loss, grad or both")
+        if unknown := [name for name in convention.dtypes if name not in DTYPES]:
+            raise ValueError(f"conventions file: {convention.id!r} has unknown dtype {unknown[0]!r}; "
+                             f"known: {', '.join(DTYPES)}")
         out.append(convention)
     return out
 
@@ -90,16 +106,17 @@ def _broadcast(inputs: CaseInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return (inputs.x.astype(np.float64), inputs.y.astype(np.float64), flat(inputs.weight), flat(inputs.pos_weight))
 
 
-def _reduce(per_element: np.ndarray, reduction: str, quantity: str) -> Prediction:
-    """Apply the reduction to predicted per-element values (gradients: scaled by 1/n for mean)."""
+def _reduce(per_element: np.ndarray, reduction: str, quantity: str, acting: np.ndarray) -> Prediction:
+    """Apply the reduction to predicted per-element values (gradients: scaled by 1/n for mean); a reduced loss is
+    acted on where any of its elements is."""
     n = per_element.size
     if quantity == "grad" or reduction == "none":
         values = per_element / n if (quantity == "grad" and reduction == "mean") else per_element
-        return values, np.zeros_like(values)
+        return Prediction(values, np.zeros_like(values), acting)
     finite = np.isfinite(per_element).all()
     total = math.fsum(per_element.ravel().tolist()) if finite else float(np.sum(per_element))
     value = total / n if reduction == "mean" else total
-    return np.array(value), np.array(0.0)
+    return Prediction(np.array(value), np.array(0.0), np.array(bool(acting.any())))
 
 
 def _coefficient_times(coefficient: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -110,82 +127,93 @@ def _coefficient_times(coefficient: np.ndarray, value: np.ndarray) -> np.ndarray
 @_kind("log_clamp")
 def _log_clamp(inputs: CaseInputs, input_form: str, reduction: str, quantity: str, *, floor: float,
                **_: Any) -> Prediction | None:
-    """l = −w[p·y·max(log q, floor) + (1 − y)·max(log(1 − q), floor)]."""
+    """l = −w[p·y·max(log q, floor) + (1 − y)·max(log(1 − q), floor)]; acts where a present term is clamped."""
     if input_form != "probs" or quantity != "loss":
         return None
     q, y, w, p = _broadcast(inputs)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_q, log_1mq = np.maximum(np.log(q), floor), np.maximum(np.log1p(-q), floor)
+        raw_q, raw_1mq = np.log(q), np.log1p(-q)
+        log_q, log_1mq = np.maximum(raw_q, floor), np.maximum(raw_1mq, floor)
         per_element = -w * (_coefficient_times(p * y, log_q) + _coefficient_times(1 - y, log_1mq))
-    return _reduce(per_element, reduction, quantity)
+    acting = ((p * y != 0) & (raw_q < floor)) | ((1 - y != 0) & (raw_1mq < floor))
+    return _reduce(per_element, reduction, quantity, acting)
 
 
 @_kind("grad_epsilon")
 def _grad_epsilon(inputs: CaseInputs, input_form: str, reduction: str, quantity: str, *, epsilon: float,
                   epsilon_dtype: str = "float64", **_: Any) -> Prediction | None:
-    """dl/dq = w·(q − y) / max(q(1 − q), epsilon), epsilon as stored in `epsilon_dtype`."""
+    """dl/dq = w·(q − y) / max(q(1 − q), epsilon), epsilon as stored in `epsilon_dtype`; acts where
+    q(1 − q) < epsilon."""
     if input_form != "probs" or quantity != "grad":
         return None
     epsilon = float(np.asarray(epsilon).astype(float_format(epsilon_dtype).numpy_dtype))
     q, y, w, _p = _broadcast(inputs)
     per_element = w * (q - y) / np.maximum(q * (1 - q), epsilon)
-    return _reduce(per_element, reduction, quantity)
+    return _reduce(per_element, reduction, quantity, q * (1 - q) < epsilon)
 
 
 @_kind("prob_clip")
 def _prob_clip(inputs: CaseInputs, input_form: str, reduction: str, quantity: str, *, epsilon: float,
-               **_: Any) -> Prediction | None:
-    """q clipped to [ε, 1 − ε] (both rounded to the dtype, as the framework does), then
-    l = −w[y·log q_c + (1 − y)·log(1 − q_c)] in IEEE arithmetic; the gradient is zero outside the clip."""
+               compute_dtype: str | None = None, **_: Any) -> Prediction | None:
+    """q clipped to [ε, 1 − ε], then l = −[y·log q_c + (1 − y)·log(1 − q_c)], each operation rounded to the
+    dtype the framework computes in, as Keras does (`clip_by_value` to the bounds rounded to that dtype, then
+    `log(1 − q_c)`, not log1p: at q = 0, y = 0 float32 gives −log(1 − 1.19e-7) = 1.1920929e-07, not 1e-7);
+    then × w in float64. The gradient, −y/q_c + (1 − y)/(1 − q_c), is zero outside the clip. Acts where the
+    clip moves q: inside it, the formula's own rounding (log(1 − q) for small q) is judged as usual."""
     if input_form != "probs":
         return None
-    fmt: FloatFormat = float_format(inputs.dtype)
-    low = float(np.asarray(epsilon).astype(fmt.numpy_dtype))
-    high = float(np.asarray(1.0 - epsilon).astype(fmt.numpy_dtype))
-    q, y, w, _p = _broadcast(inputs)
+    work = float_format(compute_dtype or inputs.dtype).numpy_dtype
+    q64, y64, w, _p = _broadcast(inputs)
+    q, y = q64.astype(work), y64.astype(work)
+    low, high = work.type(epsilon), work.type(1.0 - epsilon)
     clipped = np.clip(q, low, high)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    inside = (q >= low) & (q <= high)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if quantity == "loss":
-            per_element = -w * (y * np.log(clipped) + (1 - y) * np.log1p(-clipped))
+            per_element = -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
         else:
-            inside = (q >= low) & (q <= high)
-            per_element = np.where(inside, w * (-y / clipped + (1 - y) / (1 - clipped)), 0.0)
-    return _reduce(per_element, reduction, quantity)
+            per_element = np.where(inside, -y / clipped + (1 - y) / (1 - clipped), work.type(0))
+        return _reduce(w * per_element.astype(np.float64), reduction, quantity, ~inside & ~np.isnan(q))
 
 
 @_kind("flush_to_zero")
 def _flush_to_zero(inputs: CaseInputs, input_form: str, reduction: str, quantity: str,
-                   **_: Any) -> Prediction | None:
-    """The exact value of the inputs with subnormals read as zero, with subnormal results flushed to zero."""
-    fmt = float_format(inputs.dtype)
+                   compute_dtype: str | None = None, **_: Any) -> Prediction | None:
+    """The exact value of the inputs with subnormals read as zero, with subnormal results flushed to zero, where
+    "subnormal" is of the dtype the arithmetic happens in. Acts where an input or the exact result is
+    subnormal there."""
+    fmt = float_format(compute_dtype or inputs.dtype)
+
+    def subnormal(values: np.ndarray) -> np.ndarray:
+        magnitude = np.abs(values.astype(np.float64))
+        return (magnitude != 0) & (magnitude < fmt.smallest_normal)
 
     def flush(values: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            return np.where(np.abs(values) < fmt.smallest_normal, np.copysign(0.0, values), values)
+        return np.where(subnormal(values), np.copysign(0.0, values), values)
 
-    def flush_input(value: np.ndarray | None) -> np.ndarray | None:
-        if value is None or value.dtype.name != inputs.dtype:
-            return value
-        return flush(value.astype(np.float64)).astype(value.dtype)
-
-    originals = (inputs.x, inputs.y, inputs.weight, inputs.pos_weight)
-    changed = any(v is not None and v.dtype.name == inputs.dtype and bool(np.any(
-        (v.astype(np.float64) != 0) & (np.abs(v.astype(np.float64)) < fmt.smallest_normal))) for v in originals)
-    flushed = CaseInputs(inputs.dtype, *(flush_input(v) for v in originals)) if changed else inputs  # type: ignore[arg-type]
-    exact = reference(flushed, input_form)
+    originals = [v if v is not None and v.dtype.name == inputs.dtype else None
+                 for v in (inputs.x, inputs.y, inputs.weight, inputs.pos_weight)]
+    read_as_zero = functools.reduce(np.logical_or, (np.broadcast_to(subnormal(v), inputs.x.shape)
+                                                    for v in originals if v is not None))
+    flushed = CaseInputs(inputs.dtype, *(  # type: ignore[arg-type]
+        new if old is None else flush(old.astype(np.float64)).astype(old.dtype)
+        for new, old in zip((inputs.x, inputs.y, inputs.weight, inputs.pos_weight), originals, strict=True)))
+    exact = reference(flushed if read_as_zero.any() else inputs, input_form)
     if exact.undefined is not None:
         return None
     if quantity == "grad":
-        hi, _lo, _band = exact.grad(reduction)
-        return flush(hi), np.zeros_like(hi)
-    if reduction == "none":
-        return flush(exact.loss_hi), np.zeros_like(exact.loss_hi)
+        hi = exact.grad(reduction)[0]
+        return Prediction(flush(hi), np.zeros_like(hi), read_as_zero | subnormal(hi))
     per_element = flush(exact.loss_hi)
-    value, _zero = _reduce(per_element, reduction, "loss")
-    return flush(value), np.array(0.0)
+    if reduction == "none":
+        return Prediction(per_element, np.zeros_like(per_element), read_as_zero | subnormal(exact.loss_hi))
+    value = _reduce(per_element, reduction, "loss", read_as_zero | subnormal(exact.loss_hi))
+    return value._replace(hi=flush(value.hi), acting=value.acting | subnormal(value.hi))
 
 
-def predict(convention: Convention, inputs: CaseInputs, input_form: str, reduction: str,
-            quantity: str) -> Prediction | None:
-    """What `convention` predicts for this result, or None where it has nothing to say."""
-    return _KINDS[convention.kind](inputs, input_form, reduction, quantity, **convention.parameters)
+def predict(convention: Convention, inputs: CaseInputs, input_form: str, reduction: str, quantity: str,
+            compute_dtype: str | None = None) -> Prediction | None:
+    """What `convention` predicts for this result, or None where it has nothing to say. `compute_dtype` is the
+    dtype the implementation computes in when it is not the input's (a Keras loss class's float32)."""
+    return _KINDS[convention.kind](inputs, input_form, reduction, quantity, compute_dtype=compute_dtype,
+                                   **convention.parameters)

@@ -40,7 +40,7 @@ from harness.verdict.domain import shape_problem
 __all__ = ["ORACLE_VERSION", "Reference", "cache_dir", "cached_reference", "located_reference", "reference",
            "reference_uncached"]
 
-ORACLE_VERSION = 3
+ORACLE_VERSION = 4  # 4: labels, weights and pos_weight of exactly 0 or 1 carry no rounding slack
 _U = 2.0**-53  # unit roundoff of float64
 _FAST_ERROR_FACTOR = 32.0  # a-priori bound: ≤ 16 roundings' worth, doubled for margin (see module docstring)
 _ACCEPT = 2.0**-10  # accept a value whose error is below this fraction of the target ULP
@@ -53,7 +53,8 @@ class Reference:
     """Exact values for one case in one dtype, as double-double (hi + lo), and the condition bands.
 
     Per-element arrays have the shape of x; `*_band` is Σ_v |∂f/∂v|·½ulp(v) over the inputs v (x, y, weight,
-    pos_weight): what rounding the inputs to the dtype could change the result by. `undefined` names why the
+    pos_weight): what rounding the inputs to the dtype could change the result by (a label, weight or pos_weight of
+    exactly 0 or 1 is exact by meaning and adds nothing). `undefined` names why the
     case has no value (mismatched shapes); then the arrays are empty.
     """
 
@@ -106,7 +107,7 @@ class _Operands:
     half_ulps: dict[str, np.ndarray]
 
 
-def _operands(inputs: CaseInputs, fmt: FloatFormat) -> _Operands:
+def _operands(inputs: CaseInputs) -> _Operands:
     shape = inputs.x.shape
 
     def flat(value: np.ndarray | None) -> np.ndarray:
@@ -117,14 +118,17 @@ def _operands(inputs: CaseInputs, fmt: FloatFormat) -> _Operands:
     x, y = flat(inputs.x), flat(inputs.y)
     w, p = flat(inputs.weight), flat(inputs.pos_weight)
 
-    def half_ulp(values: np.ndarray, given: np.ndarray | None) -> np.ndarray:
-        # An absent or integer-typed input is exact; an infinite one is not a rounded number.
+    def half_ulp(values: np.ndarray, given: np.ndarray | None, by_meaning: bool = True) -> np.ndarray:
+        # An absent or integer-typed input is exact; an infinite one is not a rounded number. A label, weight or
+        # pos_weight of exactly 0 or 1 is exact by meaning (a hard label, no weight): no rounding made it. An
+        # input given in another dtype (float64 labels beside float16 logits) was rounded to its own dtype.
         if given is None or given.dtype.name not in DTYPES:
             return np.zeros_like(values)
-        return np.where(np.isfinite(values), 0.5 * fmt.ulp(values), 0.0)
+        rounded = np.isfinite(values) & ~(by_meaning & ((values == 0) | (values == 1)))
+        return np.where(rounded, 0.5 * float_format(given.dtype.name).ulp(values), 0.0)
 
-    halves = {"x": half_ulp(x, inputs.x), "y": half_ulp(y, inputs.y), "w": half_ulp(w, inputs.weight),
-              "p": half_ulp(p, inputs.pos_weight)}
+    halves = {"x": half_ulp(x, inputs.x, by_meaning=False), "y": half_ulp(y, inputs.y),
+              "w": half_ulp(w, inputs.weight), "p": half_ulp(p, inputs.pos_weight)}
     return _Operands(x, y, w, p, shape, halves)
 
 
@@ -297,7 +301,7 @@ def reference_uncached(inputs: CaseInputs, input_form: str) -> Reference:
         empty = np.zeros(0)
         return Reference(inputs.dtype, 0, empty, empty, empty, empty, empty, empty, empty, empty,
                          math.nan, 0.0, 0.0, math.nan, 0.0, 0, undefined=problem)
-    o = _operands(inputs, fmt)
+    o = _operands(inputs)
     n = o.x.size
     fast = (_fast_logits if input_form == "logits" else _fast_probs)(o)
     element = _mp_logits if input_form == "logits" else _mp_probs

@@ -8,8 +8,12 @@
 - `inexact`: beyond that, but within what rounding the inputs to the dtype could explain,
   4 × Σ_v |∂f/∂v|·½ulp(v) over the inputs v (x, y, weight, pos_weight). A backward-stable algorithm may land
   anywhere in that band: the gradient σ(x) − y near its zero crossing, the loss at soft y and large |x|.
-  Shown, not an alarm. Infinite sensitivities are left out (they would license any answer), and an input that
-  is exact in every dtype still counts as rounded, as a backward-stable algorithm may treat it so.
+  Shown, not an alarm. Infinite sensitivities are left out (they would license any answer), and a logit or a
+  soft label that is exact in every dtype still counts as rounded, as a backward-stable algorithm may treat it
+  so. Labels, weights and pos_weight of exactly 0 or 1 are exact by meaning (a hard label, no weight): rounding
+  to a dtype never changes them, so they carry no slack, and a hard-label error is never `inexact`. Without
+  this rule the label's half-ULP, times |∂l/∂y| ≈ |x|, would excuse torch's float64 gradient of 0.0 at x = 40,
+  y = 1 (exact −4.25e-18) as `inexact`.
 - `fail`: beyond both. A float32 loss of 0.0 where the exact value is 3.06e-07 (x = −15, y = 0) is 2^23 ULP
   off while the band is ~1e-12: a real loss of precision, even though the absolute error is tiny.
 - `nonfinite`: NaN or ±inf where the exact value is finite, or the reverse, or the wrong infinity. An exact
@@ -53,7 +57,8 @@ POLICY = {
     "pass": f"forward error ≤ {PASS_ULP:g} ULP of the dtype at the exact value (reductions over n elements: "
             f"≤ {PASS_ULP:g} + log2(n) ULP)",
     "inexact": f"beyond pass, but within {BAND_FACTOR:g} × Σ_v |∂f/∂v|·½ulp(v) over the inputs v (x, y, weight, "
-               "pos_weight): what rounding the inputs to the dtype could explain",
+               "pos_weight): what rounding the inputs to the dtype could explain (labels, weights and pos_weight of "
+               "exactly 0 or 1 are exact by meaning and carry none)",
     "fail": "beyond both",
     "nonfinite": "NaN or ±inf where the exact value (rounded to the dtype) is finite, the reverse, or the wrong "
                  "infinity",

@@ -252,10 +252,18 @@ def test_recipes_regenerate_inputs_bit_for_bit(seed: int) -> None:
 
 
 def test_scale_cases() -> None:
-    cases = builtin_cases(0, ["scale"])
+    everything = builtin_cases(0, ["scale"])
+    cases = [c for c in everything if c.size in SCALE_SIZES]
     assert {c.size for c in cases if c.input_form == "logits"} == set(SCALE_SIZES) == {10**3, 10**4, 10**5, 10**6}
     assert {c.size for c in cases if c.input_form == "probs"} == {10**5, 10**6}
     assert all(c.dtypes == ("float16", "bfloat16") and set(np.unique(c.y)) == {0.0, 1.0} for c in cases)
+    # float16 logits around float16's largest integers: its count is 65504 up to 65519, inf from 65520
+    edges = {c.x.shape: c for c in everything if c.size not in SCALE_SIZES}
+    assert set(edges) == {(65_535,), (65_536,), (65_537,), (232, 304)}
+    assert all(c.dtypes == ("float16",) and c.input_form == "logits" and c.y.shape == c.x.shape
+               for c in edges.values())
+    with np.errstate(over="ignore"):
+        assert [float(np.float16(c.size)) for c in edges.values()] == [np.inf] * 4
     # the exact sum of the float16 loss passes float16's largest number (65504) from n = 1e5 on, not at 1e4
     for case in cases:
         if case.input_form == "logits" and case.size <= 10**5:

@@ -21,10 +21,6 @@ from implementations import Adapter, Implementation, Unsupported, adapter_classe
 ADAPTERS = adapter_classes()
 SEED_LOGITS, SEED_PROBS = builtin_cases(families=["seed"])
 LN2 = 0.6931471805599453
-# What these implementations were measured to do with any float dtype: Keras's loss classes cast to their own
-# dtype, keras.config.floatx() = float32 (keras.losses.Loss(dtype=None)), so they compute and return float32
-# for float64, float16 and bfloat16 inputs alike. The audit reports that (OutDtype); here it is the expectation.
-COMPUTES_IN = {"tensorflow.keras_class_probs": "float32", "tensorflow.keras_class_logits": "float32"}
 EVERY = [(name, impl) for name, cls in ADAPTERS.items() for impl in cls.implementations]
 LOGITS = [(name, impl) for name, impl in EVERY if impl.input_form == "logits"]
 
@@ -47,7 +43,10 @@ def _ids(cases: list[tuple[str, Implementation]]) -> list[str]:
 
 
 def _dtype(impl: Implementation, given: str) -> str:
-    return COMPUTES_IN.get(impl.impl, given)
+    """The dtype a result comes in: the input's, or what the adapter declares its API computes in (Keras's loss
+    classes cast to keras.config.floatx() = float32 and return float32 for float64, float16 and bfloat16 inputs
+    alike; the audit reports that as OutDtype, and here the declaration is checked against the framework)."""
+    return impl.compute_dtype or given
 
 
 def _rtol(impl: Implementation, given: str, ulps: int = 4) -> float:

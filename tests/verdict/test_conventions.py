@@ -30,6 +30,9 @@ def test_shipped_file_is_complete() -> None:
 
 
 def test_malformed_file_names_the_entry() -> None:
+    with pytest.raises(ValueError, match="unknown dtype 'float8'"):
+        load_conventions('[[convention]]\nid = "x"\nimpls = []\nquantity = "loss"\nkind = "log_clamp"\n'
+                         'dtypes = ["float8"]\nreason = ""\nlink = ""\n')
     with pytest.raises(ValueError, match="entry #0 lacks 'kind'"):
         load_conventions('[[convention]]\nid = "x"\nimpls = []\nquantity = "loss"\nreason = ""\nlink = ""\n')
     with pytest.raises(ValueError, match="unknown kind 'magic'"):
@@ -43,34 +46,111 @@ def _probs(p: list[float], y: list[float]) -> Case:
 
 def test_log_clamp_prediction() -> None:
     # -max(log 0, -100) = 100; -log 0.5 = log 2; y = 0 at p = 0: the term is absent (0)
-    hi, _ = predict(CONVENTIONS["torch-bce-log-clamp"], _probs([0.0, 0.5, 0.0], [1.0, 1.0, 0.0]).inputs("float32"),
-                    "probs", "none", "loss")
+    hi, _, acting = predict(CONVENTIONS["torch-bce-log-clamp"],
+                            _probs([0.0, 0.5, 0.0], [1.0, 1.0, 0.0]).inputs("float32"), "probs", "none", "loss")
     np.testing.assert_allclose(hi, [100.0, math.log(2), 0.0], rtol=1e-15)
+    assert acting.tolist() == [True, False, False]  # the clamp acts on log 0 only where its term is present
 
 
 def test_grad_epsilon_prediction() -> None:
     # d/dp = (p - y) / max(p(1 - p), EPSILON), EPSILON = 1e-12 held as a float32 (9.9999998e-13, which is what
     # torch returns in float64 too: -1.000000004e12 at p = 0, y = 1)
-    hi, _ = predict(CONVENTIONS["torch-bce-grad-epsilon"], _probs([0.0, 0.5], [1.0, 1.0]).inputs("float64"),
-                    "probs", "none", "grad")
+    hi, _, acting = predict(CONVENTIONS["torch-bce-grad-epsilon"], _probs([0.0, 0.5], [1.0, 1.0]).inputs("float64"),
+                            "probs", "none", "grad")
     np.testing.assert_allclose(hi, [-1 / float(np.float32(1e-12)), -2.0], rtol=1e-15)
+    assert acting.tolist() == [True, False]
 
 
 def test_keras_clip_prediction_in_float32() -> None:
-    eps32 = float(np.float32(1e-7))  # Keras's epsilon, as the float32 clip bound
-    inputs = _probs([0.0, 0.25], [1.0, 1.0]).inputs("float32")
-    loss, _ = predict(CONVENTIONS["keras-epsilon-clip"], inputs, "probs", "none", "loss")
-    np.testing.assert_allclose(loss, [-math.log(eps32), -math.log(0.25)], rtol=1e-15)
-    grad, _ = predict(CONVENTIONS["keras-epsilon-clip-grad"], inputs, "probs", "none", "grad")
-    np.testing.assert_allclose(grad, [0.0, -4.0], rtol=1e-15)  # zero inside the clip, -y/p outside it
+    """Computed as Keras computes it, in float32: the clip bound 1e-7 rounds to 1.0000000116860974e-07, and
+    1 − bound to 1 − 2^-23, so at p = y = 0 the loss is −log(1 − 2^-23) = 2^-23 + 2^-47 + 2^-70/3 + …, just past
+    the midpoint 2^-23 + 2^-47: correctly rounded, 2^-23 + 2^-46 (TensorFlow's float32 log returns 2^-23, one ULP
+    below, within the match's tolerance). log1p in float64 would give 1.0e-07, which Keras never computes."""
+    eps32 = float(np.float32(1e-7))
+    inputs = _probs([0.0, 0.25, 0.0], [1.0, 1.0, 0.0]).inputs("float32")
+    loss, _, _ = predict(CONVENTIONS["keras-epsilon-clip"], inputs, "probs", "none", "loss")
+    assert loss.tolist() == [float(np.float32(-math.log(eps32))), float(np.float32(-math.log(0.25))),
+                             2.0**-23 + 2.0**-46]
+    grad, _, acting = predict(CONVENTIONS["keras-epsilon-clip-grad"], inputs, "probs", "none", "grad")
+    assert grad.tolist() == [0.0, -4.0, 0.0]  # zero outside the clip (p = 0), -y/p inside it
+    assert acting.tolist() == [True, False, True]  # the clip acts where it moves p, not at 0.25
+
+
+def test_keras_clip_prediction_in_the_compute_dtype() -> None:
+    """A Keras loss class computes float64 inputs in float32: its prediction is float32's 1.19e-07 at p = y = 0,
+    where the float64 computation of the function gives −log(1 − 1e-7) ≈ 1.00000005e-07."""
+    inputs = _probs([0.0], [0.0]).inputs("float64")
+    in_float32, _, _ = predict(CONVENTIONS["keras-epsilon-clip"], inputs, "probs", "none", "loss", "float32")
+    in_float64, _, _ = predict(CONVENTIONS["keras-epsilon-clip"], inputs, "probs", "none", "loss")
+    assert in_float32.tolist() == [2.0**-23 + 2.0**-46]
+    assert in_float64[0] == pytest.approx(1.00000005e-07, rel=1e-8)
+
+
+def test_keras_clip_is_deviation_at_p_equal_y() -> None:
+    """What Keras returns on the float32 probability edges p = y ∈ {0, 1}: 2^-23 where the exact loss is 0."""
+    case = _probs([0.0, 1.0, 0.5], [0.0, 1.0, 1.0])
+    judge = Judge([case], {"tensorflow": adapter_classes()["tensorflow"]}, list(CONVENTIONS.values()))
+    cell = Cell("tensorflow.keras_probs", 0, "float32", "cpu", "none")
+    output = Output(np.array([2.0**-23, 2.0**-23, math.log(2)]), np.array([1.0, -1.0, -2.0]), "float32",
+                    "float32", "api")
+    loss = judge.result("tensorflow", cell, output, reference(case.inputs("float32"), "probs"))[0]
+    assert (loss.status, loss.deviation) == ("deviation", "keras-epsilon-clip")
+
+
+def test_keras_clip_does_not_explain_a_wrong_value_inside_the_clip() -> None:
+    case = _probs([0.25], [1.0])
+    judge = Judge([case], {"tensorflow": adapter_classes()["tensorflow"]}, list(CONVENTIONS.values()))
+    cell = Cell("tensorflow.keras_probs", 0, "float32", "cpu", "none")
+    output = Output(np.array([1.5]), np.array([-4.0]), "float32", "float32", "api")
+    loss = judge.result("tensorflow", cell, output, reference(case.inputs("float32"), "probs"))[0]
+    assert (loss.status, loss.deviation) == ("fail", "")
 
 
 def test_flush_to_zero_prediction() -> None:
     # softplus(-90) = 8.19e-40 is subnormal in float32: flushed to 0; softplus(-30) = 9.36e-14 is not
     case = Case("f", "test", "logits", np.array([-90.0, -30.0]), np.array([0.0, 0.0]))
-    hi, _ = predict(CONVENTIONS["xla-cpu-flush-to-zero"], case.inputs("float32"), "logits", "none", "loss")
+    hi, _, acting = predict(CONVENTIONS["xla-cpu-flush-to-zero"], case.inputs("float32"), "logits", "none", "loss")
     assert hi[0] == 0.0
     assert hi[1] == pytest.approx(9.357622968839737e-14, rel=1e-15)
+    assert acting.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("convention", ["xla-cpu-flush-to-zero", "tensorflow-cpu-flush-to-zero"])
+def test_flush_to_zero_acts_where_the_hardware_flushes(convention: str) -> None:
+    """float16 is computed in float32, where its subnormals are normal numbers: nothing flushes them."""
+    ftz = CONVENTIONS[convention]
+    impl = ftz.impls[0]
+    assert [d for d in ("float64", "float32", "float16", "bfloat16") if ftz.applies_to(impl, "grad", d)] == [
+        "float64", "float32", "bfloat16"]
+
+
+def test_flush_to_zero_does_not_explain_a_float16_mean_gradient_of_zero() -> None:
+    """A float16 mean over 65536 elements whose gradient is 0.0 (a count held in float16 is inf): each exact
+    element, −σ(−x)/65536 ≈ −1.1e-5, is subnormal in float16, but no flush made it 0: still `fail`."""
+    n = 65536
+    case = Case("c", "test", "logits", np.full(n, 0.5), np.ones(n))
+    judge = Judge([case], {"jax": adapter_classes()["jax"]}, list(CONVENTIONS.values()))
+    cell = Cell("jax.logits", 0, "float16", "cpu", "mean")
+    ref = reference(case.inputs("float16"), "logits")
+    output = Output(np.array(ref.mean_hi), np.zeros(n), "float16", "float16", "api")
+    rows = {row.quantity: row for row in judge.result("jax", cell, output, ref)}
+    assert (rows["loss"].status, rows["grad"].status, rows["grad"].deviation) == ("pass", "fail", "")
+
+
+def test_flush_to_zero_accounts_only_where_it_acts() -> None:
+    """A Keras loss class computes float64 inputs in float32, where flush-to-zero acts below 1.18e-38: at x = −90,
+    y = 0 the loss 8.19e-40 becomes 0.0, which the convention accounts for. At x = −0.6 nothing is subnormal, and
+    the float32 rounding of the loss, though it matches the prediction in float32's ULPs, is no flush's doing: the
+    row stays `fail` there (float32 precision for float64 inputs)."""
+    case = Case("f", "test", "logits", np.array([-0.6, -90.0]), np.array([0.3, 0.0]))
+    judge = Judge([case], {"tensorflow": adapter_classes()["tensorflow"]}, list(CONVENTIONS.values()))
+    ref = reference(case.inputs("float64"), "logits")
+    output = Output(np.array([float(np.float32(ref.loss_hi[0])), 0.0]), ref.grad_hi.copy(), "float64", "float64",
+                    "api")
+    loss = judge.result("tensorflow", Cell("tensorflow.keras_class_logits", 0, "float64", "cpu", "none"), output,
+                        ref)[0]
+    assert (loss.status, loss.worst_index) == ("fail", "[0]")
+    assert "explains 1 element(s) of the documented convention tensorflow-cpu-flush-to-zero" in loss.error_message
 
 
 def _judge_torch_probs(got: float) -> dict:

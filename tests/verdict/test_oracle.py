@@ -126,7 +126,7 @@ def test_fast_path_bound_holds(x: float, y: float, p: float, form: str) -> None:
     if form == "probs":
         x = 1 / (1 + math.exp(-x / 10))
     case = _case([x], [y], form, pos_weight=np.array([p]))
-    operands = _operands(case.inputs("float32"), float_format("float32"))
+    operands = _operands(case.inputs("float32"))
     fast = (_fast_logits if form == "logits" else _fast_probs)(operands)
     with mpmath.workprec(300):
         loss, grad = (_mp_logits if form == "logits" else _mp_probs)(operands.x[0], operands.y[0], 1.0, p)

@@ -118,3 +118,32 @@ def test_gradient_near_zero_crossing_is_inexact() -> None:
     verdict = judge(np.array([naive]), hi, lo, band, F32, None)
     assert verdict.max_ulp_error > 4
     assert verdict.status == "inexact"
+
+
+@pytest.mark.parametrize(("dtype", "fmt"), [("float64", float_format("float64")), ("float32", F32)])
+def test_hard_label_error_is_never_inexact(dtype: str, fmt) -> None:
+    """torch's gradient at x = 40, y = 1 is 0.0 where −σ(−40) = −4.248354255291589e-18 is exact (pytorch#195529):
+    1 − σ(40) cancels. A label of exactly 1 is exact by meaning: no rounding slack may excuse it."""
+    case = Case("x40", "t", "logits", np.array([40.0]), np.array([1.0]))
+    ref = reference(case.inputs(dtype), "logits")
+    hi, lo, band = ref.grad("none")
+    assert band.tolist() == [pytest.approx(-hi[0] * (1 - math.exp(-40.0)) * fmt.ulp(40.0) / 2, rel=1e-12)]
+    assert hi[0] == pytest.approx(-4.248354255291589e-18, rel=1e-15)
+    assert judge(np.array([0.0]), hi, lo, band, fmt, None).status == "fail"
+
+
+def test_only_soft_labels_and_weights_carry_rounding_slack() -> None:
+    """At x = 2 (float32) the gradient's band is |∂g/∂x|·½ulp(x) + |∂g/∂y|·½ulp(y) + |∂g/∂w|·½ulp(w) + …: a label
+    of 0 or 1 and a weight or pos_weight of 1 add nothing (exact by meaning); a label of ½, exact in every dtype
+    but soft, still counts as rounded, and so do a weight of 2 and a pos_weight of 3."""
+    x = np.full(4, 2.0)
+    y = np.array([0.0, 1.0, 0.5, 1.0])
+    hard = Case("hard", "t", "logits", x, y, weight=np.ones(4), pos_weight=np.ones(4))
+    soft = Case("soft", "t", "logits", x, y, weight=np.full(4, 2.0), pos_weight=np.full(4, 3.0))
+    s, half_x = 1 / (1 + math.exp(-2.0)), F32.ulp(2.0) / 2
+    d_dx = s * (1 - s)  # ∂g/∂x with weight 1, pos_weight 1: (1 − y + y)·σ(x)σ(−x)
+    hard_band = reference(hard.inputs("float32"), "logits").grad("none")[2]
+    expected = [d_dx * half_x, d_dx * half_x, d_dx * half_x + 1.0 * F32.ulp(0.5) / 2, d_dx * half_x]
+    np.testing.assert_allclose(hard_band, expected, rtol=1e-12)
+    soft_band = reference(soft.inputs("float32"), "logits").grad("none")[2]
+    assert (soft_band > 2 * hard_band).all()
