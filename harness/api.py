@@ -118,7 +118,8 @@ def audit(
 
 def _described(convention: Convention) -> dict[str, Any]:
     return {"id": convention.id, "impls": list(convention.impls), "quantity": convention.quantity,
-            "kind": convention.kind, "reason": convention.reason, "link": convention.link, **convention.parameters}
+            "kind": convention.kind, "reason": convention.reason, "link": convention.link,
+            **({"dtypes": list(convention.dtypes)} if convention.dtypes else {}), **convention.parameters}
 
 
 def resume_audit(run_dir: str | Path, jobs: int | None = None, use_cache: bool = True,
