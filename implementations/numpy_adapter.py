@@ -115,10 +115,9 @@ def stable(per_element: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callabl
 
 
 def mean_gradient(grad: np.ndarray, n: int) -> np.ndarray:
-    """d(mean)/dx = grad / n, divided the way np.mean divides: float16 in float32, then rounded once (float16(n)
-    is inf from n = 65520 on)."""
-    work = np.dtype(np.float32) if grad.dtype == np.float16 else grad.dtype
-    return (grad.astype(work) / work.type(max(n, 1))).astype(grad.dtype)
+    """d(mean)/dx = grad / n, rounded once to the gradient's dtype (never n held in it: float16(n) is inf from
+    n = 65520 on, and bfloat16 holds 1e5 as 99 840)."""
+    return (grad.astype(np.float64) / max(n, 1)).astype(grad.dtype)
 
 
 def lse_loss_and_grad(x: np.ndarray, y: np.ndarray, reduction: str, weight: Any = None,

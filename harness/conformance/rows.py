@@ -222,7 +222,7 @@ class Judge:
         work = compute_dtype or cell.dtype  # the dtype the arithmetic happens in: where a mechanism acts
         for convention in (c for c in self.conventions if c.applies_to(cell.impl, quantity, work)):
             prediction = self._prediction(convention, cell, quantity, compute_dtype)
-            if prediction is None or np.shape(prediction[0]) != got.shape:
+            if prediction is None or np.shape(prediction.hi) != got.shape:
                 continue
             matches = _accounted_for(got, prediction, exact, _coarser(fmt, float_format(work)), reduced_over)
             if not matches.any():

@@ -482,7 +482,9 @@ def run_into(store: RunStore, cases: list[Case], adapters: dict[str, type[Adapte
                              settings=settings, recorded=recorded, run_id=meta["run_id"], progress=progress)
     began = time.perf_counter()
     frame = store.consolidate()
-    matched, stale = convention_use(conventions, frame)
+    compute_dtypes = {impl.impl: impl.compute_dtype for adapter in adapters.values()
+                      for impl in adapter.implementations}
+    matched, stale = convention_use(conventions, frame, compute_dtypes)
     profile = report["profile"]
     profile["main"].update(consolidate_s=round(time.perf_counter() - began, 2), setup_s=round(setup_seconds, 2))
     store.update_meta(complete=True, wall_seconds=round(time.time() - started, 3), workers=report["workers"],

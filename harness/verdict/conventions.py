@@ -9,10 +9,9 @@ A row is `deviation` only when the framework's output matches that prediction wi
 
 from __future__ import annotations
 
-import functools
 import math
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, NamedTuple
@@ -21,9 +20,11 @@ import numpy as np
 import pandas as pd
 
 from cases import DTYPES, CaseInputs, float_format
+from harness.verdict.domain import shape_problem
 from harness.verdict.oracle import reference
 
 __all__ = ["Convention", "Prediction", "convention_use", "load_conventions", "predict"]
+
 
 class Prediction(NamedTuple):
     """The value a convention predicts, as a double-double (hi + lo) shaped like the result, and where its
@@ -53,13 +54,17 @@ class Convention:
                 and (not self.dtypes or dtype in self.dtypes))
 
 
-def convention_use(conventions: Sequence[Convention], rows: pd.DataFrame) -> tuple[dict[str, int], list[str]]:
+def convention_use(conventions: Sequence[Convention], rows: pd.DataFrame,
+                   compute_dtypes: Mapping[str, str | None] | None = None) -> tuple[dict[str, int], list[str]]:
     """How many rows of an audit table each convention explained (its `deviation` column), and the stale ones:
-    conventions whose implementations ran but that explained no row. Counted over the table, so that a resumed
-    run counts the rows of both sessions."""
+    conventions that could have applied to rows that ran (their implementations, in a dtype their mechanism acts
+    in: the implementation's `compute_dtypes` entry, else the row's) but that explained no row. Counted over the
+    table, so that a resumed run counts the rows of both sessions."""
     matched = {str(k): int(v) for k, v in rows.loc[rows["deviation"] != "", "deviation"].value_counts().items()}
-    ran = set(rows["impl"])
-    return matched, [c.id for c in conventions if set(c.impls) & ran and not matched.get(c.id)]
+    computes = compute_dtypes or {}
+    ran = {(impl, computes.get(impl) or dtype) for impl, dtype in zip(rows["impl"], rows["dtype"], strict=True)}
+    return matched, [c.id for c in conventions if not matched.get(c.id)
+                     and any(impl in c.impls and (not c.dtypes or dtype in c.dtypes) for impl, dtype in ran)]
 
 
 def load_conventions(text: str | None = None) -> list[Convention]:
@@ -82,6 +87,9 @@ def load_conventions(text: str | None = None) -> list[Convention]:
                              f"known: {', '.join(_KINDS)}")
         if convention.quantity not in ("loss", "grad", "both"):
             raise ValueError(f"conventions file: {convention.id!r}: quantity must be loss, grad or both")
+        if "compute_dtype" in convention.parameters:
+            raise ValueError(f"conventions file: {convention.id!r}: compute_dtype is the implementation's "
+                             "(Implementation.compute_dtype), not a convention's parameter")
         if unknown := [name for name in convention.dtypes if name not in DTYPES]:
             raise ValueError(f"conventions file: {convention.id!r} has unknown dtype {unknown[0]!r}; "
                              f"known: {', '.join(DTYPES)}")
@@ -106,17 +114,30 @@ def _broadcast(inputs: CaseInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return (inputs.x.astype(np.float64), inputs.y.astype(np.float64), flat(inputs.weight), flat(inputs.pos_weight))
 
 
-def _reduce(per_element: np.ndarray, reduction: str, quantity: str, acting: np.ndarray) -> Prediction:
+def _reduce(per_element: np.ndarray, reduction: str, quantity: str, acting: np.ndarray,
+            exact: np.ndarray | None = None) -> Prediction:
     """Apply the reduction to predicted per-element values (gradients: scaled by 1/n for mean); a reduced loss is
-    acted on where any of its elements is."""
+    acted on where any of its elements is. With `exact` (the exact per-element values), the prediction takes the
+    convention's value only where its mechanism acts and the exact one elsewhere, so that a reduced prediction
+    differs from the exact value by what the mechanism does and nothing else (Keras's log(1 − p) at p = 1e-4 is
+    no part of its clip)."""
+    if exact is not None:
+        per_element = np.where(acting, per_element, exact)
     n = per_element.size
     if quantity == "grad" or reduction == "none":
         values = per_element / n if (quantity == "grad" and reduction == "mean") else per_element
         return Prediction(values, np.zeros_like(values), acting)
     finite = np.isfinite(per_element).all()
     total = math.fsum(per_element.ravel().tolist()) if finite else float(np.sum(per_element))
-    value = total / n if reduction == "mean" else total
+    mean = total / n if n else math.nan  # the mean of nothing is 0/0
+    value = total if reduction == "sum" else mean
     return Prediction(np.array(value), np.array(0.0), np.array(bool(acting.any())))
+
+
+def _exact(inputs: CaseInputs, input_form: str, quantity: str) -> np.ndarray:
+    """The exact per-element loss, or gradient of the sum, as float64 (the reference's high parts)."""
+    exact = reference(inputs, input_form)
+    return exact.loss_hi if quantity == "loss" else exact.grad_hi
 
 
 def _coefficient_times(coefficient: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -136,7 +157,7 @@ def _log_clamp(inputs: CaseInputs, input_form: str, reduction: str, quantity: st
         log_q, log_1mq = np.maximum(raw_q, floor), np.maximum(raw_1mq, floor)
         per_element = -w * (_coefficient_times(p * y, log_q) + _coefficient_times(1 - y, log_1mq))
     acting = ((p * y != 0) & (raw_q < floor)) | ((1 - y != 0) & (raw_1mq < floor))
-    return _reduce(per_element, reduction, quantity, acting)
+    return _reduce(per_element, reduction, quantity, acting, _exact(inputs, input_form, quantity))
 
 
 @_kind("grad_epsilon")
@@ -149,7 +170,7 @@ def _grad_epsilon(inputs: CaseInputs, input_form: str, reduction: str, quantity:
     epsilon = float(np.asarray(epsilon).astype(float_format(epsilon_dtype).numpy_dtype))
     q, y, w, _p = _broadcast(inputs)
     per_element = w * (q - y) / np.maximum(q * (1 - q), epsilon)
-    return _reduce(per_element, reduction, quantity, q * (1 - q) < epsilon)
+    return _reduce(per_element, reduction, quantity, q * (1 - q) < epsilon, _exact(inputs, input_form, quantity))
 
 
 @_kind("prob_clip")
@@ -173,7 +194,8 @@ def _prob_clip(inputs: CaseInputs, input_form: str, reduction: str, quantity: st
             per_element = -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
         else:
             per_element = np.where(inside, -y / clipped + (1 - y) / (1 - clipped), work.type(0))
-        return _reduce(w * per_element.astype(np.float64), reduction, quantity, ~inside & ~np.isnan(q))
+        return _reduce(w * per_element.astype(np.float64), reduction, quantity, ~inside & ~np.isnan(q),
+                       _exact(inputs, input_form, quantity))
 
 
 @_kind("flush_to_zero")
@@ -193,8 +215,9 @@ def _flush_to_zero(inputs: CaseInputs, input_form: str, reduction: str, quantity
 
     originals = [v if v is not None and v.dtype.name == inputs.dtype else None
                  for v in (inputs.x, inputs.y, inputs.weight, inputs.pos_weight)]
-    read_as_zero = functools.reduce(np.logical_or, (np.broadcast_to(subnormal(v), inputs.x.shape)
-                                                    for v in originals if v is not None))
+    read_as_zero = np.zeros(inputs.x.shape, dtype=bool)
+    for value in (v for v in originals if v is not None):
+        read_as_zero |= np.broadcast_to(subnormal(value), inputs.x.shape)
     flushed = CaseInputs(inputs.dtype, *(  # type: ignore[arg-type]
         new if old is None else flush(old.astype(np.float64)).astype(old.dtype)
         for new, old in zip((inputs.x, inputs.y, inputs.weight, inputs.pos_weight), originals, strict=True)))
@@ -207,13 +230,16 @@ def _flush_to_zero(inputs: CaseInputs, input_form: str, reduction: str, quantity
     per_element = flush(exact.loss_hi)
     if reduction == "none":
         return Prediction(per_element, np.zeros_like(per_element), read_as_zero | subnormal(exact.loss_hi))
-    value = _reduce(per_element, reduction, "loss", read_as_zero | subnormal(exact.loss_hi))
-    return value._replace(hi=flush(value.hi), acting=value.acting | subnormal(value.hi))
+    reduced = _reduce(per_element, reduction, "loss", read_as_zero | subnormal(exact.loss_hi))
+    return reduced._replace(hi=flush(reduced.hi), acting=reduced.acting | subnormal(reduced.hi))
 
 
 def predict(convention: Convention, inputs: CaseInputs, input_form: str, reduction: str, quantity: str,
             compute_dtype: str | None = None) -> Prediction | None:
-    """What `convention` predicts for this result, or None where it has nothing to say. `compute_dtype` is the
-    dtype the implementation computes in when it is not the input's (a Keras loss class's float32)."""
+    """What `convention` predicts for this result, or None where it has nothing to say (inputs that have no BCE
+    value among them). `compute_dtype` is the dtype the implementation computes in when it is not the input's (a
+    Keras loss class's float32)."""
+    if shape_problem(inputs):
+        return None
     return _KINDS[convention.kind](inputs, input_form, reduction, quantity, compute_dtype=compute_dtype,
                                    **convention.parameters)

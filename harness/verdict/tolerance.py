@@ -11,7 +11,7 @@
   Shown, not an alarm. Infinite sensitivities are left out (they would license any answer), and a logit or a
   soft label that is exact in every dtype still counts as rounded, as a backward-stable algorithm may treat it
   so. Labels, weights and pos_weight of exactly 0 or 1 are exact by meaning (a hard label, no weight): rounding
-  to a dtype never changes them, so they carry no slack, and a hard-label error is never `inexact`. Without
+  to a dtype never changes them, so they add no slack of their own (the logit's still counts). Without
   this rule the label's half-ULP, times |∂l/∂y| ≈ |x|, would excuse torch's float64 gradient of 0.0 at x = 40,
   y = 1 (exact −4.25e-18) as `inexact`.
 - `fail`: beyond both. A float32 loss of 0.0 where the exact value is 3.06e-07 (x = −15, y = 0) is 2^23 ULP

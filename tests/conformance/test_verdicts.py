@@ -19,25 +19,18 @@ from harness.conformance.rows import Judge
 from harness.store.schema import ConformanceRow
 from harness.verdict.conventions import load_conventions
 from harness.verdict.oracle import reference
-from implementations import Adapter, adapter_classes
-
-ADAPTERS = adapter_classes()
-COUNT_EDGE = next(c for c in builtin_cases(families=["scale"]) if c.name == "scale_logits_n65536")
+from tests.frameworks import ADAPTERS, loaded_adapter
 
 
 @functools.cache
-def _loaded(name: str) -> Adapter:
-    instance = ADAPTERS[name]()
-    instance.load(threads=1)
-    return instance
+def _count_edge() -> Case:
+    return next(c for c in builtin_cases(families=["scale"]) if c.name == "scale_logits_n65536")
 
 
 def _rows(impl: str, case: Case, dtype: str, reduction: str) -> dict[str, ConformanceRow]:
     """The audit's reference rows (loss, grad) for one implementation on one case, by quantity."""
     name = impl.split(".")[0]
-    if not ADAPTERS[name].is_available():
-        pytest.skip(f"{name} is not installed")
-    adapter = _loaded(name)
+    adapter = loaded_adapter(name)
     inputs = case.inputs(dtype)
     output = adapter.compute(adapter.implementation(impl), inputs.arrays(), reduction, "cpu")
     judge = Judge([case], {name: ADAPTERS[name]}, load_conventions())
@@ -49,7 +42,7 @@ def _rows(impl: str, case: Case, dtype: str, reduction: str) -> dict[str, Confor
 def test_a_float16_mean_over_65536_elements_passes_through_the_frameworks_mean(impl: str) -> None:
     """jnp.mean, np.mean's float32 accumulation, torch's reduction: the mean users call is right. A mean that
     divided by a float16 count (as the adapters once did by hand) gave NaN and a gradient of 0.0."""
-    rows = _rows(impl, COUNT_EDGE, "float16", "mean")
+    rows = _rows(impl, _count_edge(), "float16", "mean")
     assert (rows["loss"].status, rows["grad"].status) == ("pass", "pass"), rows
 
 
@@ -57,7 +50,7 @@ def test_tensorflows_float16_mean_is_its_own_alarm_and_no_convention_explains_it
     """tf.reduce_mean sums float16 in float16 (past 65504: inf) and divides by a float16 count (inf from 65520):
     loss NaN, gradient 0.0 (tensorflow#115732). A real finding, and float16 subnormals are not flushed, so the
     flush-to-zero convention must not claim the gradient."""
-    rows = _rows("tensorflow.logits", COUNT_EDGE, "float16", "mean")
+    rows = _rows("tensorflow.logits", _count_edge(), "float16", "mean")
     assert rows["loss"].status == "nonfinite" and np.isnan(rows["loss"].got)
     assert (rows["grad"].status, rows["grad"].got, rows["grad"].deviation) == ("fail", 0.0, "")
 

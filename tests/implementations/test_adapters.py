@@ -8,34 +8,22 @@ Expected values: the worked example's mean is 0.6219186506146224 in float64 (mpm
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 
 from cases import Case, builtin_cases, float_format
 from harness.verdict.oracle import reference
 from harness.verdict.ulp import judge
-from implementations import Adapter, Implementation, Unsupported, adapter_classes
+from implementations import Implementation, Unsupported
+from tests.frameworks import ADAPTERS, loaded_adapter
 
-ADAPTERS = adapter_classes()
 SEED_LOGITS, SEED_PROBS = builtin_cases(families=["seed"])
 LN2 = 0.6931471805599453
 EVERY = [(name, impl) for name, cls in ADAPTERS.items() for impl in cls.implementations]
 LOGITS = [(name, impl) for name, impl in EVERY if impl.input_form == "logits"]
 
 
-@functools.cache
-def _loaded(name: str) -> Adapter:
-    instance = ADAPTERS[name]()
-    instance.load(threads=1)
-    return instance
-
-
-def _adapter(name: str) -> Adapter:
-    if not ADAPTERS[name].is_available():
-        pytest.skip(f"{name} is not installed")
-    return _loaded(name)
+_adapter = loaded_adapter
 
 
 def _ids(cases: list[tuple[str, Implementation]]) -> list[str]:

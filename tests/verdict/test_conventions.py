@@ -30,6 +30,9 @@ def test_shipped_file_is_complete() -> None:
 
 
 def test_malformed_file_names_the_entry() -> None:
+    with pytest.raises(ValueError, match="compute_dtype is the implementation's"):
+        load_conventions('[[convention]]\nid = "x"\nimpls = []\nquantity = "loss"\nkind = "prob_clip"\n'
+                         'compute_dtype = "float32"\nreason = ""\nlink = ""\n')
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):
         load_conventions('[[convention]]\nid = "x"\nimpls = []\nquantity = "loss"\nkind = "log_clamp"\n'
                          'dtypes = ["float8"]\nreason = ""\nlink = ""\n')
@@ -65,12 +68,12 @@ def test_keras_clip_prediction_in_float32() -> None:
     """Computed as Keras computes it, in float32: the clip bound 1e-7 rounds to 1.0000000116860974e-07, and
     1 − bound to 1 − 2^-23, so at p = y = 0 the loss is −log(1 − 2^-23) = 2^-23 + 2^-47 + 2^-70/3 + …, just past
     the midpoint 2^-23 + 2^-47: correctly rounded, 2^-23 + 2^-46 (TensorFlow's float32 log returns 2^-23, one ULP
-    below, within the match's tolerance). log1p in float64 would give 1.0e-07, which Keras never computes."""
+    below, within the match's tolerance). log1p in float64 would give 1.0e-07, which Keras never computes. Where
+    the clip does not act (p = 0.25) the prediction is the exact value: the clip has nothing to say there."""
     eps32 = float(np.float32(1e-7))
     inputs = _probs([0.0, 0.25, 0.0], [1.0, 1.0, 0.0]).inputs("float32")
     loss, _, _ = predict(CONVENTIONS["keras-epsilon-clip"], inputs, "probs", "none", "loss")
-    assert loss.tolist() == [float(np.float32(-math.log(eps32))), float(np.float32(-math.log(0.25))),
-                             2.0**-23 + 2.0**-46]
+    assert loss.tolist() == [float(np.float32(-math.log(eps32))), 2 * math.log(2), 2.0**-23 + 2.0**-46]
     grad, _, acting = predict(CONVENTIONS["keras-epsilon-clip-grad"], inputs, "probs", "none", "grad")
     assert grad.tolist() == [0.0, -4.0, 0.0]  # zero outside the clip (p = 0), -y/p inside it
     assert acting.tolist() == [True, False, True]  # the clip acts where it moves p, not at 0.25
@@ -95,6 +98,30 @@ def test_keras_clip_is_deviation_at_p_equal_y() -> None:
                     "float32", "api")
     loss = judge.result("tensorflow", cell, output, reference(case.inputs("float32"), "probs"))[0]
     assert (loss.status, loss.deviation) == ("deviation", "keras-epsilon-clip")
+
+
+def _keras_float32(q: list[float], y: list[float]) -> np.ndarray:
+    """What Keras's binary_crossentropy computes in float32: the clip, then log(q) and log(1 − q)."""
+    q32, y32 = np.asarray(q, dtype=np.float32), np.asarray(y, dtype=np.float32)
+    clipped = np.clip(q32, np.float32(1e-7), np.float32(1 - 1e-7))
+    return (-(y32 * np.log(clipped) + (1 - y32) * np.log(1 - clipped))).astype(np.float64)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_keras_clip_accounts_only_where_it_clips(reduction: str) -> None:
+    """At p = 1e-4, y = 0, Keras's float32 log(1 − p) loses ~2 000 ULP: its own formula's rounding, which the clip
+    (acting at p = 0 beside it) must not explain, elementwise or in the mean."""
+    case = _probs([0.0, 1e-4], [0.0, 0.0])
+    judge = Judge([case], {"tensorflow": adapter_classes()["tensorflow"]}, list(CONVENTIONS.values()))
+    per_element = _keras_float32([0.0, 1e-4], [0.0, 0.0])
+    got = per_element if reduction == "none" else np.array(float(np.float32(np.mean(per_element))))
+    output = Output(got, np.zeros(2), "float32", "float32", "api")
+    cell = Cell("tensorflow.keras_probs", 0, "float32", "cpu", reduction)
+    loss = judge.result("tensorflow", cell, output, reference(case.inputs("float32"), "probs"))[0]
+    assert (loss.status, loss.deviation) == ("fail", "")
+    assert loss.max_ulp_error > 1000
+    if reduction == "none":
+        assert loss.worst_index == "[1]" and "explains 1 element(s)" in loss.error_message
 
 
 def test_keras_clip_does_not_explain_a_wrong_value_inside_the_clip() -> None:
@@ -151,6 +178,26 @@ def test_flush_to_zero_accounts_only_where_it_acts() -> None:
                         ref)[0]
     assert (loss.status, loss.worst_index) == ("fail", "[0]")
     assert "explains 1 element(s) of the documented convention tensorflow-cpu-flush-to-zero" in loss.error_message
+
+
+def test_predictions_on_inputs_without_a_bce_value_or_without_elements() -> None:
+    mismatched = Case("m", "test", "logits", np.zeros(3), np.zeros(3), weight=np.ones(2))
+    for convention in CONVENTIONS.values():
+        assert predict(convention, mismatched.inputs("float32"), "logits", "none", "loss") is None
+    empty = _probs([], [])
+    hi, _, acting = predict(CONVENTIONS["keras-epsilon-clip"], empty.inputs("float32"), "probs", "mean", "loss")
+    assert np.isnan(hi) and not acting  # the mean of nothing is 0/0
+
+
+def test_a_convention_is_stale_only_where_it_could_apply() -> None:
+    """Flush-to-zero acts in float32, not float16: a float16-only audit leaves it unexercised, not stale; a Keras
+    loss class computes float16 inputs in float32, where the TensorFlow flush applies."""
+    conventions = [CONVENTIONS["xla-cpu-flush-to-zero"], CONVENTIONS["tensorflow-cpu-flush-to-zero"]]
+    rows = pd.DataFrame({"impl": ["jax.logits", "tensorflow.keras_class_logits"], "dtype": ["float16", "float16"],
+                         "deviation": ["", ""]})
+    computes = {"tensorflow.keras_class_logits": "float32", "jax.logits": None}
+    assert convention_use(conventions, rows, computes) == ({}, ["tensorflow-cpu-flush-to-zero"])
+    assert convention_use(conventions, rows) == ({}, [])
 
 
 def _judge_torch_probs(got: float) -> dict:

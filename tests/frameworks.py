@@ -1,0 +1,25 @@
+"""The frameworks' adapters, loaded once per test process, for tests that call a framework in this process."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from implementations import Adapter, adapter_classes
+
+ADAPTERS = adapter_classes()
+
+
+@functools.cache
+def _loaded(name: str) -> Adapter:
+    instance = ADAPTERS[name]()
+    instance.load(threads=1)
+    return instance
+
+
+def loaded_adapter(name: str) -> Adapter:
+    """The adapter of `name`, its framework imported and configured (one thread); skips where it is missing."""
+    if not ADAPTERS[name].is_available():
+        pytest.skip(f"{name} is not installed")
+    return _loaded(name)
