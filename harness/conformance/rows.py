@@ -16,12 +16,15 @@ from harness.store.schema import ConformanceRow
 from harness.verdict.conventions import Convention, Prediction, predict
 from harness.verdict.domain import domain_violation
 from harness.verdict.oracle import Reference
+from harness.verdict.regions import failures
+from harness.verdict.tolerance import ELEMENT_STATUSES
 from harness.verdict.ulp import Judgement, judge, same_values
 from implementations import Adapter, Output, Unsupported
 
 __all__ = ["QUANTITIES", "Judge"]
 
 QUANTITIES = ("loss", "grad")
+_FAIL_LEVEL = ELEMENT_STATUSES.index("fail")  # element levels from here up fail (fail, nonfinite)
 _REPAIRABLE = {"fail", "nonfinite"}  # statuses a documented convention may explain
 
 
@@ -186,7 +189,19 @@ class Judge:
             if status in ("pass", "inexact", "deviation"):
                 status = "fail"
         return replace(row, status=status, deviation=deviation, error_type=error_type,
-                       error_message="; ".join(messages), **self._located(cell, verdict, got.shape)).with_id()
+                       error_message="; ".join(messages), failures=self._failures(cell, verdict, got, reduced_over),
+                       **self._located(cell, verdict, got.shape)).with_id()
+
+    def _failures(self, cell: Cell, verdict: Judgement, got: np.ndarray, reduced_over: int | None) -> str:
+        """The failing (not explained) elements of an element-wise result, by region and failure mode."""
+        if reduced_over is not None or verdict.levels is None or verdict.ulp_errors is None or verdict.rounded is None:
+            return ""
+        case = self.cases[cell.case_index]
+        inputs = case.inputs(cell.dtype)
+        if inputs.x.shape != got.shape or inputs.y.shape != got.shape:
+            return ""
+        return failures(verdict.levels >= _FAIL_LEVEL, got, verdict.rounded, verdict.ulp_errors,
+                        inputs.x.astype(np.float64), inputs.y.astype(np.float64), case.input_form, cell.dtype)
 
     def _implied_dtype(self, cell: Cell) -> str:
         """The loss dtype the inputs imply: standard type promotion of x and a float label (NumPy's rule, with

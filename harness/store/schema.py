@@ -23,6 +23,8 @@ __all__ = [
     "CASES",
     "CONFORMANCE",
     "CONFORMANCE_COLUMNS",
+    "FINDINGS",
+    "FINDINGS_JSON",
     "INLINE_LIMIT",
     "JOURNAL",
     "META",
@@ -35,8 +37,9 @@ __all__ = [
     "row_id",
 ]
 
-SCHEMA_VERSION = 1
-READABLE_SCHEMA_VERSIONS = (1,)
+# 2: conformance rows carry `failures` (their failing elements by region and failure mode); findings.parquet
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 META = "meta.json"
 JOURNAL = "journal.jsonl"
@@ -45,6 +48,8 @@ CONFORMANCE = "conformance.parquet"
 BENCH = "bench.parquet"
 BENCH_JSON = "bench.json"
 BENCH_JOURNAL = "bench-journal.jsonl"
+FINDINGS = "findings.parquet"  # one row per finding (harness.findings builds it; its columns live there)
+FINDINGS_JSON = "findings.json"  # the same, for people and tools that read JSON
 INLINE_LIMIT = 4096  # cases up to this many elements are stored value by value in cases.json; larger ones by recipe
 
 
@@ -95,6 +100,7 @@ class ConformanceRow:
     expected: float = math.nan
     error_type: str = ""
     error_message: str = ""
+    failures: str = ""  # JSON: the failing elements by (region, failure mode), each group's count and worst one
 
     def with_id(self) -> ConformanceRow:
         """This row with its `row_id` computed from its key."""

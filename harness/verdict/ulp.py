@@ -27,6 +27,8 @@ class Judgement:
     expected: float
     message: str = ""
     levels: np.ndarray | None = field(default=None, repr=False)  # per element: index into ELEMENT_STATUSES
+    ulp_errors: np.ndarray | None = field(default=None, repr=False)  # per element, shaped like the result
+    rounded: np.ndarray | None = field(default=None, repr=False)  # the exact values rounded to the dtype
 
 
 def same_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -107,4 +109,6 @@ def judge(
         got=float(g[worst]),
         expected=float(rounded[worst]),
         levels=level.reshape(hi.shape),
+        ulp_errors=ulp_err.reshape(hi.shape),
+        rounded=rounded.reshape(hi.shape),
     )
