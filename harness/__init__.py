@@ -2,6 +2,7 @@
 
 Importing this package imports no framework: each one is loaded in its own worker process. Its names load on
 first use, so that a worker process, which imports a module of the package, does not import the API's pandas.
+`harness.findings(RUN_DIR)` is the findings room itself, callable: it returns a run's findings.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from harness import findings
     from harness.api import UsageError, audit, bench
     from harness.store.schema import CONFORMANCE_COLUMNS, row_id
     from harness.verdict.oracle import ORACLE_VERSION, Reference, reference
@@ -33,6 +35,7 @@ __all__ = [
     "UsageError",
     "audit",
     "bench",
+    "findings",
     "judge",
     "reference",
     "row_id",
@@ -40,6 +43,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "findings":  # the room, which is callable (harness/findings/__init__.py)
+        return importlib.import_module("harness.findings")
     if name not in _WHERE:
         raise AttributeError(f"module 'harness' has no attribute {name!r}")
     return getattr(importlib.import_module(_WHERE[name]), name)

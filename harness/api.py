@@ -19,6 +19,7 @@ from harness.benchmark import DEFAULT_PROCESSES, BenchConfig, BlockOptions, benc
 from harness.benchmark import run_into as bench_into
 from harness.conformance import Progress, Settings, shard_cases
 from harness.conformance import run_into as audit_into
+from harness.findings import record_findings
 from harness.options import DEFAULT_JOBS, DEFAULT_SWEEPS, DEFAULT_TIMEOUT, DEVICES, UsageError
 from harness.store.environment import collect_environment
 from harness.store.folder import RunStore
@@ -156,6 +157,11 @@ def _audit_into(store: RunStore, meta: dict[str, Any], cases: list[Case], adapte
                         memory_limit=None if gib is None else int(gib * 2**30), log_dir=store.path / "logs")
     frame = audit_into(store, cases, adapters, conventions, settings, progress=progress, recorded=recorded,
                        setup_seconds=setup_seconds)
+    began = time.perf_counter()
+    record_findings(store.path, frame, {case.name: case for case in cases})
+    profile = store.read_meta()["profile"]
+    profile["main"]["findings_s"] = round(time.perf_counter() - began, 2)
+    store.update_meta(profile=profile)
     if write_report:
         from reports import write_reports
 

@@ -1,6 +1,6 @@
 """`python -m harness COMMAND`: a thin layer over the Python API.
 
-Exit codes: 0 the command ran (discrepancies are findings, not failures); 1 a gate asked for failed
+Exit codes: 0 the command ran (what it finds is reported, not a failure); 1 a gate asked for failed
 (`--fail-on`, `compare --fail-on-regression`); 2 bad usage or bad input, with one line naming the problem and the
 fix.
 """
@@ -98,7 +98,8 @@ def _audit_arguments(command: argparse.ArgumentParser) -> None:
                          help="exit 1 when a row has one of these statuses (e.g. fail,nonfinite) and --expected "
                               "does not list it")
     command.add_argument("--expected", type=Path, metavar="FILE",
-                         help="TOML file of expected findings ([[finding]] tables with fields to match and a reason)")
+                         help="TOML file of expected findings ([[finding]] tables with a reason and the finding's "
+                              "fields, such as finding_id, or the rows' fields to match)")
 
 
 def _bench_arguments(command: argparse.ArgumentParser) -> None:
@@ -121,10 +122,16 @@ def _bench_arguments(command: argparse.ArgumentParser) -> None:
 
 def _reading_arguments(commands: Any) -> None:
     """The commands that read run folders: repro, compare, merge, history, report."""
-    repro = commands.add_parser("repro", help="print a standalone script reproducing one row")
+    repro = commands.add_parser("repro", help="print a standalone script reproducing a finding (its minimal "
+                                              "example) or one row")
     repro.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    repro.add_argument("row_id", metavar="ROW_ID")
+    repro.add_argument("row_id", metavar="FINDING_ID|ROW_ID")
     repro.add_argument("--out", type=Path, help="write the script to this file instead of printing it")
+    issue = commands.add_parser("issue", help="print a finding as a bug report in a framework tracker's template")
+    issue.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    issue.add_argument("finding_id", metavar="FINDING_ID")
+    issue.add_argument("--tracker", help="pytorch, tensorflow, keras, jax, optax or numpy (default: the tracker of "
+                                         "the framework of the finding's minimal example)")
     compare = commands.add_parser("compare", help="accuracy and speed regressions of NEW_RUN against BASE_RUN")
     compare.add_argument("base_run", type=Path, metavar="BASE_RUN")
     compare.add_argument("new_run", type=Path, metavar="NEW_RUN")
@@ -144,7 +151,7 @@ def _reading_arguments(commands: Any) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description="Binary cross-entropy conformance harness.",
-                     epilog="Exit codes: 0 the command ran (discrepancies are findings, not failures); 1 a gate "
+                     epilog="Exit codes: 0 the command ran (what it finds is reported, not a failure); 1 a gate "
                             "asked for failed (--fail-on, --fail-on-regression); 2 bad usage or bad input.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     listing = commands.add_parser("list", help="frameworks, versions, devices and dtypes")
@@ -195,10 +202,25 @@ def _print_summary(run_dir: str) -> None:
     print("totals: " + ", ".join(f"{status} {count}" for status, count in counts.items()))
     for stale in run.meta.get("stale_conventions", []):
         print(f"warning: documented convention {stale!r} matched no row (stale?)")
+    for stale in run.meta.get("stale_known_issues", []):
+        print(f"warning: known issue {stale} matched no finding (fixed upstream, or a stale entry?)")
+    if run.findings is not None:
+        _print_findings(run.findings, run_dir)
     for fault in run.meta.get("faults", []):
         print(f"fault: {fault['impl']} on case {fault['case']!r} ({fault['dtype']}, {fault['mode']}): "
               f"{fault['status']}: {fault['why']}; the other cases ran on in a new worker")
     print(f"run folder: {run_dir}  (report.md, conformance.parquet, meta.json)")
+
+
+def _print_findings(findings: Any, run_dir: str, top: int = 10) -> None:
+    """The findings' count and the top ones, worst first, each with the command that reproduces it."""
+    alarms = int((findings["status"] != "deviation").sum())
+    print(f"findings: {len(findings)} ({alarms} alarms, {len(findings) - alarms} documented conventions); "
+          f"the top {min(top, len(findings))}:")
+    for finding in findings.head(top).itertuples(index=False):
+        known = f" [{len(finding.known_issues)} known issue(s)]" if len(finding.known_issues) else " [new]"
+        print(f"{finding.rank:>3}. {finding.status:<9} {finding.finding_id}  {finding.title}{known}")
+        print(f"     {', '.join(finding.impls)}; repro: python -m harness repro {run_dir} {finding.finding_id}")
 
 
 def _with_progress(command: str, run: Any, quiet: bool, **options: Any) -> Any:
@@ -247,7 +269,9 @@ def _audit(args: argparse.Namespace) -> int:
     _print_summary(frame.attrs["run_dir"])
     if not fail_on:
         return 0
-    result = apply_gate(frame, fail_on, expected)
+    from harness.findings import read_findings
+
+    result = apply_gate(frame, fail_on, expected, read_findings(frame.attrs["run_dir"]))
     source = f" in {args.expected}" if args.expected is not None else ""
     print(f"gate --fail-on {','.join(fail_on)}: {result.gated} rows, {result.gated - len(result.unexpected)} "
           f"expected{source}, {len(result.unexpected)} not")
@@ -327,9 +351,15 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from harness.findings import record_findings
+    from harness.store.folder import RunStore
     from reports import write_reports
 
     for run_dir in args.run_dirs:
+        store = RunStore(run_dir)
+        store.read_meta()
+        if store.has_conformance() and not store.has_findings():  # a run of an older version: its findings first
+            record_findings(run_dir)
         for path in write_reports(run_dir):
             print(path)
     return 0
@@ -385,10 +415,18 @@ def _repro(args: argparse.Namespace) -> int:
     return 0
 
 
+def _issue(args: argparse.Namespace) -> int:
+    from harness.findings.tracker import bug_report
+
+    print(bug_report(args.run_dir, args.finding_id, args.tracker), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"audit": _audit, "bench": _bench, "compare": _compare, "gpu-sweep": _gpu_sweep,
-                "history": _history, "list": _list, "merge": _merge, "report": _report, "repro": _repro}
+                "history": _history, "issue": _issue, "list": _list, "merge": _merge, "report": _report,
+                "repro": _repro}
     try:
         return handlers[args.command](args)
     except BadInput as exc:  # every bad name, flag, file or folder, from whichever room found it

@@ -1,5 +1,9 @@
 """Compare two runs: did anything get less accurate or slower?
 
+Findings (both runs have them, matched by `finding_id`): a finding only in the new run is new (a new alarm
+finding is a regression), one only in the base run is fixed, one in both whose implementations, dtypes,
+reductions, modes or checks differ changed in scope. Runs made before findings existed are compared by rows.
+
 Accuracy (both runs have conformance rows, matched by `row_id`): a regression is a row that was `pass` and is
 not (except `unavailable`: a framework missing on one side is listed, not judged), a row whose `max_ulp_error`
 grew beyond what rounding noise explains (more than doubled and by more than the pass tolerance of 4 ULP), or
@@ -62,11 +66,15 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     min_effect: float = MIN_EFFECT
     alpha: float = ALPHA
+    findings: pd.DataFrame = field(default_factory=pd.DataFrame)  # new, fixed and changed findings, by finding_id
 
     @property
     def regressions(self) -> int:
+        """Rows that got worse, slower configurations, and new alarm findings."""
+        new_alarms = ((self.findings.get("verdict", pd.Series(dtype=str)) == "new")
+                      & (self.findings.get("status", pd.Series(dtype=str)) != "deviation"))
         return int((self.accuracy.get("verdict", pd.Series(dtype=str)) == "regression").sum()
-                   + (self.speed.get("verdict", pd.Series(dtype=str)) == "slower").sum())
+                   + (self.speed.get("verdict", pd.Series(dtype=str)) == "slower").sum() + new_alarms.sum())
 
 
 def _missing(frame: pd.DataFrame, needed: list[str]) -> list[str]:
@@ -101,6 +109,33 @@ def _accuracy(base: pd.DataFrame, new: pd.DataFrame, notes: list[str]) -> pd.Dat
     changed = changed[(changed["verdict"] != "") | ((was != now) & judged)]
     changed.loc[changed["verdict"] == "", "verdict"] = "changed"
     return changed.reset_index(drop=True)
+
+
+_SCOPE = ("impls", "dtypes", "reductions", "modes", "checks")
+
+
+def _findings(base: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Findings by `finding_id`: new (only in the new run), fixed (only in the base), changed in scope (the
+    implementations, dtypes, reductions, modes or checks it holds in differ)."""
+    joined = base.merge(new, on="finding_id", how="outer", suffixes=("_base", "_new"), indicator=True)
+    rows = []
+    for finding in joined.to_dict(orient="records"):
+        side = "new" if finding["_merge"] == "right_only" else "base"
+        record = {"finding_id": finding["finding_id"], "status": finding[f"status_{side}"],
+                  "title": finding[f"title_{side}"], "rows_base": finding.get("rows_base"),
+                  "rows_new": finding.get("rows_new")}
+        if finding["_merge"] != "both":
+            rows.append({**record, "verdict": "new" if side == "new" else "fixed",
+                         "scope": ", ".join(finding[f"impls_{side}"])})
+            continue
+        changes = [f"{name}: {', '.join(sorted(set(finding[f'{name}_base']) - set(finding[f'{name}_new'])))} gone, "
+                   f"{', '.join(sorted(set(finding[f'{name}_new']) - set(finding[f'{name}_base'])))} added"
+                   for name in _SCOPE if list(finding[f"{name}_base"]) != list(finding[f"{name}_new"])]
+        if changes:
+            rows.append({**record, "verdict": "changed in scope", "scope": "; ".join(changes)})
+    order = {"new": 0, "changed in scope": 1, "fixed": 2}
+    frame = pd.DataFrame(rows, columns=["verdict", "finding_id", "status", "title", "scope", "rows_base", "rows_new"])
+    return frame.sort_values("verdict", key=lambda v: v.map(order), kind="stable").reset_index(drop=True)
 
 
 def sweep_medians(document: dict[str, Any], frame: pd.DataFrame) -> dict[str, list[float]]:
@@ -229,6 +264,11 @@ def compare_runs(base_dir: str | Path, new_dir: str | Path, min_effect: float = 
         accuracy = _accuracy(base.conformance, new.conformance, notes)
     elif (base.conformance is None) != (new.conformance is None):
         notes.append("accuracy not compared: only one of the runs has an audit")
+    findings = pd.DataFrame()
+    if base.findings is not None and new.findings is not None:
+        findings = _findings(base.findings, new.findings)
+    elif base.conformance is not None and new.conformance is not None:
+        notes.append("findings not compared: a run was made before findings existed (rows are compared)")
     speed = pd.DataFrame()
     if base.bench is not None and new.bench is not None:
         speed = _speed(base, new, min_effect, alpha, notes)
@@ -243,7 +283,7 @@ def compare_runs(base_dir: str | Path, new_dir: str | Path, min_effect: float = 
     if base.meta.get("fingerprint") and base.meta.get("fingerprint") != new.meta.get("fingerprint"):
         notes.append("the runs come from different machines (fingerprints differ): speed differences may be the "
                      "machines'")
-    return Comparison(base.path, new.path, accuracy, speed, notes, min_effect, alpha)
+    return Comparison(base.path, new.path, accuracy, speed, notes, min_effect, alpha, findings)
 
 
 def _columns(frame: pd.DataFrame, columns: list[str]) -> str:
@@ -258,6 +298,11 @@ def render_comparison(comparison: Comparison) -> str:
              f"**{regressions} regression{'s' if regressions != 1 else ''}**" if regressions else
              "**No regression.**", ""]
     lines += [f"- {note}" for note in comparison.notes]
+    if not comparison.findings.empty or "findings not compared" not in " ".join(comparison.notes):
+        lines += ["", "## Findings", ""]
+        lines.append(_columns(comparison.findings, ["verdict", "status", "title", "scope", "rows_base", "rows_new",
+                                                    "finding_id"]) if not comparison.findings.empty
+                     else "No finding is new, fixed or changed in scope.")
     lines += ["", "## Accuracy", ""]
     if accuracy.empty:
         lines.append("No row changed status.")

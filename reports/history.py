@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from harness.store.folder import RunStore
-from harness.verdict.tolerance import NOT_FINDINGS
+from harness.verdict.tolerance import ALARMS
 from reports.html import html_table, page, png, pyplot
 from reports.load import RunReadError, load_run
 from reports.markdown import markdown_table
@@ -24,9 +24,10 @@ _SPEED_COLUMNS = ["impl", "mode", "direction", "device", "dtype", "n", "framewor
 
 def load_history(root: str | Path = "runs") -> pd.DataFrame:
     """One row per (run, implementation, dtype, device, mode, framework version) of accuracy (`kind` "accuracy":
-    rows, passes, findings, worst finite ULP error) and one per bench row (`kind` "speed"), with the run's id,
-    creation time and machine fingerprint. Folders that are not readable runs are skipped and listed in
-    `frame.attrs["skipped"]`."""
+    rows, passes, alarm rows, worst finite ULP error); one per (run, implementation, framework version) of its
+    distinct findings (`kind` "findings"; NaN for a run made before findings existed, whose `alarm_rows` stand
+    in); and one per bench row (`kind` "speed"); each with the run's id, creation time and machine fingerprint.
+    Folders that are not readable runs are skipped and listed in `frame.attrs["skipped"]`."""
     base = Path(root)
     if not base.is_dir():
         raise RunReadError(f"{str(base)!r} is not a folder of runs; pass the folder that holds run folders "
@@ -60,12 +61,13 @@ def load_history(root: str | Path = "runs") -> pd.DataFrame:
             table = run.conformance.copy()
             table["framework_version"] = table.get("framework_version", pd.Series("", index=table.index)).fillna("")
             finite = table["max_ulp_error"].where(table["max_ulp_error"].abs() != float("inf"))
-            grouped = table.assign(passed=table["status"] == "pass", finding=~table["status"].isin(NOT_FINDINGS),
+            grouped = table.assign(passed=table["status"] == "pass", alarm=table["status"].isin(ALARMS),
                                    finite_ulp=finite).groupby(_ACCURACY_KEYS, dropna=False)
-            accuracy = grouped.agg(rows=("status", "size"), passed=("passed", "sum"), findings=("finding", "sum"),
+            accuracy = grouped.agg(rows=("status", "size"), passed=("passed", "sum"), alarm_rows=("alarm", "sum"),
                                    worst_ulp=("finite_ulp", "max")).reset_index()
             accuracy["pass_fraction"] = accuracy["passed"] / accuracy["rows"]
             parts.append(accuracy.assign(kind="accuracy", **common))
+            parts.append(_finding_counts(table, run.findings).assign(kind="findings", **common))
         if run.bench is not None and not run.bench.empty:
             speed = run.bench[[c for c in _SPEED_COLUMNS if c in run.bench.columns]]
             parts.append(speed[speed["median_s"].notna()].assign(kind="speed", **common))
@@ -73,6 +75,30 @@ def load_history(root: str | Path = "runs") -> pd.DataFrame:
     frame = frame.sort_values(["created", "run_id"], kind="stable").reset_index(drop=True)
     frame.attrs["skipped"] = skipped
     return frame
+
+
+def _finding_counts(table: pd.DataFrame, findings: pd.DataFrame | None) -> pd.DataFrame:
+    """Per implementation and framework version: its distinct findings (NaN for a run made before findings
+    existed) and its alarm rows."""
+    keys = ["impl", "framework_version"]
+    counts = table.assign(alarm=table["status"].isin(ALARMS)).groupby(keys, dropna=False).agg(
+        alarm_rows=("alarm", "sum")).reset_index()
+    if findings is None:
+        return counts.assign(findings=float("nan"))
+    members = findings[["finding_id", "row_ids"]].explode("row_ids").rename(columns={"row_ids": "row_id"})
+    distinct = members.merge(table[["row_id", *keys]], on="row_id").groupby(keys, dropna=False)["finding_id"].nunique()
+    return counts.merge(distinct.rename("findings").reset_index(), on=keys, how="left").fillna({"findings": 0})
+
+
+def _findings_trend(history: pd.DataFrame) -> pd.DataFrame:
+    """Distinct findings per implementation (and framework version) and run (alarm rows where a run has no
+    findings)."""
+    counted = history[history["kind"] == "findings"]
+    if counted.empty:
+        return pd.DataFrame()
+    labelled = counted.assign(run=_label(counted), count=counted["findings"].fillna(counted["alarm_rows"]),
+                              implementation=counted["impl"] + " " + counted["framework_version"].astype(str))
+    return labelled.pivot_table(index="implementation", columns="run", values="count", aggfunc="sum").reset_index()
 
 
 def _label(frame: pd.DataFrame) -> pd.Series:
@@ -111,6 +137,9 @@ def render_history_markdown(history: pd.DataFrame, accuracy: pd.DataFrame | None
     runs = history["run_id"].nunique() if not history.empty else 0
     lines = [f"# bce-harness history: {runs} runs", ""]
     lines += [f"- skipped: {reason}" for reason in history.attrs.get("skipped", [])]
+    lines += ["", "## Findings: distinct problems per implementation (and framework version) and run", "",
+              "Runs made before findings existed count their alarm rows instead.", ""]
+    lines.append(markdown_table(_findings_trend(history)))
     lines += ["", "## Accuracy: fraction of rows that pass, per implementation (and framework version) and run", ""]
     lines.append(markdown_table(accuracy))
     lines += ["## Speed: median seconds per call at the largest size, per configuration and run", ""]
@@ -145,6 +174,9 @@ def write_history(root: str | Path = "runs", history: pd.DataFrame | None = None
     markdown.write_text(render_history_markdown(history, accuracy, speed), encoding="utf-8")
     body = [f"<h1>bce-harness history: {history['run_id'].nunique() if not history.empty else 0} runs</h1>"]
     body += [f"<p class='note'>skipped: {escape(reason)}</p>" for reason in history.attrs.get("skipped", [])]
+    findings = _findings_trend(history)
+    body += ["<h2>Findings</h2>", "<p class='note'>Distinct problems per implementation and run (runs made before "
+             "findings existed: their alarm rows).</p>", html_table(findings, ("implementation",))]
     body += ["<h2>Accuracy</h2>", _trend_plot(accuracy, ["implementation", "dtype"], "fraction of rows that pass",
                                                log=False), html_table(accuracy, ("implementation", "dtype")),
              "<h2>Speed</h2>", _trend_plot(speed, ["implementation", "direction", "dtype"],

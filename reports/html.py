@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 
 from cases import DTYPES
-from harness.verdict.tolerance import NOT_FINDINGS, worst_status
+from harness.verdict.tolerance import ALARMS, worst_status
 from reports.load import Run, load_run
 from reports.summary import (
+    alarm_rows,
     bench_table,
-    discrepancies,
+    finding_matrix,
+    findings_table,
     framework_versions,
     size_label,
     status_matrix,
@@ -34,6 +36,7 @@ STATUS_COLOURS = {
     "crashed": "#222222", "timeout": "#555555",
 }
 _MAX_ROWS = 500
+_CARDS = 10  # the worst findings shown as cards, first on the page
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1280px;color:#1d1d1f;padding:0 16px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
@@ -42,6 +45,11 @@ text-align:right;vertical-align:top}th{background:#f4f4f6}td.t,th.t{text-align:l
 td.s{color:#fff;font-weight:600;text-align:center}td.s a{color:#fff}code{font-size:12px;white-space:nowrap}
 .legend span{display:inline-block;padding:1px 8px;margin:2px;color:#fff;border-radius:3px;font-size:12px}
 img.plot{max-width:100%;border:1px solid #eee;margin:6px 0}.note{color:#555}.wide{overflow-x:auto}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:10px;margin:10px 0}
+.card{border:1px solid #ddd;border-left:6px solid #999;border-radius:4px;padding:8px 10px;background:#fcfcfd}
+.card h3{font-size:14px;margin:0 0 4px}.card p{margin:3px 0;font-size:12.5px}.rank{font-weight:700;margin-right:4px}
+.bar{display:flex;height:8px;width:110px;margin-top:3px}.bar span{display:block;height:8px}
+td.m{text-align:center;font-size:12px}td.m a{color:inherit}
 """
 # Counts the plots that loaded, so a browser test (and a reader) can tell the page is whole.
 _SCRIPT = """
@@ -103,7 +111,7 @@ def _anchor(*parts: str) -> str:
 
 def _status_matrix(conformance: pd.DataFrame) -> str:
     """Implementation × dtype, each cell coloured by its worst status, with the worst finite ULP error; a cell with
-    findings links to them in the discrepancy list."""
+    alarms links to them in the alarm list."""
     matrix = status_matrix(conformance)
     worst = conformance.groupby(["impl", "dtype"])["status"].agg(worst_status)
     dtypes = [d for d in DTYPES if d in set(matrix["dtype"])]
@@ -118,7 +126,7 @@ def _status_matrix(conformance: pd.DataFrame) -> str:
             found = matrix[(matrix["impl"] == impl) & (matrix["dtype"] == dtype)]["worst_ulp"]
             ulp = f" · {found.iloc[0]:.3g} ulp" if len(found) and pd.notna(found.iloc[0]) else ""
             label = escape(status) + ulp
-            if status not in NOT_FINDINGS:
+            if status in ALARMS:
                 label = f"<a href='#{_anchor(impl, dtype)}'>{label}</a>"
             cells.append(f"<td class='s' style='background:{STATUS_COLOURS.get(status, '#999')}'>{label}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -129,8 +137,79 @@ def _status_matrix(conformance: pd.DataFrame) -> str:
             "</table>")
 
 
+def _card(finding: Any, run_dir: str) -> str:
+    """One finding: rank, status, title, where it holds, why, the known issues and the reproducer."""
+    colour = STATUS_COLOURS.get(finding.status, "#999")
+    issues = ", ".join(f"<a href='{escape(url)}'>{escape(url.split('github.com/')[-1])}</a>"
+                       for url in finding.known_issues) or "none known: new"
+    return (f"<div class='card' id='f-{escape(finding.finding_id)}' style='border-left-color:{colour}'>"
+            f"<h3><span class='rank'>{finding.rank}.</span>{escape(finding.title)}</h3>"
+            f"<p><b>{escape(finding.status)}</b> · {escape(finding.kind)} · {escape(', '.join(finding.impls))} · "
+            f"{escape(', '.join(finding.dtypes))} · <a href='#rows-{escape(finding.finding_id)}'>{finding.rows} rows"
+            "</a></p>" + (f"<p>why: {escape(finding.why)}</p>" if finding.why else "")
+            + f"<p>known issues: {issues}</p><p><code>python -m harness repro {escape(run_dir)} "
+            f"{escape(finding.finding_id)}</code></p></div>")
+
+
+def _findings(run: Run, findings: pd.DataFrame) -> str:
+    """The worst problems as cards, then every finding in a table, each linked to its card and its rows."""
+    run_dir = str(run.path)
+    alarms = int((findings["status"] != "deviation").sum())
+    head = (f"<p class='note'>{len(findings)} distinct problems: {alarms} alarms and {len(findings) - alarms} "
+            "documented conventions, worst first (ordinary inputs before edges, meaningless results before lost "
+            "digits).</p>")
+    cards = "".join(_card(f, run_dir) for f in findings.head(_CARDS).itertuples(index=False))
+    table = findings_table(findings)
+    table["finding"] = [f"<a href='#f-{fid}'>{escape(title)}</a>" if rank <= _CARDS else escape(title)
+                        for fid, title, rank in zip(table["id"], table["finding"], table["rank"], strict=True)]
+    rest = html_table(table.drop(columns="finding"), ("status", "implementations", "dtypes", "known issues", "id"))
+    links = "".join(f"<tr><td>{rank}</td><td class='t'>{title}</td></tr>"
+                    for rank, title in zip(table["rank"], table["finding"], strict=True))
+    return (head + f"<div class='cards'>{cards}</div><h3>All findings</h3>"
+            f"<div class='wide'><table><tbody>{links}</tbody></table></div>{rest}")
+
+
+def _finding_matrix(conformance: pd.DataFrame, findings: pd.DataFrame) -> str:
+    """Implementation × dtype: how many alarm findings and conventions touch each cell (coloured by the worst),
+    with a bar of the share of its rows per status."""
+    matrix = finding_matrix(conformance, findings)
+    dtypes = [d for d in DTYPES if d in set(matrix["dtype"])]
+    rows = []
+    for impl in sorted(set(matrix["impl"])):
+        cells = [f"<td class='t'>{escape(impl)}</td>"]
+        for dtype in dtypes:
+            found = matrix[(matrix["impl"] == impl) & (matrix["dtype"] == dtype)]
+            if found.empty:
+                cells.append("<td></td>")
+                continue
+            cell = found.iloc[0]
+            bar = "".join(f"<span style='width:{100 * cell[status]:.1f}%;background:{colour}'></span>"
+                          for status, colour in STATUS_COLOURS.items() if cell.get(status, 0) > 0)
+            tint = STATUS_COLOURS.get(cell["worst"], "#999") if cell["alarms"] else "#ffffff"
+            cells.append(f"<td class='m' style='background:{tint}22'><b>{cell['alarms']}</b> alarms · "
+                         f"{cell['conventions']} conv.<div class='bar'>{bar}</div></td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "<th class='t'>implementation</th>" + "".join(f"<th>{escape(d)}</th>" for d in dtypes)
+    legend = "".join(f"<span style='background:{colour}'>{escape(status)}</span>"
+                     for status, colour in STATUS_COLOURS.items())
+    return (f"<p class='legend'>{legend}</p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+            "</table>")
+
+
+def _finding_rows(conformance: pd.DataFrame, findings: pd.DataFrame) -> str:
+    """Each finding's rows (the first 50), under an anchor its card links to."""
+    parts = []
+    columns = ["status", "impl", "dtype", "case", "reduction", "quantity", "check", "mode", "row_id"]
+    for finding in findings.to_dict(orient="records"):
+        rows = conformance[conformance["row_id"].isin(list(finding["row_ids"]))][columns].head(50)
+        parts.append(f"<details id='rows-{escape(str(finding['finding_id']))}'><summary>{finding['rank']}. "
+                     f"{escape(str(finding['title']))} ({finding['rows']} rows)</summary>"
+                     f"{html_table(rows, tuple(columns))}</details>")
+    return "".join(parts)
+
+
 def _discrepancies(run: Run, conformance: pd.DataFrame) -> str:
-    found = discrepancies(conformance)
+    found = alarm_rows(conformance)
     parts = []
     if len(found) > _MAX_ROWS:
         parts.append(f"<p class='note'>The worst {_MAX_ROWS} of {len(found)}; all of them are in "
@@ -148,7 +227,7 @@ def _discrepancies(run: Run, conformance: pd.DataFrame) -> str:
         parts.append(f"<h3 id='{_anchor(str(impl), str(dtype))}'>{escape(str(impl))} · {escape(str(dtype))}</h3>")
         parts.append(html_table(shown, ("status", "case", "reduction", "quantity", "check", "mode", "convention",
                                     "error", "reproduce"), nan_columns=("got", "exact")))
-    return "".join(parts) if parts else "<p class='note'>No discrepancies.</p>"
+    return "".join(parts) if parts else "<p class='note'>No alarms.</p>"
 
 
 def _heatmap(conformance: pd.DataFrame) -> str:
@@ -240,7 +319,8 @@ def _environment(meta: dict[str, Any]) -> str:
 
 
 def render_html(run: Run) -> str:
-    """The whole page: status matrix, discrepancies, ULP heat map, speed plots and tables, environment."""
+    """The whole page: findings (cards, table, matrix), status matrix, ULP heat map, each finding's rows, the alarm
+    rows, speed plots and tables, environment."""
     meta = run.meta
     title = f"bce-harness run {meta.get('run_id', run.path.name)}"
     sections = [f"<h1>{escape(title)}</h1>",
@@ -256,12 +336,21 @@ def render_html(run: Run) -> str:
                          html_table(changes, tuple(c for c in changes.columns if not c.startswith("ulp ")))
                          if not changes.empty else ""]
         conformance = versioned(run.conformance)
+        if run.findings is not None:
+            sections[2:2] = ["<h2 id='findings'>Findings</h2>", _findings(run, run.findings)]
+            sections += ["<h2 id='matrix'>Findings by implementation and dtype</h2>",
+                         "<p class='note'>Each cell: how many alarm findings and documented conventions its rows show "
+                         "(tinted by the worst), and the share of its rows per status.</p>",
+                         _finding_matrix(conformance, run.findings)]
         sections += ["<h2 id='status'>Accuracy: worst status by implementation and dtype</h2>",
                      "<p class='note'>Each cell: the worst status of its rows and the largest finite error in ULPs "
-                     "of the dtype. A cell with findings links to them below.</p>",
+                     "of the dtype. A cell with alarms links to them below.</p>",
                      _status_matrix(conformance),
-                     "<h2 id='heatmap'>ULP error by case family</h2>", _heatmap(conformance),
-                     "<h2 id='discrepancies'>Discrepancies</h2>", _discrepancies(run, conformance)]
+                     "<h2 id='heatmap'>ULP error by case family</h2>", _heatmap(conformance)]
+        if run.findings is not None:
+            sections += ["<h2 id='finding-rows'>The rows of each finding</h2>",
+                         _finding_rows(conformance, run.findings)]
+        sections += ["<h2 id='discrepancies'>Alarms</h2>", _discrepancies(run, conformance)]
     if run.bench is not None:
         table = bench_table(run.bench)
         sections += ["<h2 id='speed'>Speed</h2>",

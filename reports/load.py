@@ -1,4 +1,5 @@
-"""Reading run folders: `meta.json`, `conformance.parquet` and `bench.parquet`, through the store that wrote them."""
+"""Reading run folders: `meta.json`, `conformance.parquet`, `findings.parquet` and `bench.parquet`, through the
+store that wrote them."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Run:
     meta: dict[str, Any]
     conformance: pd.DataFrame | None = field(default=None, repr=False)
     bench: pd.DataFrame | None = field(default=None, repr=False)
+    findings: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def load_run(path: str | Path | Run) -> Run:
@@ -37,4 +39,4 @@ def load_run(path: str | Path | Run) -> Run:
         raise RunReadError(f"{str(store.path)!r} has neither {CONFORMANCE} nor {BENCH}; the run did not finish — "
                            "rerun it into a new folder")
     return Run(store.path, meta, store.conformance() if has_conformance else None,
-               store.bench() if has_bench else None)
+               store.bench() if has_bench else None, store.findings() if store.has_findings() else None)

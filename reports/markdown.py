@@ -11,8 +11,9 @@ import pandas as pd
 from reports.load import Run, load_run
 from reports.summary import (
     STATUS_ORDER,
+    alarm_rows,
     bench_table,
-    discrepancies,
+    findings_table,
     framework_versions,
     profile_lines,
     profile_table,
@@ -24,6 +25,7 @@ from reports.summary import (
 __all__ = ["markdown_table", "render_markdown", "write_markdown"]
 
 _MAX_DISCREPANCIES = 200
+_MAX_FINDING_BLOCKS = 60
 
 
 def _cell(value: Any) -> str:
@@ -59,6 +61,8 @@ def render_markdown(run: Run) -> str:
         f"- versions: {versions}",
         "",
     ]
+    if run.findings is not None:
+        lines += findings_section(run.findings, str(run.path))
     if run.conformance is not None:
         lines += _conformance_sections(run)
     if run.bench is not None:
@@ -80,10 +84,13 @@ def _conformance_sections(run: Run) -> list[str]:
         "ULPs of the dtype.",
         "",
         markdown_table(status_matrix(table)),
-        "## Discrepancies",
+        "## Alarms",
+        "",
+        "The rows the findings are made of (nonfinite, fail, error, crashed, timeout), worst first; `inexact`, "
+        "`rejected` and documented `deviation` rows are in conformance.parquet.",
         "",
     ]
-    found = discrepancies(table)
+    found = alarm_rows(table)
     columns = ["status", "impl", "dtype", "case", "reduction", "quantity", "check", "mode", "deviation",
                "max_ulp_error", "worst_x", "worst_y", "got", "expected", "error_type", "error_message"]
     shown = found[[c for c in columns if c in found.columns]].head(_MAX_DISCREPANCIES).copy()
@@ -111,6 +118,48 @@ def _conformance_sections(run: Run) -> list[str]:
     lines += [f"- `{status}`: {policy[status]}" for status in STATUS_ORDER if status in policy]
     lines.append("")
     return lines
+
+
+def findings_section(findings: pd.DataFrame, run_dir: str, blocks: int = _MAX_FINDING_BLOCKS) -> list[str]:
+    """The findings first: how many, a table of all of them by rank, then a short block per finding."""
+    alarms = int((findings["status"] != "deviation").sum())
+    known = int(findings["known_issues"].map(len).astype(bool).sum())
+    lines = ["## Findings", "",
+             f"{len(findings)} distinct problems: {alarms} alarms and {len(findings) - alarms} documented "
+             f"conventions; {known} with known upstream issues, the rest new. Worst first: alarms before conventions, "
+             "ordinary inputs before edges before what lies outside ordinary use, a meaningless result (NaN, inf, "
+             "0.0 or no correct digit, an error) before lost digits, then by status and by how many frameworks "
+             "share it.", "", markdown_table(findings_table(findings))]
+    for finding in findings.head(blocks).itertuples(index=False):
+        lines += _finding_block(finding, run_dir)
+    if len(findings) > blocks:
+        lines += [f"The other {len(findings) - blocks} are in findings.json.", ""]
+    return lines
+
+
+def _finding_block(finding: Any, run_dir: str) -> list[str]:
+    example = ""
+    if finding.minimal == "element":
+        name = "p" if finding.region.startswith("p") else "x"
+        weights = "".join(f", {label} = {_cell(value)}" for label, value in (("weight", finding.weight),
+                                                                              ("pos_weight", finding.pos_weight))
+                          if value == value)
+        example = (f"{name} = {_cell(finding.x)}, y = {_cell(finding.y)}{weights} in {finding.example_dtype} "
+                   f"({finding.example_impl}, {finding.example_mode}): got {_cell(finding.got)}, exact "
+                   f"{_cell(finding.expected)}")
+    else:
+        example = f"case `{finding.example_case}` in {finding.example_dtype} ({finding.example_impl})"
+    known = ", ".join(finding.known_issues) or "none known: new"
+    return [f"### {finding.rank}. {_cell(finding.title)}", "",
+            f"- `{finding.finding_id}` · {finding.kind} · {finding.status} · {finding.family}, {finding.region}, "
+            f"{finding.failure} · {finding.rows} rows",
+            f"- holds in: {', '.join(finding.impls)}; dtypes {', '.join(finding.dtypes)}; reductions "
+            f"{', '.join(finding.reductions)}; modes {', '.join(finding.modes)}; checks {', '.join(finding.checks)}",
+            f"- minimal example: {example}",
+            *([f"- why: {finding.why}"] if finding.why else []),
+            f"- known issues: {known}",
+            f"- reproduce: `python -m harness repro {run_dir} {finding.finding_id}`; report it: "
+            f"`python -m harness issue {run_dir} {finding.finding_id}`", ""]
 
 
 def _profile_section(meta: dict[str, Any]) -> list[str]:

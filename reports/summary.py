@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 
 from cases import DTYPES
-from harness.verdict.tolerance import NOT_FINDINGS, STATUSES
+from harness.verdict.tolerance import ALARMS, NOT_FINDINGS, SEVERITY, STATUSES
 
 __all__ = [
-    "STATUS_ORDER", "bench_table", "discrepancies", "framework_versions", "profile_lines", "profile_table",
-    "size_label", "status_matrix", "version_changes", "versioned",
+    "STATUS_ORDER", "alarm_rows", "bench_table", "discrepancies", "finding_matrix", "findings_table",
+    "framework_versions", "profile_lines", "profile_table", "size_label", "status_matrix", "version_changes",
+    "versioned",
 ]
 
 STATUS_ORDER = list(STATUSES)
@@ -41,6 +42,52 @@ def discrepancies(conformance: pd.DataFrame) -> pd.DataFrame:
     order = ["_rank", "impl", "case", "dtype", "reduction", "quantity"]
     found = found.sort_values(order, ascending=[False] + [True] * 5)
     return found.drop(columns="_rank").reset_index(drop=True)
+
+
+def alarm_rows(conformance: pd.DataFrame) -> pd.DataFrame:
+    """The alarm rows (nonfinite, fail, error, crashed, timeout), worst first: what the findings are made of."""
+    rank = {status: i for i, status in enumerate(ALARMS)}
+    found = conformance[conformance["status"].isin(ALARMS)].copy()
+    found["_rank"] = found["status"].map(rank)
+    found = found.sort_values(["_rank", "impl", "case", "dtype", "reduction", "quantity"])
+    return found.drop(columns="_rank").reset_index(drop=True)
+
+
+def _short(values: Any, most: int = 4) -> str:
+    values = list(values)
+    return ", ".join(values[:most]) + (f" and {len(values) - most} more" if len(values) > most else "")
+
+
+def findings_table(findings: pd.DataFrame) -> pd.DataFrame:
+    """The findings for people: rank, status, the title, where they hold, how many rows, known upstream issues."""
+    return pd.DataFrame({
+        "rank": findings["rank"], "status": findings["status"], "finding": findings["title"],
+        "implementations": [_short(v) for v in findings["impls"]], "dtypes": [_short(v) for v in findings["dtypes"]],
+        "rows": findings["rows"],
+        "known issues": [str(len(v)) if len(v) else "new" for v in findings["known_issues"]],
+        "id": findings["finding_id"],
+    })
+
+
+def finding_matrix(conformance: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
+    """Implementation × dtype: how many alarm findings and documented conventions touch its rows, the worst
+    finding status there, and the share of its rows per status."""
+    members = findings[["finding_id", "status", "row_ids"]].explode("row_ids").rename(columns={"row_ids": "row_id"})
+    touched = members.merge(conformance[["row_id", "impl", "dtype"]], on="row_id")
+    alarm = touched["status"] != "deviation"
+    counts = pd.DataFrame({
+        "alarms": touched[alarm].groupby(["impl", "dtype"])["finding_id"].nunique(),
+        "conventions": touched[~alarm].groupby(["impl", "dtype"])["finding_id"].nunique(),
+        "worst": touched.groupby(["impl", "dtype"])["status"].agg(
+            lambda s: next(x for x in SEVERITY if x in set(s))),
+    })
+    shares = (conformance.groupby(["impl", "dtype"])["status"].value_counts(normalize=True)
+              .unstack("status", fill_value=0).reindex(columns=STATUS_ORDER, fill_value=0))
+    table = shares.join(counts).fillna({"alarms": 0, "conventions": 0, "worst": "pass"}).reset_index()
+    table[["alarms", "conventions"]] = table[["alarms", "conventions"]].astype(int)
+    dtype_order = {name: i for i, name in enumerate(DTYPES)}
+    table["_order"] = table["dtype"].map(dtype_order).fillna(len(dtype_order))
+    return table.sort_values(["impl", "_order"]).drop(columns="_order").reset_index(drop=True)
 
 
 def size_label(n: int) -> str:
@@ -143,7 +190,8 @@ def profile_lines(profile: dict[str, Any], wall: Any, jobs: Any) -> list[str]:
     lines = [f"- this process: setup {main.get('setup_s', 0):g} s (cases, environment, run folder), plan "
              f"{main.get('plan_s', 0):g} s, references {main.get('references_s', 0):g} s, judging "
              f"{main.get('judge_s', 0):g} s, journal {main.get('journal_s', 0):g} s, waiting for workers "
-             f"{main.get('waiting_s', 0):g} s, consolidation {main.get('consolidate_s', 0):g} s; CPU "
+             f"{main.get('waiting_s', 0):g} s, consolidation {main.get('consolidate_s', 0):g} s, findings "
+             f"{main.get('findings_s', 0):g} s; CPU "
              f"{main.get('cpu_s', 0):g} s",
              f"- references: {refs.get('computed', 0)} computed ({refs.get('slow_elements', 0)} elements in mpmath), "
              f"{refs.get('cached', 0)} from the cache, {refs.get('seconds', 0):g} s"]

@@ -2,7 +2,15 @@
 that the expected-findings file does not list.
 
 The expected-findings file is TOML, one `[[finding]]` table per known finding, each with a `reason` and any of
-the row's fields to match (shell-style patterns: `*`, `?`, `[...]`):
+the finding's fields (`finding_id`, `kind`, `family`, `region`, `failure`) or the row's fields to match
+(shell-style patterns: `*`, `?`, `[...]`); a row is listed when it matches the row fields and belongs to a
+finding that matches the finding fields:
+
+    [[finding]]
+    finding_id = "c61df1021c46"
+    reason = "torch's cancellation at x << 0, y = 0: pytorch/pytorch#195529"
+
+or, by the row's fields as before:
 
     [[finding]]
     impl = "torch.logits"
@@ -28,10 +36,12 @@ from cases import BadInput
 from harness.verdict.tolerance import STATUSES
 
 __all__ = [
+    "FINDING_FIELDS",
     "MATCH_FIELDS", "Expected", "ExpectedFileError", "GateResult", "apply_gate", "load_expected", "parse_fail_on",
 ]
 
 MATCH_FIELDS = ("impl", "case", "family", "dtype", "device", "reduction", "quantity", "check", "mode", "status")
+FINDING_FIELDS = ("finding_id", "kind", "region", "failure", "finding_family")  # finding_family: loss, gradient, call
 
 
 class ExpectedFileError(BadInput):
@@ -46,10 +56,22 @@ class Expected:
     patterns: tuple[tuple[str, str], ...]
     reason: str
 
-    def matches(self, rows: pd.DataFrame) -> pd.Series:
+    def matches(self, rows: pd.DataFrame, findings: pd.DataFrame | None = None) -> pd.Series:
+        """Which `rows` this entry lists (entries with finding fields: only rows of a matching finding)."""
         hit = pd.Series(True, index=rows.index)
         for field, pattern in self.patterns:
-            hit &= rows[field].astype(str).map(lambda value, p=pattern: fnmatchcase(value, p))
+            if field not in FINDING_FIELDS:
+                hit &= rows[field].astype(str).map(lambda value, p=pattern: fnmatchcase(value, p))
+        wanted = [(f, p) for f, p in self.patterns if f in FINDING_FIELDS]
+        if wanted:
+            members: set[str] = set()
+            if findings is not None and len(findings):
+                chosen = pd.Series(True, index=findings.index)
+                for field, pattern in wanted:
+                    column = "family" if field == "finding_family" else field
+                    chosen &= findings[column].astype(str).map(lambda value, p=pattern: fnmatchcase(value, p))
+                members = {row for ids in findings.loc[chosen, "row_ids"] for row in ids}
+            hit &= rows["row_id"].isin(members)
         return hit
 
     def describe(self) -> str:
@@ -91,8 +113,9 @@ def load_expected(path: str | Path) -> list[Expected]:
             raise ExpectedFileError(f"{where}: missing field 'reason' (say why the finding is expected)")
         fields = {k: v for k, v in entry.items() if k != "reason"}
         for field, value in fields.items():
-            if field not in MATCH_FIELDS:
-                raise ExpectedFileError(f"{where}: unknown field {field!r}; fields: {', '.join(MATCH_FIELDS)}, reason")
+            if field not in MATCH_FIELDS + FINDING_FIELDS:
+                raise ExpectedFileError(f"{where}: unknown field {field!r}; fields: "
+                                        f"{', '.join(MATCH_FIELDS + FINDING_FIELDS)}, reason")
             if not isinstance(value, str):
                 raise ExpectedFileError(f"{where}: field {field!r} must be a string pattern, not {value!r}")
         if not fields:
@@ -111,13 +134,15 @@ def parse_fail_on(statuses: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
-def apply_gate(conformance: pd.DataFrame, fail_on: Sequence[str], expected: Sequence[Expected]) -> GateResult:
-    """Which rows with a status in `fail_on` no entry of `expected` lists, and which entries match nothing."""
+def apply_gate(conformance: pd.DataFrame, fail_on: Sequence[str], expected: Sequence[Expected],
+               findings: pd.DataFrame | None = None) -> GateResult:
+    """Which rows with a status in `fail_on` no entry of `expected` lists (by the rows' fields, or the fields of
+    the `findings` they belong to), and which entries match nothing."""
     gated = conformance[conformance["status"].isin(fail_on)]
     listed = pd.Series(False, index=gated.index)
     stale = []
     for entry in expected:
-        hit = entry.matches(gated) if not gated.empty else pd.Series(dtype=bool)
+        hit = entry.matches(gated, findings) if not gated.empty else pd.Series(dtype=bool)
         if not hit.any():
             stale.append(entry)
         listed |= hit.reindex(listed.index, fill_value=False)

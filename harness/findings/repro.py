@@ -1,4 +1,5 @@
-"""Reproducers: a standalone script per discrepancy, using only that framework and NumPy.
+"""Reproducers: a standalone script per finding (its minimal example) or per row, using only that framework and
+NumPy.
 
 The script carries the exact inputs (hex floats of the values as rounded to the dtype; large inputs are
 regenerated from their seed and checked against a hash), calls the framework exactly as the audit did (the
@@ -15,13 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cases import BadInput, Case, float_format
+from cases import BadInput, Case, float_format, round_to_format
 from cases.casefile import hex_strings
 from cases.dtypes import round_in_format, ulp_in_format
 from harness.conformance.plan import BATCH_SIZE
 from harness.findings import script
+from harness.findings.grouping import representative
+from harness.findings.signature import signatures
+from harness.findings.titles import title_of
 from harness.store.folder import RunFolderError, RunStore
 from harness.store.schema import INLINE_LIMIT
+from harness.verdict.oracle import reference
 from harness.verdict.tolerance import NOT_FINDINGS, pass_ulp
 from harness.verdict.ulp import same_values
 from implementations import adapter_classes
@@ -74,22 +79,103 @@ def _row(run_dir: Path, row_id: str) -> pd.Series:
     table = RunStore(run_dir).conformance()
     found = table[table["row_id"] == row_id]
     if found.empty:
-        raise ReproError(f"no row {row_id!r} in {str(run_dir)!r}; row ids are in conformance.parquet and report.md")
+        raise ReproError(f"no row {row_id!r} in {str(run_dir)!r}; row ids are in conformance.parquet and report.md, "
+                         "finding ids in findings.json")
     return found.iloc[0]
 
 
-def reproducer(run_dir: str | Path, row_id: str) -> str:
-    """The standalone script reproducing row `row_id` of the run in `run_dir`."""
+def reproducer(run_dir: str | Path, identifier: str, framework: str | None = None) -> str:
+    """The standalone script reproducing a finding (by `finding_id`: its minimal example, one element where the
+    behaviour is element-wise; in `framework`, when given) or one row (by `row_id`) of the run in `run_dir`."""
     folder = Path(run_dir)
     store = RunStore(folder)
     store.read_meta()
-    row = _row(folder, row_id)
+    if store.has_findings():
+        findings = store.findings()
+        chosen = findings[findings["finding_id"] == identifier]
+        if not chosen.empty:
+            finding = chosen.iloc[0]
+            if framework is not None and framework not in finding["frameworks"]:
+                raise ReproError(f"finding {identifier} does not involve {framework}; it holds in "
+                                 f"{', '.join(finding['frameworks'])}")
+            if framework is not None and str(finding["example_impl"]).split(".")[0] != framework:
+                finding = _example_in(folder, finding, framework)
+            return _finding_script(folder, finding)
+    row = _row(folder, identifier)
     if row["status"] in NOT_FINDINGS:
-        raise ReproError(f"row {row_id} is {row['status']}: there is nothing to reproduce")
-    cases = store.read_cases()
-    case = cases.get(row["case"])
+        raise ReproError(f"row {identifier} is {row['status']}: there is nothing to reproduce")
+    case = store.read_cases().get(row["case"])
     if case is None:
         raise RunFolderError(f"case {row['case']!r} is missing from the run's cases.json; rerun the audit")
+    return _script(folder, row, case)
+
+
+def _example_in(folder: Path, finding: pd.Series, framework: str) -> pd.Series:
+    """The finding with its minimal example taken from `framework`'s rows (the simplest one, as the findings
+    table picks its own)."""
+    store = RunStore(folder)
+    table = store.conformance()
+    rows = table[table["row_id"].isin(list(finding["row_ids"])) & (table["framework"] == framework)]
+    cases = store.read_cases()
+    key = (finding["kind"], finding["family"], finding["region"], finding["failure"])
+    examples = [s.example for row in rows.itertuples(index=False)
+                for s in signatures(row, cases.get(str(row.case)), {}) if s.key == key]
+    if not examples:  # a mean that shares an element-wise row's problem: that row has the example
+        return finding
+    example = representative(examples, cases)
+    changed = finding.copy()
+    for name in ("impl", "dtype", "mode", "reduction", "case"):
+        changed[f"example_{name}"] = example[name]
+    changed["example_row"], changed["example_index"] = example["row_id"], json.dumps(example.get("index", []))
+    for name, field in (("x", "x"), ("y", "y"), ("got", "got"), ("expected", "expected"), ("ulp_error", "ulp")):
+        changed[name] = example.get(field, math.nan)
+    changed["minimal"] = "element" if "x" in example else "case"
+    changed["title"] = title_of({str(k): v for k, v in changed.items()}, example)
+    return changed
+
+
+def _finding_script(folder: Path, finding: pd.Series) -> str:
+    """A finding's minimal example: its representative row, cut down to the one element that shows the problem
+    (reduction none: that element's own loss or gradient, against its exact value)."""
+    row = _row(folder, finding["example_row"])
+    case = RunStore(folder).read_cases().get(row["case"])
+    if case is None:
+        raise RunFolderError(f"case {row['case']!r} is missing from the run's cases.json; rerun the audit")
+    if finding["minimal"] != "element":
+        return _script(folder, row, case)
+    recorded = float(finding["got"]) if row["reduction"] == "none" else math.nan  # a mean's gradient is g / n
+    element, row = one_element(case, row, tuple(json.loads(finding["example_index"])), recorded)
+    return _script(folder, row, element, f"finding {finding['finding_id']}: {finding['title']}")
+
+
+def one_element(case: Case, row: pd.Series, index: tuple[int, ...],
+                recorded: float = math.nan) -> tuple[Case, pd.Series]:
+    """The element of `case` at `index` as a case of its own (its weight and pos_weight at that element), and the
+    row as it reads for that element alone: reduction none, the element's exact value, and what the audit
+    `recorded` there."""
+    inputs = case.inputs(row["dtype"])
+
+    def at(values: np.ndarray | None) -> np.ndarray | None:
+        if values is None:
+            return None
+        return np.broadcast_to(values.astype(np.float64), inputs.x.shape)[index].reshape(1)
+
+    x, y = at(inputs.x), at(inputs.y)
+    assert x is not None and y is not None
+    element = Case(f"{case.name}{list(index)}", case.family, case.input_form, x, y, weight=at(inputs.weight),
+                   pos_weight=at(inputs.pos_weight), description=f"element {list(index)} of {case.name}",
+                   y_dtype=case.y_dtype)
+    exact = reference(element.inputs(row["dtype"]), case.input_form)
+    hi, lo, _band = exact.loss("none") if row["quantity"] == "loss" else exact.grad("none")
+    expected = float(round_to_format(np.asarray(hi + lo), float_format(row["dtype"])).ravel()[0])
+    cut = row.copy()
+    cut["case"], cut["reduction"], cut["worst_index"] = element.name, "none", "[0]"
+    cut["expected"], cut["got"] = expected, recorded
+    return element, cut
+
+
+def _script(folder: Path, row: pd.Series, case: Case, subject: str = "") -> str:
+    """The reproducer of `row` (a row of the run, or one cut down to an element) on `case`."""
     adapters = adapter_classes()
     if row["framework"] not in adapters:
         raise ReproError(f"framework {row['framework']!r} has no adapter here; install the plugin that provides it")
@@ -114,7 +200,7 @@ def reproducer(run_dir: str | Path, row_id: str) -> str:
                 "recorded": recorded, "expected": expected, "recorded_error": row["error_type"],
                 "format": [fmt.precision, fmt.emin, fmt.max_finite], "batch_size": BATCH_SIZE,
                 "pass_ulp": pass_ulp(case.size if row["quantity"] == "loss" and row["reduction"] != "none" else None)}
-    return (_header(row, folder, case, y_dtype) + f"SETTINGS = {_settings_literal(settings)}\n\n"
+    return (_header(row, folder, case, y_dtype, subject) + f"SETTINGS = {_settings_literal(settings)}\n\n"
             + source_of(ulp_in_format, same_values, *_SCRIPT) + "\n" + body
             + f"\n\nif __name__ == \"__main__\":\n    sys.exit(reproduce(run, {compiled}, x, y, weight, pos_weight, "
             "SETTINGS))\n")
@@ -130,12 +216,13 @@ def _settings_literal(settings: dict[str, object]) -> str:
     return "{" + items + "}"
 
 
-def _header(row: pd.Series, folder: Path, case: Case, y_dtype: str) -> str:
+def _header(row: pd.Series, folder: Path, case: Case, y_dtype: str, subject: str = "") -> str:
     """The script's docstring and the constants the framework call reads."""
     check, mode = row["check"], row["mode"]
     convention = f" ({row['deviation']})" if row["deviation"] else ""
+    what = subject or f"row {row['row_id']}"
     return f'''#!/usr/bin/env python3
-"""Reproducer for bce-harness row {row['row_id']} of run {folder.name}.
+"""Reproducer for bce-harness {what} of run {folder.name}.
 
 {row['impl']}: {row['api']}
 case {row['case']} ({case.description or case.family}), dtype {row['dtype']}, reduction {row['reduction']},

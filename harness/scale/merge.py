@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from cases import BadInput
+from harness.findings import record_findings
 from harness.store.folder import RunFolderError, RunStore
 from harness.store.schema import BENCH_JSON, CASES, CONFORMANCE, Shard
 
@@ -95,5 +96,7 @@ def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str) -> P
         (target.path / CASES).write_text(json.dumps({"seed": min(seeds), "cases": list(cases.values()),
                                                      "generated": list(generated.values())}) + "\n",
                                          encoding="utf-8")
+    if conformance:  # findings over every merged row: a finding is never stale in one shard and present in another
+        record_findings(target.path)
     target.update_meta(complete=all(s["complete"] for s in sources_meta))  # written last: the folder is whole
     return target.path

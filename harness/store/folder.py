@@ -8,11 +8,13 @@ Nothing here reads with pickle or evaluates text: JSON and Parquet only.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cases import BadInput, Case, CaseFileError, builtin_cases, case_entry, parse_cases
@@ -23,6 +25,8 @@ from harness.store.schema import (
     CASES,
     CONFORMANCE,
     CONFORMANCE_COLUMNS,
+    FINDINGS,
+    FINDINGS_JSON,
     INLINE_LIMIT,
     JOURNAL,
     META,
@@ -35,6 +39,16 @@ __all__ = ["RunFolderError", "RunStore"]
 
 class RunFolderError(BadInput):
     """A run folder that cannot be created or read; the message says which and how to fix it."""
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_json_value(v) for v in value]
+    return value
 
 
 class RunStore:
@@ -189,12 +203,44 @@ class RunStore:
         except Exception as exc:
             raise RunFolderError(f"{str(file)!r} is corrupt ({type(exc).__name__}); rerun the audit") from None
 
+    def write_findings(self, frame: pd.DataFrame) -> None:
+        """`findings.parquet`, and `findings.json` (the same rows, as a list of objects; non-finite numbers as
+        the strings "inf", "-inf", "nan", as in case files, so that the file is strict JSON)."""
+        frame.to_parquet(self.path / FINDINGS, index=False)
+        records = [{key: _json_value(value) for key, value in record.items()}
+                   for record in frame.to_dict(orient="records")]
+        temporary = self.path / f".{FINDINGS_JSON}.tmp"
+        text = json.dumps({"findings": records}, indent=1, allow_nan=False, ensure_ascii=False)
+        temporary.write_text(text + "\n", encoding="utf-8")
+        os.replace(temporary, self.path / FINDINGS_JSON)
+
+    def has_findings(self) -> bool:
+        return (self.path / FINDINGS).is_file()
+
+    def findings(self) -> pd.DataFrame:
+        file = self.path / FINDINGS
+        if not file.is_file():
+            raise RunFolderError(f"{str(self.path)!r} has no {FINDINGS}; write it with 'python -m harness report "
+                                 f"{self.path}'")
+        try:
+            frame = pd.read_parquet(file)
+        except Exception as exc:
+            raise RunFolderError(f"{str(file)!r} is corrupt ({type(exc).__name__}); rewrite it with 'python -m "
+                                 f"harness report {self.path}'") from None
+        for column in frame.columns:  # lists come back as arrays
+            if len(frame) and isinstance(frame[column].iloc[0], np.ndarray):
+                frame[column] = frame[column].map(list)
+        return frame
+
     def write_bench(self, frame: pd.DataFrame, document: dict[str, Any]) -> None:
         """`bench.parquet` and the pytest-benchmark JSON (`pytest-benchmark compare` reads it)."""
         frame.to_parquet(self.path / BENCH, index=False)
         temporary = self.path / f".{BENCH_JSON}.tmp"
         temporary.write_text(json.dumps(document, indent=1, default=float) + "\n", encoding="utf-8")
         os.replace(temporary, self.path / BENCH_JSON)
+
+    def has_cases(self) -> bool:
+        return (self.path / CASES).is_file()
 
     def has_conformance(self) -> bool:
         return (self.path / CONFORMANCE).is_file()

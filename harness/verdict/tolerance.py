@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["BAND_FACTOR", "ELEMENT_STATUSES", "NOT_FINDINGS", "PASS_ULP", "POLICY", "SEVERITY", "STATUSES", "pass_ulp",
-           "worst_status"]
+__all__ = ["ALARMS", "BAND_FACTOR", "ELEMENT_STATUSES", "NOT_FINDINGS", "PASS_ULP", "POLICY", "SEVERITY", "STATUSES",
+           "pass_ulp", "worst_status"]
 
 PASS_ULP = 4.0
 BAND_FACTOR = 4.0
@@ -35,6 +35,7 @@ ELEMENT_STATUSES = ("pass", "inexact", "deviation", "fail", "nonfinite")  # in o
 # every status a row can have: the element statuses, then what a framework or its worker did instead
 STATUSES = (*ELEMENT_STATUSES, "error", "rejected", "unsupported", "unavailable", "crashed", "timeout")
 NOT_FINDINGS = frozenset({"pass", "unsupported", "unavailable"})  # rows with nothing to report or reproduce
+ALARMS = ("nonfinite", "fail", "error", "crashed", "timeout")  # worst first; deviation, inexact, rejected are not
 # worst first: what a summary of several rows (a matrix cell, a bench row's accuracy) shows
 SEVERITY = ("nonfinite", "fail", "error", "crashed", "timeout", "deviation", "inexact", "rejected", "pass",
             "unsupported", "unavailable")

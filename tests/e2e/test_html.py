@@ -45,9 +45,13 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_page_is_self_contained_and_complete(run_dir: Path) -> None:
     page = (run_dir / "report.html").read_text()
-    for section in ("status", "heatmap", "discrepancies", "speed", "environment"):
+    for section in ("findings", "matrix", "status", "heatmap", "finding-rows", "discrepancies", "speed",
+                    "environment"):
         assert f"id='{section}'" in page
-    assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
+    assert page.index("id='findings'") < page.index("id='status'")  # the findings first
+    assert not re.search(r"(src|href)=['\"]?//|src=['\"]?https?:|<link", page)  # nothing to fetch: opens offline
+    cards = re.findall(r"<div class='card' id='(f-[0-9a-f]{12})'", page)
+    assert cards and all(f"href='#rows-{card[2:]}'" in page and f"id='rows-{card[2:]}'" in page for card in cards)
     # the heat map, one time-versus-size figure (cpu, float32) and the ratio/roofline/compile bars
     assert page.count("<img class='plot'") == 3 and page.count("src='data:image/png;base64,") == 3
     # every status cell with findings links to its part of the discrepancy list
@@ -93,15 +97,32 @@ def test_renders_in_a_browser_with_every_plot_and_no_console_message(run_dir: Pa
     assert 'data-plots="3"' in body.group(0) and 'data-plots-loaded="3"' in body.group(0)  # decoded and drawn
 
 
+def _colour(status: str) -> tuple[int, ...]:
+    return tuple(int(STATUS_COLOURS[status][i:i + 2], 16) for i in (1, 3, 5))
+
+
+@needs_browser
+def test_the_first_screen_shows_the_worst_findings(run_dir: Path, tmp_path: Path) -> None:
+    """1280 × 900 pixels: the finding cards, each with its status colour down its left edge."""
+    from PIL import Image
+
+    shot = tmp_path / "first.png"
+    done = _chromium(f"--screenshot={shot}", "--window-size=1280,900", (run_dir / "report.html").as_uri())
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    painted = sum(int((pixels == _colour(status)).all(axis=1).sum()) for status in ("nonfinite", "fail"))
+    assert painted > 6 * 60, painted  # card borders, 6 px wide, at least one card's height
+
+
 @needs_browser
 def test_screenshot_shows_the_status_matrix_and_plots(run_dir: Path, tmp_path: Path) -> None:
     from PIL import Image
 
     shot = tmp_path / "shot.png"
-    done = _chromium(f"--screenshot={shot}", "--window-size=1280,2200", (run_dir / "report.html").as_uri())
+    done = _chromium(f"--screenshot={shot}", "--window-size=1280,5000", (run_dir / "report.html").as_uri())
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     image = np.asarray(Image.open(shot).convert("RGB"))
-    assert image.shape == (2200, 1280, 3)
+    assert image.shape == (5000, 1280, 3)
     colours = {tuple(int(STATUS_COLOURS[s][i:i + 2], 16) for i in (1, 3, 5)) for s in ("pass", "nonfinite")}
     pixels = image.reshape(-1, 3)
     for colour in colours:  # status cells painted: a pass cell and the non-finite ones (x = inf)

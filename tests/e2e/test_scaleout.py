@@ -69,11 +69,11 @@ def test_history_reads_every_run_once(shards: Path) -> None:
     corrupt.mkdir(exist_ok=True)
     (corrupt / "meta.json").write_text("{not json")
     history = load_history(shards)
-    assert set(history["kind"]) == {"accuracy"}
+    assert set(history["kind"]) == {"accuracy", "findings"}
     assert history["run_id"].nunique() == 3  # whole, s1, s2; the merged run's rows are theirs
     skipped = " ".join(history.attrs["skipped"])
     assert "corrupt" in skipped and "merges runs that are here too" in skipped
-    whole = history[history["run_path"].str.endswith("whole")]
+    whole = history[history["run_path"].str.endswith("whole") & (history["kind"] == "accuracy")]
     rows = pd.read_parquet(shards / "whole" / "conformance.parquet")
     assert whole["rows"].sum() == len(rows) and whole["passed"].sum() == (rows["status"] == "pass").sum()
     written = write_history(shards)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from cases import BadInput
+from harness.findings import build_findings
 from harness.findings.gate import apply_gate, load_expected, parse_fail_on
 from tests.reports.runs import rows
 
@@ -48,3 +49,20 @@ def test_statuses_to_fail_on_are_checked() -> None:
     assert parse_fail_on([" fail", "fail", "nonfinite"]) == ("fail", "nonfinite")
     with pytest.raises(BadInput, match="unknown status 'failed'"):
         parse_fail_on(["failed"])
+
+
+def test_entries_match_findings_by_their_fields(tmp_path: Path) -> None:
+    """A finding's id (or kind, region, failure) lists every row of that finding, whatever its implementation
+    or dtype; row fields beside it narrow it down."""
+    findings, _ = build_findings(TABLE, {})
+    fail = findings[findings["status"] == "fail"].iloc[0]
+    expected = load_expected(_expected(tmp_path, f'[[finding]]\nfinding_id = "{fail["finding_id"]}"\n'
+                                                 'reason = "cancellation"\n'
+                                                 '[[finding]]\nkind = "nonfinite"\nimpl = "torch.*"\n'
+                                                 'reason = "not this implementation"\n'))
+    result = apply_gate(TABLE, ("fail", "nonfinite"), expected, findings)
+    assert list(result.unexpected["status"]) == ["nonfinite"]  # the fail's finding is listed
+    assert [entry.describe() for entry in result.stale] == ["impl=torch.*, kind=nonfinite"]
+    everything = load_expected(_expected(tmp_path, '[[finding]]\nregion = "*"\nreason = "all known"\n'))
+    assert not apply_gate(TABLE, ("fail", "nonfinite"), everything, findings).failed
+    assert apply_gate(TABLE, ("fail", "nonfinite"), everything, None).failed  # no findings: nothing listed

@@ -97,3 +97,47 @@ def test_pass_rows_have_nothing_to_reproduce(run_dir: Path) -> None:
     assert done.returncode == 2 and "nothing to reproduce" in done.stderr
     missing = run_cli("repro", str(run_dir), "0000000000000000")
     assert missing.returncode == 2 and "no row '0000000000000000'" in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_top_findings_reproduce_from_their_minimal_example(run_dir: Path, tmp_path: Path) -> None:
+    findings = harness.findings(run_dir)
+    assert len(findings) >= 5 and (findings.head(5)["status"] != "deviation").all()
+    for finding in findings.head(5).itertuples(index=False):
+        script = tmp_path / f"finding_{finding.finding_id}.py"
+        script.write_text(reproducer(run_dir, finding.finding_id), encoding="utf-8")
+        done = _run(script)
+        assert done.returncode == 0, (finding.title, done.stdout[-2000:], done.stderr[-2000:])
+        assert "reproduced: the framework is still off" in done.stdout or "reproduced:" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_finding_script_exits_non_zero_once_the_framework_is_right(run_dir: Path, tmp_path: Path) -> None:
+    findings = harness.findings(run_dir)
+    finding = findings[(findings["minimal"] == "element") & (findings["status"] == "fail")].iloc[0]
+    text = reproducer(run_dir, finding["finding_id"])
+    assert f"finding {finding['finding_id']}" in text and "'worst': [0]" in text  # one element
+    fixed, count = re.subn(r"'expected': [^,]+,", f"'expected': {float(finding['got'])!r},", text)
+    assert count == 1
+    script = tmp_path / "fixed.py"
+    script.write_text(fixed, encoding="utf-8")
+    done = _run(script)
+    assert done.returncode == 1 and "NOT reproduced" in done.stdout, done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tracker", ["pytorch", "jax", "numpy"])
+def test_issue_prints_a_complete_bug_report(run_dir: Path, tracker: str) -> None:
+    findings = harness.findings(run_dir)
+    framework = {"pytorch": "torch", "jax": "jax", "numpy": "numpy"}[tracker]
+    finding = next(f for f in findings.itertuples(index=False) if framework in f.frameworks)
+    done = run_cli("issue", str(run_dir), finding.finding_id, "--tracker", tracker)
+    assert done.returncode == 0, done.stderr
+    report = done.stdout
+    for part in ("Title: ", "exact", "Where else it holds:", "Related known issues:", "def run(x, y, weight",
+                 f"finding {finding.finding_id}"):
+        assert part in report, part
+    assert {"pytorch": "### Versions", "jax": "### System info", "numpy": "### Python and NumPy Versions"}[tracker] \
+        in report
+    missing = run_cli("issue", str(run_dir), "000000000000")
+    assert missing.returncode == 2 and "no finding '000000000000'" in missing.stderr

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 from harness.benchmark.timing import BlockOptions, benchmark_document, benchmark_entry
+from harness.findings import record_findings
 from harness.store.schema import bench_row_id, row_id
 from reports.compare import compare_runs, render_comparison
 from tests.conftest import assert_usage_error, run_main
+from tests.reports.runs import audit_folder
 
 SWEEPS, ROUNDS = 10, 3
 CONFIGS = [("torch.logits", "eager"), ("torch.logits", "torch.compile"), ("jax.logits", "jax.jit")]
@@ -208,3 +210,24 @@ def test_a_busier_machine_is_noted(tmp_path: Path) -> None:
         (folder / "meta.json").write_text(json.dumps(dict(meta, bench={"load_average": load})))
     notes = compare_runs(base, new).notes
     assert any("load average up to 0.4 in base, 2.5 in new" in note for note in notes)
+
+
+def test_findings_new_fixed_and_changed_in_scope(tmp_path: Path) -> None:
+    """By finding id: the nonfinite finding gone is fixed; the same finding back is new, an alarm, so a
+    regression (exit 1 with --fail-on-regression); a finding in another implementation changed in scope."""
+    base, new = audit_folder(tmp_path / "base"), audit_folder(tmp_path / "new", run_id="run-b")
+    table = pd.read_parquet(new / "conformance.parquet")
+    moved = table["status"] == "fail"
+    table.loc[moved, ["impl", "framework"]] = ["jax.logits", "jax"]
+    table[table["status"] != "nonfinite"].to_parquet(new / "conformance.parquet", index=False)
+    record_findings(base)
+    record_findings(new)
+    forward = compare_runs(base, new)
+    assert sorted(forward.findings["verdict"]) == ["changed in scope", "fixed"]
+    assert "jax.logits added" in forward.findings.set_index("verdict").loc["changed in scope", "scope"]
+    assert forward.regressions == 0
+    backward = compare_runs(new, base)
+    assert list(backward.findings["verdict"]) == ["new", "changed in scope"] and backward.regressions == 1
+    assert "## Findings" in render_comparison(backward)
+    done = run_main("compare", str(new), str(base), "--fail-on-regression")
+    assert done.returncode == 1, done.stdout

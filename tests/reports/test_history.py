@@ -17,9 +17,12 @@ def test_every_run_is_read_once_and_bad_folders_are_listed(tmp_path: Path) -> No
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "meta.json").write_text("{")
     history = load_history(tmp_path)
-    assert set(history["run_id"]) == {"run-a", "run-b"} and set(history["kind"]) == {"accuracy"}
-    torch = history[(history["impl"] == "torch.logits") & (history["run_id"] == "run-b")].iloc[0]
-    assert (torch["rows"], torch["passed"], torch["findings"], torch["framework_version"]) == (2, 1, 1, "2.14.0")
+    assert set(history["run_id"]) == {"run-a", "run-b"} and set(history["kind"]) == {"accuracy", "findings"}
+    mine = history[(history["impl"] == "torch.logits") & (history["run_id"] == "run-b")]
+    torch = mine[mine["kind"] == "accuracy"].iloc[0]
+    assert (torch["rows"], torch["passed"], torch["alarm_rows"], torch["framework_version"]) == (2, 1, 1, "2.14.0")
+    counted = mine[mine["kind"] == "findings"].iloc[0]  # a run without findings: its alarm rows stand in
+    assert counted["alarm_rows"] == 1 and counted["findings"] != counted["findings"]
     assert len(history.attrs["skipped"]) == 1 and "corrupt" in history.attrs["skipped"][0]
     markdown, page = write_history(tmp_path, history)
     assert "# bce-harness history: 2 runs" in markdown.read_text() and page.name == "history.html"

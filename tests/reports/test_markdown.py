@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.findings import record_findings
 from reports import load_run, render_markdown, write_markdown
 from tests.reports.runs import audit_folder
 
 
-def test_the_report_leads_with_status_then_discrepancies_with_reproducers(tmp_path: Path) -> None:
+def test_the_report_leads_with_findings_then_status_then_alarms_with_reproducers(tmp_path: Path) -> None:
     folder = audit_folder(tmp_path / "a")
+    record_findings(folder)
     text = render_markdown(load_run(folder))
     assert text.startswith("# BCE conformance audit run-a\n")
-    assert text.index("## Status by implementation and dtype") < text.index("## Discrepancies")
-    lines = [line for line in text.splitlines() if line.startswith("| nonfinite") or line.startswith("| fail")]
+    assert text.index("## Findings") < text.index("## Status by implementation and dtype") < text.index("## Alarms")
+    findings = text[text.index("## Findings"):text.index("## Status")]
+    assert "3 distinct problems: 2 alarms and 1 documented conventions" in findings
+    assert findings.index("| 1 | nonfinite |") < findings.index("| 2 | fail |") < findings.index("| 3 | deviation |")
+    assert f"`python -m harness repro {folder} " in findings and "`python -m harness issue " in findings
+    alarms = text[text.index("## Alarms"):]
+    lines = [line for line in alarms.splitlines() if line.startswith("| nonfinite") or line.startswith("| fail")]
     assert len(lines) == 2 and lines[0].startswith("| nonfinite")  # worst first
+    assert "torch-bce-log-clamp" not in alarms[:alarms.index("## Documented conventions")]  # not an alarm
     assert f"`python -m harness repro {folder} " in lines[1] and "| 1.5e+07 |" in lines[1]
     assert "- `pass`: forward error ≤ 4 ULP" in text  # the tolerance policy, from meta
     assert write_markdown(folder).read_text() == text

@@ -42,3 +42,13 @@ def test_bad_merges_are_refused_and_touch_nothing(tmp_path: Path) -> None:
     with pytest.raises(RunFolderError, match="given twice"):
         merge_runs([first, first], tmp_path / "out", "m")
     assert not (tmp_path / "out").exists()
+
+
+def test_findings_are_recomputed_over_the_merged_rows(tmp_path: Path) -> None:
+    """A finding is the same one in every shard that shows it: the merged run holds it once, with every row."""
+    first = audit_folder(tmp_path / "s1", run_id="r1", shard="1/2", unsharded_case_digest="d")
+    second = audit_folder(tmp_path / "s2", run_id="r2", shard="2/2", unsharded_case_digest="d", version="2.14.0")
+    merged = merge_runs([first, second], tmp_path / "merged", "m")
+    findings = pd.read_parquet(merged / "findings.parquet")
+    assert len(findings) == 3 and list(findings["rows"]) == [1, 1, 1]  # each row id is in both shards: once
+    assert json.loads((merged / "meta.json").read_text())["findings"] == 3

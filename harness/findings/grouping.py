@@ -1,0 +1,165 @@
+"""Rows into findings: every alarm row's signatures (`signature.py`), grouped by `finding_id`, each finding with
+its scope (frameworks, dtypes, … as lists), its minimal example, a title in words, a likely cause, its known
+upstream issues and a rank.
+
+Rank (1 = most severe), by these keys in turn: alarms before documented conventions; inputs of ordinary use
+before edges before what lies outside it (`regions.ordinariness`); a meaningless result (NaN, an infinity, 0.0 or
+no correct digit, a raised error, a narrower result) before some lost digits; the worst status (nonfinite, fail,
+error, crashed, timeout); more frameworks, then more rows, first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cases import Case, float_format
+from harness.findings.known import KnownIssue, link_known_issues
+from harness.findings.signature import FINDING_STATUSES, Signature, finding_id, signatures
+from harness.findings.titles import title_of, why_of
+from harness.verdict.regions import ordinariness
+from harness.verdict.tolerance import SEVERITY
+
+__all__ = ["FINDING_COLUMNS", "build_findings", "representative"]
+
+FINDING_COLUMNS = [
+    "finding_id", "rank", "title", "kind", "status", "family", "region", "failure", "why", "frameworks", "impls",
+    "dtypes", "reductions", "quantities", "modes", "checks", "families", "rows", "elements", "x", "y", "weight",
+    "pos_weight", "got", "expected", "ulp_error", "minimal", "example_impl", "example_dtype", "example_mode",
+    "example_reduction", "example_case", "example_row", "example_index", "convention", "known_issues", "onset",
+    "repro", "row_ids",
+]
+_LISTS = ("frameworks", "impls", "dtypes", "reductions", "quantities", "modes", "checks", "families")
+_NONFINITE_FAILURES = {"NaN", "inf", "finite for inf", "wrong infinity", "not NaN"}
+_GRAVE = _NONFINITE_FAILURES | {"lost"}
+_KIND_STATUS = {"precision": "fail", "nonfinite": "nonfinite", "convention": "deviation", "raises": "error",
+                "crash": "crashed", "timeout": "timeout", "dtype": "fail", "broadcast": "fail", "batch": "fail"}
+
+
+def _ordinariness(kind: str, region: str) -> int:
+    if kind == "broadcast" or region == "empty inputs":
+        return 2
+    if kind == "reduction" or region == "0-d inputs":
+        return 1
+    return ordinariness(region)
+
+
+def _damage(kind: str, region: str, failure: str) -> int:
+    """0: the result is meaningless or missing; 1: some digits or bits are off."""
+    if kind in ("raises", "crash", "timeout", "broadcast") or failure in _GRAVE:
+        return 0
+    return 0 if region in ("narrower result", "label dtype not promoted") else 1
+
+
+def _status(kind: str, failure: str, rows: pd.DataFrame) -> str:
+    """The status the finding's own problem has (a row may be worse for another of its problems)."""
+    if kind in _KIND_STATUS:
+        return _KIND_STATUS[kind]
+    if failure in _NONFINITE_FAILURES:
+        return "nonfinite"
+    return "fail" if "fail" in set(rows["status"]) or kind != "reduction" else "nonfinite"
+
+
+def representative(examples: list[dict[str, Any]], cases: Mapping[str, Case]) -> dict[str, Any]:
+    """The example that shows the problem most simply: one element before a whole case, element-wise before
+    reduced, reference before compiled and batch, the widest dtype that still fails, the smallest case."""
+
+    def key(example: dict[str, Any]) -> tuple[Any, ...]:
+        case = cases.get(example["case"])
+        weighted = case is not None and (case.weight is not None or case.pos_weight is not None)
+        return ("x" not in example, example["reduction"] != "none", example["check"] != "reference",
+                example["mode"] != "eager", weighted, -float_format(example["dtype"]).precision,
+                case.size if case is not None else example.get("n", 0), example["row_id"])
+
+    return min(examples, key=key)
+
+
+def _weights_at(example: dict[str, Any], cases: Mapping[str, Case]) -> tuple[float, float]:
+    """The example element's weight and pos_weight (NaN where the case has none)."""
+    case = cases.get(example["case"])
+    if case is None or "index" not in example:
+        return math.nan, math.nan
+    inputs = case.inputs(example["dtype"])
+    index = tuple(example["index"])
+
+    def at(value: np.ndarray | None) -> float:
+        if value is None:
+            return math.nan
+        return float(np.broadcast_to(value.astype(np.float64), inputs.x.shape)[index])
+
+    return at(inputs.weight), at(inputs.pos_weight)
+
+
+def _collect(conformance: pd.DataFrame, cases: Mapping[str, Case]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Signature → the rows that show it and their examples."""
+    alarms = conformance[conformance["status"].isin(FINDING_STATUSES)]
+    if "failures" not in alarms.columns:  # a run folder of schema 1: the worst element stands for the row
+        alarms = alarms.assign(failures="")
+    elementwise: dict[tuple[Any, ...], list[Signature]] = {}
+    for row in alarms.itertuples(index=False):  # a mean or sum shares the problems of its element-wise row
+        if row.reduction == "none" and row.check == "reference" and row.status in ("fail", "nonfinite", "deviation"):
+            found = [s for s in signatures(row, cases.get(str(row.case)), {})
+                     if s.kind in ("precision", "nonfinite", "convention")]
+            elementwise[(row.impl, row.case, row.dtype, row.device, row.quantity, row.mode)] = found
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    for row in alarms.itertuples(index=False):
+        for signature in signatures(row, cases.get(str(row.case)), elementwise):
+            group = groups.setdefault(signature.key, {"rows": [], "examples": []})
+            group["rows"].append(row)
+            group["examples"].append(signature.example)
+    return groups
+
+
+def _record(key: tuple[str, ...], group: dict[str, Any], cases: Mapping[str, Case],
+            conventions: Mapping[str, str]) -> dict[str, Any]:
+    kind, family, region, failure = key
+    rows = pd.DataFrame(group["rows"]).drop_duplicates("row_id")
+    example = representative(group["examples"], cases)
+    weight, pos_weight = _weights_at(example, cases)
+    record: dict[str, Any] = {
+        "finding_id": finding_id(*key), "kind": kind, "family": family, "region": region, "failure": failure,
+        "status": _status(kind, failure, rows),
+        **{name: sorted(map(str, set(rows[column]))) for name, column in zip(
+            _LISTS, ("framework", "impl", "dtype", "reduction", "quantity", "mode", "check", "family"), strict=True)},
+        "rows": len(rows), "elements": int(sum(e.get("count", 1) for e in group["examples"])),
+        "x": example.get("x", math.nan), "y": example.get("y", math.nan), "weight": weight, "pos_weight": pos_weight,
+        "got": example.get("got", math.nan), "expected": example.get("expected", math.nan),
+        "ulp_error": example.get("ulp", math.nan), "minimal": "element" if "x" in example else "case",
+        **{f"example_{name}": str(example[name]) for name in ("impl", "dtype", "mode", "reduction", "case")},
+        "example_row": example["row_id"], "example_index": json.dumps(example.get("index", [])),
+        "convention": region if kind == "convention" else "", "onset": "", "row_ids": sorted(rows["row_id"]),
+    }
+    record["title"] = title_of(record, example)
+    record["why"] = why_of(record, conventions.get(record["convention"], ""))
+    return record
+
+
+def _rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def key(record: dict[str, Any]) -> tuple[Any, ...]:
+        return (record["kind"] == "convention", _ordinariness(record["kind"], record["region"]),
+                _damage(record["kind"], record["region"], record["failure"]), SEVERITY.index(record["status"]),
+                -len(record["frameworks"]), -record["rows"], record["finding_id"])
+
+    ranked = sorted(records, key=key)
+    for rank, record in enumerate(ranked, 1):
+        record["rank"] = rank
+    return ranked
+
+
+def build_findings(conformance: pd.DataFrame, cases: Mapping[str, Case], known: Sequence[KnownIssue] = (),
+                   conventions: Mapping[str, str] | None = None,
+                   run_dir: str = "RUN_DIR") -> tuple[pd.DataFrame, list[str]]:
+    """The findings of an audit table (one row per finding, `FINDING_COLUMNS`, rank order) and the stale known
+    issues. `cases` by name (for weights and what a case is), `conventions`: id → reason."""
+    groups = _collect(conformance, cases)
+    records = _rank([_record(key, group, cases, conventions or {}) for key, group in groups.items()])
+    frame = pd.DataFrame(records, columns=FINDING_COLUMNS)
+    frame["repro"] = [f"python -m harness repro {run_dir} {fid}" for fid in frame["finding_id"]]
+    links, stale = link_known_issues(frame, known, set(conformance["impl"]) if len(conformance) else set())
+    frame["known_issues"] = links
+    return frame.reset_index(drop=True), stale

@@ -1,0 +1,209 @@
+"""A row's findings signatures: which distinct problems one judged result shows.
+
+A finding is one root cause: the same failure mode of the same quantity on the same region of inputs. Its
+signature is (kind, quantity family, region, failure), and `finding_id` hashes it; frameworks, implementations,
+dtypes, reductions, modes, checks and every number are attributes. Kinds:
+
+- `nonfinite`: NaN or an infinity where the exact value is finite, or the reverse (element-wise);
+- `precision`: a finite result beyond the tolerance (element-wise): "lost" (0.0 or no correct digit) or
+  "imprecise" (some digits lost);
+- `convention`: what a documented convention of the framework predicts (`deviation` rows; the region is the
+  convention's id);
+- `reduction`: a mean or sum that fails while none of its elements does (float16 counts and sums);
+- `dtype`: a result in another dtype than the inputs imply ("narrower result" loses precision);
+- `broadcast`: inputs of mismatched shapes silently broadcast instead of raising;
+- `raises`: an error on inputs inside the domain (the region says which: integer labels, an empty batch, …);
+- `batch`: an element gives other bits inside a batch than alone;
+- `path`: the compiled path disagrees with eager;
+- `crash`, `timeout`: the worker died or stopped answering.
+
+Element-wise rows name each group of failing elements (`failures`, by region and mode); a mean or sum joins the
+groups of its element-wise row, so the same cause in `none` and `mean` is one finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cases import Case, float_format
+from harness.verdict.domain import shape_problem
+from harness.verdict.regions import failure_modes, input_regions
+from harness.verdict.tolerance import ALARMS
+
+__all__ = ["FINDING_STATUSES", "Signature", "finding_id", "signatures"]
+
+FINDING_STATUSES = (*ALARMS, "deviation")  # the rows that make findings: alarms, then documented conventions
+_NONFINITE_MODES = {"NaN", "inf", "finite for inf", "wrong infinity", "not NaN"}
+_COUNT_EDGE = 65_520  # float16 holds no integer from here on (it rounds to inf)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """One problem a row shows, with the element (or case) that shows it."""
+
+    kind: str
+    family: str  # "loss", "gradient", or "call" (a problem of the call: both quantities)
+    region: str
+    failure: str
+    example: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.family, self.region, self.failure)
+
+
+def finding_id(kind: str, family: str, region: str, failure: str) -> str:
+    """A stable id for a signature: the same cause has it in every run, scope and machine."""
+    return hashlib.sha256("|".join((kind, family, region, failure)).encode()).hexdigest()[:12]
+
+
+def _family(quantity: str) -> str:
+    return "loss" if quantity == "loss" else "gradient"
+
+
+def _element(row: Any, **values: Any) -> dict[str, Any]:
+    """An example: where it was found and its numbers (with `x` and `y`, one element and its own region)."""
+    example = {"row_id": row.row_id, "impl": row.impl, "form": row.input_form, "dtype": row.dtype, "case": row.case,
+               "reduction": row.reduction, "mode": row.mode, "check": row.check, "n": int(row.n), **values}
+    if "x" in example and "y" in example:
+        example["region"] = str(input_regions(np.array([example["x"]]), np.array([example["y"]]), row.input_form,
+                                              row.dtype)[0])
+    return example
+
+
+def _ulp(got: float, expected: float, dtype: str) -> float:
+    if not (math.isfinite(got) and math.isfinite(expected)):
+        return 0.0 if (math.isnan(got) and math.isnan(expected)) or got == expected else math.inf
+    return abs(got - expected) / float(float_format(dtype).ulp(expected))
+
+
+def _worst(row: Any) -> tuple[str, str, dict[str, Any]] | None:
+    """Region, failure mode and example of the row's worst element (rows without `failures`: older runs, batch
+    and path checks); None for a reduced result."""
+    if pd.isna(row.worst_x) or pd.isna(row.worst_y):
+        return None
+    region = str(input_regions(np.array([row.worst_x]), np.array([row.worst_y]), row.input_form, row.dtype)[0])
+    failure = str(failure_modes(np.array([row.got]), np.array([row.expected]))[0])
+    index = json.loads(row.worst_index) if row.worst_index else []
+    example = _element(row, index=index, x=row.worst_x, y=row.worst_y, got=row.got, expected=row.expected,
+                       ulp=_ulp(row.got, row.expected, row.dtype))
+    return region, failure, example
+
+
+def _elementwise(row: Any) -> list[Signature]:
+    """The failing groups of an element-wise reference row."""
+    groups = json.loads(row.failures) if getattr(row, "failures", "") else []
+    if not groups:
+        worst = _worst(row)
+        if worst is None:  # no element to point at (a result of the wrong shape)
+            return [_reduced(row)]
+        groups = [{"region": worst[0], "mode": worst[1], "count": 1, **worst[2]}]
+    out = []
+    for group in groups:  # region and mode from the element itself: the words of this version, not the run's
+        values = {k: group[k] for k in ("index", "x", "y", "got", "expected", "ulp") if k in group}
+        example = _element(row, count=int(group.get("count", 1)), **values)
+        mode = str(failure_modes(np.array([example["got"]]), np.array([example["expected"]]))[0])
+        kind = "nonfinite" if mode in _NONFINITE_MODES else "precision"
+        out.append(Signature(kind, _family(row.quantity), example["region"], mode, example))
+    return out
+
+
+def _call_region(row: Any, case: Case | None) -> str:
+    """Where a raised error or a dead worker happened, in words of the inputs (labels' dtype, an empty or 0-d
+    batch, …), else the case family's."""
+    if case is None:
+        return f"{row.family} inputs"
+    if case.y_dtype is not None:
+        return f"{case.y_dtype} labels"
+    if case.size == 0:
+        return "empty inputs"
+    if case.x.ndim == 0:
+        return "0-d inputs"
+    return f"{row.family} inputs"
+
+
+def _dtype(row: Any, case: Case | None) -> Signature:
+    """A result in another dtype than the inputs imply (x's for the gradient; x's and a float label's promoted
+    together for the loss)."""
+    implied = row.dtype
+    if case is not None and row.quantity == "loss" and case.y_dtype and case.y_dtype.startswith("float"):
+        implied = str(np.result_type(np.dtype(float_format(row.dtype).numpy_dtype), np.dtype(case.y_dtype)))
+    precision = float_format(row.out_dtype).precision
+    region = ("narrower result" if precision < float_format(row.dtype).precision
+              else "label dtype not promoted" if precision < float_format(implied).precision else "wider result")
+    return Signature("dtype", "call", region, "dtype", _element(row, out_dtype=row.out_dtype, implied=implied))
+
+
+def _broadcast(row: Any, case: Case | None) -> Signature:
+    problem = shape_problem(case.inputs(row.dtype)) if case is not None else None
+    region = ("weight does not broadcast" if problem and problem.startswith("weight")
+              else "pos_weight does not broadcast" if problem and problem.startswith("pos_weight")
+              else "x and y shapes differ")
+    return Signature("broadcast", "call", region, "broadcast", _element(row, message=row.error_message))
+
+
+def _size_region(n: int) -> str:
+    return "empty inputs" if n == 0 else "n ≥ 65 520 elements" if n >= _COUNT_EDGE else "n < 65 520 elements"
+
+
+def _reduced(row: Any) -> Signature:
+    region = _size_region(row.n)
+    failure = ("wrong shape" if "result has shape" in row.error_message
+               else str(failure_modes(np.array([row.got]), np.array([row.expected]))[0]))
+    example = _element(row, got=row.got, expected=row.expected, ulp=_ulp(row.got, row.expected, row.dtype),
+                       message=row.error_message)
+    return Signature("reduction", _family(row.quantity), region, failure, example)
+
+
+def _compared(row: Any) -> Signature:
+    """A batch or path row: the worst element's region (a reduced path row: "reduced")."""
+    worst = _worst(row)
+    if worst is None:
+        reduced = _reduced(row)
+        worst = ("reduced", reduced.failure, reduced.example)
+    region, failure, example = worst
+    if row.check == "batch":  # the cause is the batch's code path (SIMD body or tail), wherever the element lies
+        return Signature("batch", _family(row.quantity), "element inside a batch", "differs", example)
+    return Signature(row.check, _family(row.quantity), region, failure, example)
+
+
+def signatures(row: Any, case: Case | None, elementwise: dict[tuple[Any, ...], list[Signature]]) -> list[Signature]:
+    """The problems one alarm row shows. `elementwise` holds the signatures of the element-wise (`none`) rows by
+    (impl, case, dtype, device, quantity, mode): a reduced row with a failing element-wise row shares its
+    signatures."""
+    if row.status == "deviation":
+        worst = _worst(row)
+        example = worst[2] if worst is not None else _element(row, got=row.got, expected=row.expected)
+        return [Signature("convention", _family(row.quantity), row.deviation, "documented", example)]
+    if row.status in ("error", "crashed", "timeout"):
+        kind = {"error": "raises", "crashed": "crash", "timeout": "timeout"}[row.status]
+        return [Signature(kind, "call", _call_region(row, case), kind,
+                          _element(row, message=row.error_message, error_type=row.error_type))]
+    if row.error_type == "SilentBroadcast":
+        return [_broadcast(row, case)]
+    found: list[Signature] = []
+    if row.error_type == "OutDtype":
+        found.append(_dtype(row, case))
+        if found[0].region != "wider result":  # its precision is the narrower dtype's: that is the finding
+            return found
+    if row.check != "reference":
+        return [*found, _compared(row)]
+    joined = elementwise.get((row.impl, row.case, row.dtype, row.device, row.quantity, row.mode), [])
+    if row.reduction == "none":
+        return found + _elementwise(row)
+    if row.quantity == "loss":
+        return found + joined if joined else [*found, _reduced(row)]
+    # the gradient of a mean or sum is element-wise: a problem its `none` row shares is that problem; any
+    # other is the reduction's (a float16 count)
+    shared = {s.key for s in joined}
+    return found + list({s.key if s.key in shared else ("reduction", s.family, _size_region(row.n), s.failure):
+                         s if s.key in shared else Signature("reduction", s.family, _size_region(row.n), s.failure,
+                                                             s.example)
+                         for s in _elementwise(row)}.values())

@@ -1,0 +1,116 @@
+"""Rows into findings, on hand-made rows whose causes are known: one cause is one finding whatever its scope and
+numbers; different causes are different findings; the same failure in several frameworks is one finding."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cases import Case
+from harness.findings import build_findings, finding_id, load_known_issues
+from harness.findings.known import link_known_issues
+from harness.store.schema import ConformanceRow
+from harness.verdict.regions import failures
+
+CASE = Case("tails", "t", "logits", np.array([-40.0, 0.5, 40.0, np.inf]), np.array([0.0, 0.3, 1.0, 1.0]))
+CASES = {CASE.name: CASE}
+# the exact values, rounded: softplus(-40) = 4.248354255291589e-18 (loss at x = -40, y = 0), the gradient
+# -σ(-40) at x = 40, y = 1, and the loss 0 at x = +inf, y = 1
+TINY = 4.248354255291589e-18
+
+
+def _row(impl: str, dtype: str = "float64", reduction: str = "none", quantity: str = "loss",
+         got: list[float] | None = None, expected: list[float] | None = None, status: str = "fail",
+         **fields: Any) -> dict[str, Any]:
+    """A row of CASE: `got` against `expected` per element, the failing ones grouped as the Judge groups them."""
+    got_a, exp_a = np.array(got or [0.0, 1.0, 0.0, 0.0]), np.array(expected or [TINY, 1.0, 0.0, 0.0])
+    bad = (got_a != exp_a) & ~(np.isnan(got_a) & np.isnan(exp_a))
+    ulp = np.where(bad, np.where(np.isfinite(got_a), 1e30, np.inf), 0.0)  # the judge: inf for a NaN
+    text = failures(bad, got_a, exp_a, ulp, CASE.x, CASE.y, "logits", dtype) if reduction == "none" else ""
+    worst = int(np.argmax(bad)) if bad.any() else 0
+    row = ConformanceRow(run_id="r", framework=impl.split(".")[0], impl=impl, input_form="logits", device="cpu",
+                         dtype=dtype, out_dtype=dtype, case=CASE.name, family="t", reduction=reduction,
+                         quantity=quantity, n=4, status=status, failures=text,
+                         worst_index=json.dumps([worst]) if reduction == "none" else "",
+                         worst_x=float(CASE.x[worst]) if reduction == "none" else math.nan,
+                         worst_y=float(CASE.y[worst]) if reduction == "none" else math.nan,
+                         got=float(got_a[worst]), expected=float(exp_a[worst]), max_ulp_error=1e30)
+    return replace(row, **fields).with_id().record()
+
+
+def _findings(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return build_findings(pd.DataFrame(rows), CASES)[0]
+
+
+def test_one_cause_in_four_dtypes_and_three_reductions_is_one_finding() -> None:
+    rows = [_row("torch.logits", dtype) for dtype in ("float64", "float32", "float16", "bfloat16")]
+    rows += [_row("torch.logits", reduction=r, got=[0.25], expected=[0.25 + TINY / 4]) for r in ("mean", "sum")]
+    found = _findings(rows)
+    assert len(found) == 1
+    finding = found.iloc[0]
+    assert (finding["kind"], finding["family"], finding["region"], finding["failure"]) == (
+        "precision", "loss", "x ≪ 0, y = 0", "lost")
+    assert finding["rows"] == 6 and finding["dtypes"] == ["bfloat16", "float16", "float32", "float64"]
+    assert finding["reductions"] == ["mean", "none", "sum"]
+    # the minimal example: one element, in the widest dtype that fails
+    assert (finding["x"], finding["y"], finding["got"], finding["expected"]) == (-40.0, 0.0, 0.0, TINY)
+    assert finding["example_dtype"] == "float64" and finding["minimal"] == "element"
+    assert finding["title"].startswith("loss is 0 where the exact value is 4.24835e-18")
+
+
+def test_two_causes_on_one_case_are_two_findings() -> None:
+    """The loss lost at x = -40 and NaN at x = +inf, y = 1, in one row: two findings, both listing the row."""
+    row = _row("torch.logits", got=[0.0, 1.0, 0.0, math.nan], status="nonfinite")
+    found = _findings([row])
+    assert sorted(zip(found["kind"], found["region"], found["failure"], strict=True)) == [
+        ("nonfinite", "x = +inf, y = 1", "NaN"), ("precision", "x ≪ 0, y = 0", "lost")]
+    assert all(ids == [row["row_id"]] for ids in found["row_ids"])
+    assert found.iloc[0]["kind"] == "precision"  # ordinary inputs before infinite ones
+
+
+def test_one_input_failing_in_three_frameworks_is_one_finding_with_three() -> None:
+    rows = [_row(impl, got=[TINY, 1.0, 0.0, math.nan], status="nonfinite")
+            for impl in ("torch.logits", "tensorflow.logits", "jax.logits")]
+    found = _findings(rows)
+    assert len(found) == 1 and found.iloc[0]["frameworks"] == ["jax", "tensorflow", "torch"]
+    assert found.iloc[0]["title"].startswith("loss is NaN where the exact value is 0 at x = inf, y = 1")
+
+
+def test_ids_hold_across_scopes_and_numbers() -> None:
+    everything = [_row(impl, dtype) for impl in ("torch.logits", "tensorflow.logits")
+                  for dtype in ("float64", "float32")]
+    narrower = [row for row in everything if row["dtype"] == "float32"]  # --dtypes float32
+    one_framework = [row for row in everything if row["framework"] == "torch"]  # --frameworks torch
+    other_numbers = [_row("torch.logits", got=[1e-30, 1.0, 0.0, 0.0])]  # another CPU: another wrong value
+    ids = [set(_findings(rows)["finding_id"]) for rows in (everything, narrower, one_framework, other_numbers)]
+    assert ids[0] == ids[1] == ids[2] == ids[3] == {finding_id("precision", "loss", "x ≪ 0, y = 0", "lost")}
+    gradient = _row("torch.logits", quantity="grad", got=[0.0, 0.0, 0.0, 0.0], expected=[TINY, 0.0, -TINY, 0.0])
+    assert set(_findings([gradient])["finding_id"]).isdisjoint(ids[0])  # another quantity: another cause
+
+
+def test_documented_conventions_rank_after_every_alarm() -> None:
+    rows = [_row("torch.probs", status="deviation", deviation="torch-bce-log-clamp", got=[100.0, 1.0, 0.0, 0.0],
+                 expected=[math.inf, 1.0, 0.0, 0.0]),
+            _row("torch.logits", got=[0.0, 1.0, 0.0, math.nan], status="nonfinite")]
+    found = _findings(rows)
+    assert list(found["status"]) == ["fail", "nonfinite", "deviation"] and list(found["rank"]) == [1, 2, 3]
+    assert found.iloc[2]["convention"] == "torch-bce-log-clamp" and found.iloc[2]["kind"] == "convention"
+
+
+def test_known_issues_link_by_region_and_stale_entries_are_reported() -> None:
+    known = load_known_issues()
+    found = _findings([_row("torch.logits", quantity="grad", got=[0.0, 0.0, 0.0, 0.0],
+                            expected=[0.0, 0.0, -TINY, 0.0])])
+    links, stale = link_known_issues(found, known, {"torch.logits"})
+    assert links == [["https://github.com/pytorch/pytorch/issues/195529",
+                      "https://github.com/pytorch/pytorch/issues/195677"]]
+    assert "https://github.com/pytorch/pytorch/issues/102894" in stale  # torch ran, NaN at +inf not found
+    assert "https://github.com/tensorflow/tensorflow/issues/75256" not in stale  # tensorflow did not run
+    with pytest.raises(ValueError, match="unknown field 'colour'"):
+        load_known_issues('[[issue]]\nurl = "u"\nstate = "open"\nreason = "r"\nmatch = { colour = "red" }\n')
