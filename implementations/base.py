@@ -54,6 +54,8 @@ class Implementation:
         api_pos_weight: the call made when `pos_weight` is given (None: the API has no pos_weight).
         compute_dtype: the dtype the API computes in whatever the input's (a Keras loss class computes in its own
             dtype, floatx = float32); None: the input's own. Conventions predict their values in it.
+        formula: a formula the harness writes with the framework's operations (the worked example, NumPy's own
+            BCE), not an API the framework ships; findings rank the frameworks' own APIs first.
     """
 
     impl: str
@@ -61,6 +63,7 @@ class Implementation:
     api: str
     api_pos_weight: str | None = None
     compute_dtype: str | None = None
+    formula: bool = False
 
     def api_for(self, has_pos_weight: bool) -> str:
         if has_pos_weight:

@@ -125,7 +125,7 @@ class JaxAdapter(Adapter):
         ),
         Implementation("jax.log_sigmoid", "logits", api=f"composed {_LOG_SIGMOID}" + _REDUCE,
                        api_pos_weight=f"composed {_LOG_SIGMOID_POS}" + _REDUCE),
-        Implementation("jax.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS),
+        Implementation("jax.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS, formula=True),
     )
 
     def _load(self, threads: int) -> None:

@@ -160,6 +160,7 @@ class NumpyAdapter(Adapter):
             "numpy.logits", "logits",
             api="harness stable formula (1-y)·softplus(x) + y·softplus(-x) in NumPy; analytic gradient",
             api_pos_weight="harness stable formula (1-y)·softplus(x) + p·y·softplus(-x) in NumPy; analytic gradient",
+            formula=True,
         ),
         Implementation(
             "numpy.lse_formula", "logits",
@@ -168,11 +169,13 @@ class NumpyAdapter(Adapter):
             api_pos_weight="worked example in NumPy, in the input dtype: lw = 1 + (p - 1)·y; x - x·y + "
                            "lw·(log(exp(-max_val) + exp(-x - max_val)) + max_val); × weight; np.mean / np.sum; "
                            "analytic gradient",
+            formula=True,
         ),
         Implementation(
             "numpy.probs", "probs",
             api="composed -(y·log(p) + (1-y)·log1p(-p)) in NumPy, 0·log 0 = 0; analytic gradient",
             api_pos_weight="composed -(p·y·log(p) + (1-y)·log1p(-p)) in NumPy, 0·log 0 = 0; analytic gradient",
+            formula=True,
         ),
     )
 

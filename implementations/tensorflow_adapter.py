@@ -134,7 +134,7 @@ class TensorflowAdapter(Adapter):
                        compute_dtype="float32"),
         Implementation("tensorflow.keras_class_logits", "logits", api=_CLASS.format("True", "x"),
                        compute_dtype="float32"),
-        Implementation("tensorflow.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS),
+        Implementation("tensorflow.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS, formula=True),
     )
 
     def _load(self, threads: int) -> None:

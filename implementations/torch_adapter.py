@@ -84,7 +84,7 @@ class TorchAdapter(Adapter):
             "torch.probs", "probs",
             api="torch.nn.functional.binary_cross_entropy(p, y, weight=w, reduction=r)",
         ),
-        Implementation("torch.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS),
+        Implementation("torch.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS, formula=True),
     )
 
     def _load(self, threads: int) -> None:

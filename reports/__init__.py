@@ -7,14 +7,14 @@ from reports.history import load_history, write_history
 from reports.html import render_html, write_html
 from reports.load import Run, RunReadError, load_run
 from reports.markdown import render_markdown, write_markdown
-from reports.summary import STATUS_ORDER, bench_table, discrepancies, size_label, status_matrix
+from reports.summary import STATUS_ORDER, alarm_rows, bench_table, size_label, status_matrix
 
 __all__ = [
     "STATUS_ORDER",
     "Run",
     "RunReadError",
+    "alarm_rows",
     "bench_table",
-    "discrepancies",
     "load_history",
     "load_run",
     "render_html",

@@ -67,6 +67,7 @@ class Comparison:
     min_effect: float = MIN_EFFECT
     alpha: float = ALPHA
     findings: pd.DataFrame = field(default_factory=pd.DataFrame)  # new, fixed and changed findings, by finding_id
+    findings_compared: bool = False  # both runs have findings
 
     @property
     def regressions(self) -> int:
@@ -283,7 +284,8 @@ def compare_runs(base_dir: str | Path, new_dir: str | Path, min_effect: float = 
     if base.meta.get("fingerprint") and base.meta.get("fingerprint") != new.meta.get("fingerprint"):
         notes.append("the runs come from different machines (fingerprints differ): speed differences may be the "
                      "machines'")
-    return Comparison(base.path, new.path, accuracy, speed, notes, min_effect, alpha, findings)
+    return Comparison(base.path, new.path, accuracy, speed, notes, min_effect, alpha, findings,
+                      base.findings is not None and new.findings is not None)
 
 
 def _columns(frame: pd.DataFrame, columns: list[str]) -> str:
@@ -298,7 +300,7 @@ def render_comparison(comparison: Comparison) -> str:
              f"**{regressions} regression{'s' if regressions != 1 else ''}**" if regressions else
              "**No regression.**", ""]
     lines += [f"- {note}" for note in comparison.notes]
-    if not comparison.findings.empty or "findings not compared" not in " ".join(comparison.notes):
+    if comparison.findings_compared:
         lines += ["", "## Findings", ""]
         lines.append(_columns(comparison.findings, ["verdict", "status", "title", "scope", "rows_base", "rows_new",
                                                     "finding_id"]) if not comparison.findings.empty

@@ -48,6 +48,7 @@ img.plot{max-width:100%;border:1px solid #eee;margin:6px 0}.note{color:#555}.wid
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:10px;margin:10px 0}
 .card{border:1px solid #ddd;border-left:6px solid #999;border-radius:4px;padding:8px 10px;background:#fcfcfd}
 .card h3{font-size:14px;margin:0 0 4px}.card p{margin:3px 0;font-size:12.5px}.rank{font-weight:700;margin-right:4px}
+.card code{white-space:normal;word-break:break-all}
 .bar{display:flex;height:8px;width:110px;margin-top:3px}.bar span{display:block;height:8px}
 td.m{text-align:center;font-size:12px}td.m a{color:inherit}
 """
@@ -70,15 +71,17 @@ def _cell(value: Any, nan: str = "") -> str:
     return escape(str(value))
 
 
-def html_table(frame: pd.DataFrame, text_columns: tuple[str, ...] = (), nan_columns: tuple[str, ...] = ()) -> str:
-    """An HTML table; NaN is left blank, except in `nan_columns` (values, where NaN is what came out)."""
+def html_table(frame: pd.DataFrame, text_columns: tuple[str, ...] = (), nan_columns: tuple[str, ...] = (),
+               html_columns: tuple[str, ...] = ()) -> str:
+    """An HTML table; NaN is left blank, except in `nan_columns` (values, where NaN is what came out);
+    `html_columns` hold markup this module made (their run strings escaped already)."""
     if frame.empty:
         return "<p class='note'>none</p>"
     head = "".join(f"<th class='{'t' if c in text_columns else ''}'>{escape(str(c))}</th>" for c in frame.columns)
     body = []
     for row in frame.itertuples(index=False):
         cells = "".join(f"<td class='{'t' if c in text_columns else ''}'>"
-                        f"{_cell(v, 'nan' if c in nan_columns else '')}</td>"
+                        f"{v if c in html_columns else _cell(v, 'nan' if c in nan_columns else '')}</td>"
                         for c, v in zip(frame.columns, row, strict=True))
         body.append(f"<tr>{cells}</tr>")
     return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
@@ -160,13 +163,11 @@ def _findings(run: Run, findings: pd.DataFrame) -> str:
             "digits).</p>")
     cards = "".join(_card(f, run_dir) for f in findings.head(_CARDS).itertuples(index=False))
     table = findings_table(findings)
-    table["finding"] = [f"<a href='#f-{fid}'>{escape(title)}</a>" if rank <= _CARDS else escape(title)
+    table["finding"] = [f"<a href='#{'f' if rank <= _CARDS else 'rows'}-{escape(fid)}'>{escape(title)}</a>"
                         for fid, title, rank in zip(table["id"], table["finding"], table["rank"], strict=True)]
-    rest = html_table(table.drop(columns="finding"), ("status", "implementations", "dtypes", "known issues", "id"))
-    links = "".join(f"<tr><td>{rank}</td><td class='t'>{title}</td></tr>"
-                    for rank, title in zip(table["rank"], table["finding"], strict=True))
-    return (head + f"<div class='cards'>{cards}</div><h3>All findings</h3>"
-            f"<div class='wide'><table><tbody>{links}</tbody></table></div>{rest}")
+    everything = html_table(table, ("status", "finding", "implementations", "dtypes", "known issues", "id"),
+                            html_columns=("finding",))
+    return head + f"<div class='cards'>{cards}</div><h3>All findings</h3>{everything}"
 
 
 def _finding_matrix(conformance: pd.DataFrame, findings: pd.DataFrame) -> str:

@@ -140,7 +140,7 @@ def findings_section(findings: pd.DataFrame, run_dir: str, blocks: int = _MAX_FI
 def _finding_block(finding: Any, run_dir: str) -> list[str]:
     example = ""
     if finding.minimal == "element":
-        name = "p" if finding.region.startswith("p") else "x"
+        name = "p" if finding.input_form == "probs" else "x"
         weights = "".join(f", {label} = {_cell(value)}" for label, value in (("weight", finding.weight),
                                                                               ("pos_weight", finding.pos_weight))
                           if value == value)

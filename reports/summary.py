@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from cases import DTYPES
-from harness.verdict.tolerance import ALARMS, NOT_FINDINGS, SEVERITY, STATUSES
+from harness.verdict.tolerance import ALARMS, SEVERITY, STATUSES
 
 __all__ = [
-    "STATUS_ORDER", "alarm_rows", "bench_table", "discrepancies", "finding_matrix", "findings_table",
+    "STATUS_ORDER", "alarm_rows", "bench_table", "finding_matrix", "findings_table",
     "framework_versions", "profile_lines", "profile_table", "size_label", "status_matrix", "version_changes",
     "versioned",
 ]
@@ -32,16 +32,6 @@ def status_matrix(conformance: pd.DataFrame) -> pd.DataFrame:
     dtype_order = {name: i for i, name in enumerate(DTYPES)}
     table["_order"] = table["dtype"].map(dtype_order).fillna(len(dtype_order))
     return table.sort_values(["impl", "_order"]).drop(columns="_order").reset_index(drop=True)
-
-
-def discrepancies(conformance: pd.DataFrame) -> pd.DataFrame:
-    """Rows that are findings (not pass, unsupported or unavailable), worst first."""
-    rank = {status: i for i, status in enumerate(STATUS_ORDER)}
-    found = conformance[~conformance["status"].isin(NOT_FINDINGS)].copy()
-    found["_rank"] = found["status"].map(rank)
-    order = ["_rank", "impl", "case", "dtype", "reduction", "quantity"]
-    found = found.sort_values(order, ascending=[False] + [True] * 5)
-    return found.drop(columns="_rank").reset_index(drop=True)
 
 
 def alarm_rows(conformance: pd.DataFrame) -> pd.DataFrame:

@@ -16,25 +16,31 @@ from harness.store.folder import RunStore
 __all__ = ["read_findings", "record_findings"]
 
 
-def record_findings(run_dir: str | Path, conformance: pd.DataFrame | None = None,
-                    cases: Mapping[str, Case] | None = None) -> pd.DataFrame:
-    """Build the findings of the audit in `run_dir` (its table and cases, unless given), write them into the
-    folder, note the stale known issues in meta.json, and return them."""
-    store = RunStore(run_dir)
+def _built(store: RunStore, conformance: pd.DataFrame | None,
+           cases: Mapping[str, Case] | None) -> tuple[pd.DataFrame, list[str]]:
+    """The findings of the audit in the folder (its table and cases, unless given) and the stale known issues."""
     meta = store.read_meta()
     table = store.conformance() if conformance is None else conformance
     conventions = {str(c["id"]): str(c["reason"]) for c in meta.get("conventions", [])}
     if cases is None:  # without cases.json (a folder put together by hand) findings lack weights and case words
         cases = store.read_cases() if store.has_cases() else {}
-    frame, stale = build_findings(table, cases, load_known_issues(), conventions, str(store.path))
+    return build_findings(table, cases, load_known_issues(), conventions, str(store.path))
+
+
+def record_findings(run_dir: str | Path, conformance: pd.DataFrame | None = None,
+                    cases: Mapping[str, Case] | None = None) -> pd.DataFrame:
+    """Build the findings of the audit in `run_dir`, write them into the folder, note the stale known issues in
+    meta.json, and return them."""
+    store = RunStore(run_dir)
+    frame, stale = _built(store, conformance, cases)
     store.write_findings(frame)
     store.update_meta(findings=len(frame), stale_known_issues=stale)
     return frame
 
 
 def read_findings(run_dir: str | Path) -> pd.DataFrame:
-    """The findings of a run folder, one row per finding in rank order (built and written first if the folder
-    has rows but no findings yet: a run of an older version)."""
+    """The findings of a run folder, one row per finding in rank order (for a run of an older version, which has
+    rows but no findings, built from its rows without writing anything: `report` writes them)."""
     store = RunStore(run_dir)
     store.read_meta()
-    return store.findings() if store.has_findings() else record_findings(run_dir)
+    return store.findings() if store.has_findings() else _built(store, None, None)[0]

@@ -2,7 +2,7 @@
 that the expected-findings file does not list.
 
 The expected-findings file is TOML, one `[[finding]]` table per known finding, each with a `reason` and any of
-the finding's fields (`finding_id`, `kind`, `family`, `region`, `failure`) or the row's fields to match
+the finding's fields (`finding_id`, `kind`, `finding_family`, `region`, `failure`) or the row's fields to match
 (shell-style patterns: `*`, `?`, `[...]`); a row is listed when it matches the row fields and belongs to a
 finding that matches the finding fields:
 

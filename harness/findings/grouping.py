@@ -5,11 +5,13 @@ upstream issues and a rank.
 Rank (1 = most severe), by these keys in turn: alarms before documented conventions; inputs of ordinary use
 before edges before what lies outside it (`regions.ordinariness`); a meaningless result (NaN, an infinity, 0.0 or
 no correct digit, a raised error, a narrower result) before some lost digits; the worst status (nonfinite, fail,
-error, crashed, timeout); more frameworks, then more rows, first.
+error, crashed, timeout); more frameworks whose own APIs show it (not formulas the harness writes with their
+operations: `Implementation.formula`), more frameworks, then more rows, first.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -20,33 +22,38 @@ import pandas as pd
 
 from cases import Case, float_format
 from harness.findings.known import KnownIssue, link_known_issues
-from harness.findings.signature import FINDING_STATUSES, Signature, finding_id, signatures
+from harness.findings.signature import FINDING_STATUSES, NONFINITE_FAILURES, Signature, finding_id, signatures
 from harness.findings.titles import title_of, why_of
 from harness.verdict.regions import ordinariness
 from harness.verdict.tolerance import SEVERITY
+from implementations import adapter_classes
 
 __all__ = ["FINDING_COLUMNS", "build_findings", "representative"]
 
 FINDING_COLUMNS = [
     "finding_id", "rank", "title", "kind", "status", "family", "region", "failure", "why", "frameworks", "impls",
     "dtypes", "reductions", "quantities", "modes", "checks", "families", "rows", "elements", "x", "y", "weight",
-    "pos_weight", "got", "expected", "ulp_error", "minimal", "example_impl", "example_dtype", "example_mode",
-    "example_reduction", "example_case", "example_row", "example_index", "convention", "known_issues", "onset",
-    "repro", "row_ids",
+    "pos_weight", "got", "expected", "ulp_error", "input_form", "minimal", "example_impl", "example_dtype",
+    "example_mode", "example_reduction", "example_case", "example_row", "example_index", "convention",
+    "known_issues", "onset", "repro", "row_ids",
 ]
 _LISTS = ("frameworks", "impls", "dtypes", "reductions", "quantities", "modes", "checks", "families")
-_NONFINITE_FAILURES = {"NaN", "inf", "finite for inf", "wrong infinity", "not NaN"}
-_GRAVE = _NONFINITE_FAILURES | {"lost"}
+_GRAVE = NONFINITE_FAILURES | {"lost"}
 _KIND_STATUS = {"precision": "fail", "nonfinite": "nonfinite", "convention": "deviation", "raises": "error",
                 "crash": "crashed", "timeout": "timeout", "dtype": "fail", "broadcast": "fail", "batch": "fail"}
 
 
-def _ordinariness(kind: str, region: str) -> int:
+def _ordinariness(record: dict[str, Any]) -> int:
+    """`regions.ordinariness`, and for what has no element region: an empty batch or a mismatched shape lie
+    outside ordinary use, a reduction's size and a 0-d batch are edges; so is an example logit within a factor
+    two of the dtype's largest number (±max: where x·y and x − x·y overflow)."""
+    kind, region = record["kind"], record["region"]
     if kind == "broadcast" or region == "empty inputs":
         return 2
     if kind == "reduction" or region == "0-d inputs":
         return 1
-    return ordinariness(region)
+    near_max = abs(float(record["x"])) >= float_format(record["example_dtype"]).max_finite / 2
+    return max(ordinariness(region), 1 if record["input_form"] == "logits" and near_max else 0)
 
 
 def _damage(kind: str, region: str, failure: str) -> int:
@@ -60,23 +67,39 @@ def _status(kind: str, failure: str, rows: pd.DataFrame) -> str:
     """The status the finding's own problem has (a row may be worse for another of its problems)."""
     if kind in _KIND_STATUS:
         return _KIND_STATUS[kind]
-    if failure in _NONFINITE_FAILURES:
+    if failure in NONFINITE_FAILURES:
         return "nonfinite"
     return "fail" if "fail" in set(rows["status"]) or kind != "reduction" else "nonfinite"
 
 
 def representative(examples: list[dict[str, Any]], cases: Mapping[str, Case]) -> dict[str, Any]:
-    """The example that shows the problem most simply: one element before a whole case, element-wise before
-    reduced, reference before compiled and batch, the widest dtype that still fails, the smallest case."""
+    """The example that shows the problem most simply: one element before a whole case, a framework's own API
+    before a formula written with its operations, element-wise before reduced, reference before compiled and
+    batch, unweighted, the widest dtype that still fails, the smallest case."""
+    formulas = _formulas()
 
     def key(example: dict[str, Any]) -> tuple[Any, ...]:
         case = cases.get(example["case"])
         weighted = case is not None and (case.weight is not None or case.pos_weight is not None)
-        return ("x" not in example, example["reduction"] != "none", example["check"] != "reference",
-                example["mode"] != "eager", weighted, -float_format(example["dtype"]).precision,
-                case.size if case is not None else example.get("n", 0), example["row_id"])
+        return ("x" not in example, formulas.get(example["impl"], False), example["reduction"] != "none",
+                example["check"] != "reference", example["mode"] != "eager", weighted,
+                -float_format(example["dtype"]).precision, case.size if case is not None else example.get("n", 0),
+                example["row_id"])
 
     return min(examples, key=key)
+
+
+@functools.cache
+def _formulas() -> dict[str, bool]:
+    """impl → whether it is a formula the harness writes (`Implementation.formula`), for the known adapters."""
+    return {impl.impl: impl.formula for adapter in adapter_classes().values() for impl in adapter.implementations}
+
+
+def _elements(examples: list[dict[str, Any]]) -> int:
+    """How many failing elements the examples stand for: each element-wise group once (a mean or sum that shares
+    its element-wise row's problem brings that row's example again)."""
+    seen = {(e["row_id"], json.dumps(e.get("index", []))): int(e.get("count", 1)) for e in examples}
+    return sum(seen.values())
 
 
 def _weights_at(example: dict[str, Any], cases: Mapping[str, Case]) -> tuple[float, float]:
@@ -97,14 +120,11 @@ def _weights_at(example: dict[str, Any], cases: Mapping[str, Case]) -> tuple[flo
 
 def _collect(conformance: pd.DataFrame, cases: Mapping[str, Case]) -> dict[tuple[str, ...], dict[str, Any]]:
     """Signature → the rows that show it and their examples."""
-    alarms = conformance[conformance["status"].isin(FINDING_STATUSES)]
-    if "failures" not in alarms.columns:  # a run folder of schema 1: the worst element stands for the row
-        alarms = alarms.assign(failures="")
+    alarms = conformance[conformance["status"].isin(FINDING_STATUSES)]  # schema 1 has no `failures`: left out
     elementwise: dict[tuple[Any, ...], list[Signature]] = {}
     for row in alarms.itertuples(index=False):  # a mean or sum shares the problems of its element-wise row
-        if row.reduction == "none" and row.check == "reference" and row.status in ("fail", "nonfinite", "deviation"):
-            found = [s for s in signatures(row, cases.get(str(row.case)), {})
-                     if s.kind in ("precision", "nonfinite", "convention")]
+        if row.reduction == "none" and row.check == "reference" and row.status in ("fail", "nonfinite"):
+            found = [s for s in signatures(row, cases.get(str(row.case)), {}) if s.kind in ("precision", "nonfinite")]
             elementwise[(row.impl, row.case, row.dtype, row.device, row.quantity, row.mode)] = found
     groups: dict[tuple[str, ...], dict[str, Any]] = {}
     for row in alarms.itertuples(index=False):
@@ -126,10 +146,12 @@ def _record(key: tuple[str, ...], group: dict[str, Any], cases: Mapping[str, Cas
         "status": _status(kind, failure, rows),
         **{name: sorted(map(str, set(rows[column]))) for name, column in zip(
             _LISTS, ("framework", "impl", "dtype", "reduction", "quantity", "mode", "check", "family"), strict=True)},
-        "rows": len(rows), "elements": int(sum(e.get("count", 1) for e in group["examples"])),
+        "rows": len(rows), "elements": _elements(group["examples"]),
         "x": example.get("x", math.nan), "y": example.get("y", math.nan), "weight": weight, "pos_weight": pos_weight,
         "got": example.get("got", math.nan), "expected": example.get("expected", math.nan),
-        "ulp_error": example.get("ulp", math.nan), "minimal": "element" if "x" in example else "case",
+        "ulp_error": example.get("ulp", math.nan), "input_form": example["form"],
+        # a reduction's problem needs the whole reduction: its example element is shown, the case reproduces it
+        "minimal": "element" if "x" in example and kind != "reduction" else "case",
         **{f"example_{name}": str(example[name]) for name in ("impl", "dtype", "mode", "reduction", "case")},
         "example_row": example["row_id"], "example_index": json.dumps(example.get("index", [])),
         "convention": region if kind == "convention" else "", "onset": "", "row_ids": sorted(rows["row_id"]),
@@ -140,10 +162,13 @@ def _record(key: tuple[str, ...], group: dict[str, Any], cases: Mapping[str, Cas
 
 
 def _rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    formulas = _formulas()
+
     def key(record: dict[str, Any]) -> tuple[Any, ...]:
-        return (record["kind"] == "convention", _ordinariness(record["kind"], record["region"]),
+        shipped = {impl.split(".")[0] for impl in record["impls"] if not formulas.get(impl, False)}
+        return (record["kind"] == "convention", _ordinariness(record),
                 _damage(record["kind"], record["region"], record["failure"]), SEVERITY.index(record["status"]),
-                -len(record["frameworks"]), -record["rows"], record["finding_id"])
+                -len(shipped), -len(record["frameworks"]), -record["rows"], record["finding_id"])
 
     ranked = sorted(records, key=key)
     for rank, record in enumerate(ranked, 1):
@@ -156,10 +181,12 @@ def build_findings(conformance: pd.DataFrame, cases: Mapping[str, Case], known: 
                    run_dir: str = "RUN_DIR") -> tuple[pd.DataFrame, list[str]]:
     """The findings of an audit table (one row per finding, `FINDING_COLUMNS`, rank order) and the stale known
     issues. `cases` by name (for weights and what a case is), `conventions`: id → reason."""
+    if conformance.empty or "status" not in conformance.columns:
+        return pd.DataFrame(columns=FINDING_COLUMNS), []
     groups = _collect(conformance, cases)
     records = _rank([_record(key, group, cases, conventions or {}) for key, group in groups.items()])
     frame = pd.DataFrame(records, columns=FINDING_COLUMNS)
     frame["repro"] = [f"python -m harness repro {run_dir} {fid}" for fid in frame["finding_id"]]
-    links, stale = link_known_issues(frame, known, set(conformance["impl"]) if len(conformance) else set())
+    links, stale = link_known_issues(frame, known, set(zip(conformance["impl"], conformance["dtype"], strict=True)))
     frame["known_issues"] = links
     return frame.reset_index(drop=True), stale

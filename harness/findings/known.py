@@ -4,8 +4,8 @@ Each `[[issue]]` has the tracker `url`, its `state` (open, closed, fixed), a `re
 finding: its trigger lies in the finding's region) and a `match` table on the finding's fields: `kind`,
 `family` (loss, gradient, call), `region` and `failure` (shell-style patterns), and `impls`, `frameworks`,
 `dtypes` (lists of patterns; one of the finding's values must match one of them). A finding that matches an entry
-lists its URL; a finding that matches none is new; an entry that matches no finding of a run whose
-implementations it names is reported as stale (the framework fixed it, or the entry is wrong).
+lists its URL; a finding that matches none is new; an entry that matches no finding of a run that ran its
+implementations, frameworks and dtypes is reported as stale (the framework fixed it, or the entry is wrong).
 """
 
 from __future__ import annotations
@@ -43,10 +43,16 @@ class KnownIssue:
                 return False
         return True
 
-    def could_apply(self, impls: set[str]) -> bool:
-        """Whether a run of these implementations could have shown the issue."""
-        wanted = dict(self.match).get("impls")
-        return wanted is None or any(fnmatchcase(impl, p) for impl in impls for p in wanted)
+    def could_apply(self, ran: set[tuple[str, str]]) -> bool:
+        """Whether a run of these (implementation, dtype) pairs could have shown the issue: one of them matches
+        the entry's `impls`, `frameworks` and `dtypes` (where it names them)."""
+        wanted = dict(self.match)
+
+        def fits(field: str, value: str) -> bool:
+            return field not in wanted or any(fnmatchcase(value, p) for p in wanted[field])
+
+        return any(fits("impls", impl) and fits("frameworks", impl.split(".")[0]) and fits("dtypes", dtype)
+                   for impl, dtype in ran)
 
 
 def load_known_issues(text: str | None = None) -> list[KnownIssue]:
@@ -69,9 +75,9 @@ def load_known_issues(text: str | None = None) -> list[KnownIssue]:
 
 
 def link_known_issues(findings: pd.DataFrame, known: Sequence[KnownIssue],
-                      ran: set[str]) -> tuple[list[list[str]], list[str]]:
+                      ran: set[tuple[str, str]]) -> tuple[list[list[str]], list[str]]:
     """Per finding, the URLs of the known issues it matches; and the stale entries' URLs (entries that could
-    apply to the implementations that `ran` and match no finding)."""
+    apply to the (implementation, dtype) pairs that `ran` and match no finding)."""
     links: list[list[str]] = [[] for _ in range(len(findings))]
     used: set[str] = set()
     for position, finding in enumerate(findings.itertuples(index=False)):

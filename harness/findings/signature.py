@@ -9,7 +9,8 @@ dtypes, reductions, modes, checks and every number are attributes. Kinds:
   "imprecise" (some digits lost);
 - `convention`: what a documented convention of the framework predicts (`deviation` rows; the region is the
   convention's id);
-- `reduction`: a mean or sum that fails while none of its elements does (float16 counts and sums);
+- `reduction`: a mean or sum that fails where its element-wise row does not (float16 counts and sums; a
+  gradient of the mean whose elements fail where the element-wise gradient's do not);
 - `dtype`: a result in another dtype than the inputs imply ("narrower result" loses precision);
 - `broadcast`: inputs of mismatched shapes silently broadcast instead of raising;
 - `raises`: an error on inputs inside the domain (the region says which: integer labels, an empty batch, …);
@@ -18,29 +19,29 @@ dtypes, reductions, modes, checks and every number are attributes. Kinds:
 - `crash`, `timeout`: the worker died or stopped answering.
 
 Element-wise rows name each group of failing elements (`failures`, by region and mode); a mean or sum joins the
-groups of its element-wise row, so the same cause in `none` and `mean` is one finding.
+groups of its element-wise row (the eager one, for a compiled mode that runs only the mean), so the same cause
+in `none` and `mean` is one finding, and an alarm never joins a documented convention's finding.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from cases import Case, float_format
+from harness.findings.script import ulp_distance
 from harness.verdict.domain import shape_problem
 from harness.verdict.regions import failure_modes, input_regions
 from harness.verdict.tolerance import ALARMS
 
-__all__ = ["FINDING_STATUSES", "Signature", "finding_id", "signatures"]
+__all__ = ["FINDING_STATUSES", "NONFINITE_FAILURES", "Signature", "finding_id", "signatures"]
 
 FINDING_STATUSES = (*ALARMS, "deviation")  # the rows that make findings: alarms, then documented conventions
-_NONFINITE_MODES = {"NaN", "inf", "finite for inf", "wrong infinity", "not NaN"}
+NONFINITE_FAILURES = frozenset({"NaN", "inf", "finite for inf", "wrong infinity", "not NaN"})
 _COUNT_EDGE = 65_520  # float16 holds no integer from here on (it rounds to inf)
 
 
@@ -70,8 +71,9 @@ def _family(quantity: str) -> str:
 
 def _element(row: Any, **values: Any) -> dict[str, Any]:
     """An example: where it was found and its numbers (with `x` and `y`, one element and its own region)."""
-    example = {"row_id": row.row_id, "impl": row.impl, "form": row.input_form, "dtype": row.dtype, "case": row.case,
-               "reduction": row.reduction, "mode": row.mode, "check": row.check, "n": int(row.n), **values}
+    example = {"row_id": row.row_id, "impl": row.impl, "api": row.api, "form": row.input_form, "dtype": row.dtype,
+               "case": row.case, "reduction": row.reduction, "mode": row.mode, "check": row.check, "n": int(row.n),
+               **values}
     if "x" in example and "y" in example:
         example["region"] = str(input_regions(np.array([example["x"]]), np.array([example["y"]]), row.input_form,
                                               row.dtype)[0])
@@ -79,15 +81,14 @@ def _element(row: Any, **values: Any) -> dict[str, Any]:
 
 
 def _ulp(got: float, expected: float, dtype: str) -> float:
-    if not (math.isfinite(got) and math.isfinite(expected)):
-        return 0.0 if (math.isnan(got) and math.isnan(expected)) or got == expected else math.inf
-    return abs(got - expected) / float(float_format(dtype).ulp(expected))
+    fmt = float_format(dtype)
+    return ulp_distance(float(got), float(expected), fmt.precision, fmt.emin, fmt.max_finite)
 
 
 def _worst(row: Any) -> tuple[str, str, dict[str, Any]] | None:
-    """Region, failure mode and example of the row's worst element (rows without `failures`: older runs, batch
-    and path checks); None for a reduced result."""
-    if pd.isna(row.worst_x) or pd.isna(row.worst_y):
+    """Region, failure mode and example of the row's worst element (a row of an older run, a batch or path
+    check); None where the row points at no element (a scalar result, a result of the wrong shape)."""
+    if not row.worst_index:
         return None
     region = str(input_regions(np.array([row.worst_x]), np.array([row.worst_y]), row.input_form, row.dtype)[0])
     failure = str(failure_modes(np.array([row.got]), np.array([row.expected]))[0])
@@ -98,19 +99,23 @@ def _worst(row: Any) -> tuple[str, str, dict[str, Any]] | None:
 
 
 def _elementwise(row: Any) -> list[Signature]:
-    """The failing groups of an element-wise reference row."""
-    groups = json.loads(row.failures) if getattr(row, "failures", "") else []
-    if not groups:
-        worst = _worst(row)
-        if worst is None:  # no element to point at (a result of the wrong shape)
-            return [_reduced(row)]
+    """The failing groups of an element-wise reference row (`failures`; where none is stored, as in a row of
+    schema 1, its worst element, if the row fails for an element)."""
+    if "result has shape" in row.error_message:  # no element to point at: the result's shape is wrong
+        return [_reduced(row)]
+    stored = getattr(row, "failures", None)
+    groups = json.loads(stored) if stored else []
+    # no failing group stored (a row of schema 1), yet the row fails and not for its dtype: its worst element
+    if not groups and row.status in ("fail", "nonfinite") and row.error_type != "OutDtype" \
+            and (worst := _worst(row)) is not None:
         groups = [{"region": worst[0], "mode": worst[1], "count": 1, **worst[2]}]
     out = []
     for group in groups:  # region and mode from the element itself: the words of this version, not the run's
-        values = {k: group[k] for k in ("index", "x", "y", "got", "expected", "ulp") if k in group}
+        values = {k: (float(group[k]) if k != "index" else group[k])
+                  for k in ("index", "x", "y", "got", "expected", "ulp") if k in group}
         example = _element(row, count=int(group.get("count", 1)), **values)
         mode = str(failure_modes(np.array([example["got"]]), np.array([example["expected"]]))[0])
-        kind = "nonfinite" if mode in _NONFINITE_MODES else "precision"
+        kind = "nonfinite" if mode in NONFINITE_FAILURES else "precision"
         out.append(Signature(kind, _family(row.quantity), example["region"], mode, example))
     return out
 
@@ -176,8 +181,8 @@ def _compared(row: Any) -> Signature:
 
 def signatures(row: Any, case: Case | None, elementwise: dict[tuple[Any, ...], list[Signature]]) -> list[Signature]:
     """The problems one alarm row shows. `elementwise` holds the signatures of the element-wise (`none`) rows by
-    (impl, case, dtype, device, quantity, mode): a reduced row with a failing element-wise row shares its
-    signatures."""
+    (impl, case, dtype, device, quantity, mode): a mean or sum shares the problems of its element-wise row (of
+    the eager one, for a compiled mode that runs only the mean)."""
     if row.status == "deviation":
         worst = _worst(row)
         example = worst[2] if worst is not None else _element(row, got=row.got, expected=row.expected)
@@ -188,22 +193,29 @@ def signatures(row: Any, case: Case | None, elementwise: dict[tuple[Any, ...], l
                           _element(row, message=row.error_message, error_type=row.error_type))]
     if row.error_type == "SilentBroadcast":
         return [_broadcast(row, case)]
-    found: list[Signature] = []
-    if row.error_type == "OutDtype":
-        found.append(_dtype(row, case))
-        if found[0].region != "wider result":  # its precision is the narrower dtype's: that is the finding
-            return found
+    dtype = [_dtype(row, case)] if row.error_type == "OutDtype" else []
     if row.check != "reference":
-        return [*found, _compared(row)]
-    joined = elementwise.get((row.impl, row.case, row.dtype, row.device, row.quantity, row.mode), [])
+        return [*dtype, _compared(row)]
+    found = _reference(row, elementwise)
+    if dtype and dtype[0].region != "wider result":  # lost digits are the narrower dtype's: that is the finding
+        found = [s for s in found if s.failure not in ("lost", "imprecise")]
+    return dtype + found
+
+
+def _reference(row: Any, elementwise: dict[tuple[Any, ...], list[Signature]]) -> list[Signature]:
+    """A reference row's problems: its elements' for `none`; a mean or sum shares those of its element-wise row,
+    and what its element-wise row lacks is the reduction's (a float16 count or sum)."""
     if row.reduction == "none":
-        return found + _elementwise(row)
+        return _elementwise(row)
+    key = (row.impl, row.case, row.dtype, row.device, row.quantity)
+    joined = [s for s in elementwise.get((*key, row.mode), elementwise.get((*key, "eager"), []))
+              if s.kind != "convention"]  # an alarm is never filed under a documented convention
     if row.quantity == "loss":
-        return found + joined if joined else [*found, _reduced(row)]
-    # the gradient of a mean or sum is element-wise: a problem its `none` row shares is that problem; any
-    # other is the reduction's (a float16 count)
-    shared = {s.key for s in joined}
-    return found + list({s.key if s.key in shared else ("reduction", s.family, _size_region(row.n), s.failure):
-                         s if s.key in shared else Signature("reduction", s.family, _size_region(row.n), s.failure,
-                                                             s.example)
-                         for s in _elementwise(row)}.values())
+        return joined or [_reduced(row)]
+    shared, out = {s.key for s in joined}, dict[tuple[str, str, str, str], Signature]()
+    for signature in _elementwise(row):  # a gradient is element-wise under every reduction
+        if signature.key not in shared:
+            signature = Signature("reduction", signature.family, _size_region(row.n), signature.failure,
+                                  signature.example)
+        out.setdefault(signature.key, signature)
+    return list(out.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["number", "title_of", "why_of"]
+__all__ = ["exact", "number", "title_of", "why_of"]
 
 
 def number(value: Any, digits: int = 6) -> str:
@@ -32,8 +32,13 @@ def _where(record: dict[str, Any], example: dict[str, Any]) -> str:
     if "x" not in example:
         return f"on case {example['case']} ({example['dtype']}, {example['reduction']})"
     name = "p" if example["form"] == "probs" else "x"
-    return (f"at {name} = {number(example['x'])}, y = {number(example['y'])} ({example['region']}, "
+    return (f"at {name} = {exact(example['x'])}, y = {exact(example['y'])} ({example['region']}, "
             f"{example['dtype']})")
+
+
+def exact(value: Any) -> str:
+    """An input as typed to reproduce it: the shortest text that reads back as the same float."""
+    return number(value) if not math.isfinite(float(value)) else repr(float(value))
 
 
 def _quantity(record: dict[str, Any], example: dict[str, Any]) -> str:

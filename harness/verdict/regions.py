@@ -1,39 +1,45 @@
 """Where an element lies and how its result failed, in the words that name a finding.
 
-The input region is the part of BCE's domain an element is in: for logits, x saturated (σ(x) rounds to 1 or 0
-in the dtype: "x ≫ 0", "x ≪ 0"), moderate, 0 or subnormal ("x ≈ 0"), ±inf or NaN; for probabilities, p = 0, p = 1,
-subnormal, within one epsilon of 0 or 1, moderate; then the label: 0, 1 or soft. Inputs outside the domain
-(a label or probability outside [0, 1], a NaN) are named by that alone: what else they are does not matter.
-Saturation follows each dtype's own threshold (17.3 in float32, 37.4 in float64), so one cause has one region
-in every dtype. The failure mode is how the result is wrong: "NaN", "inf", "finite for inf", "wrong infinity",
-"not NaN", "lost" (0.0, the wrong sign, or not one correct digit) or "imprecise" (some digits lost).
+The input region is the part of BCE's domain an element is in. For logits: saturated ("x ≫ 0", "x ≪ 0": e^−|x|
+is below the dtype's epsilon, so 1 + e^−|x| rounds to 1 and σ(|x|) to within an epsilon of 1, where 1 − σ(x)
+and log(1 + e^x) computed directly lose every digit), moderate, 0 or subnormal ("x ≈ 0"), ±inf or NaN. For
+probabilities: p = 0, p = 1, subnormal, within one epsilon of 0 or 1, moderate. Then the label: 0, 1 or soft.
+Inputs outside the domain (a label or probability outside [0, 1], a NaN) are named by that alone: what else
+they are does not matter. Saturation follows each dtype's own threshold, (p − 1)·log 2 for p significand bits
+(15.9 in float32, 36.0 in float64, 6.9 in float16, 4.9 in bfloat16), so one cause has one region in every
+dtype. The failure mode is how the result is wrong: "NaN", "inf", "finite for inf", "wrong infinity", "not
+NaN", "lost" (0.0, the wrong sign, or not one correct digit) or "imprecise" (some digits lost).
 
 `ordinariness` orders regions for ranking findings: 0 for inputs of ordinary training (moderate and saturated
-logits, logits of 0, confident probabilities, hard and soft labels), 1 for edges (probabilities of exactly 0 or
-1 or subnormal, subnormal logits), 2 for what lies outside ordinary use (±inf, NaN, values outside [0, 1]).
+logits, logits of 0 or subnormal, confident probabilities, hard and soft labels), 1 for edges (probabilities of
+exactly 0 or 1, or subnormal), 2 for what lies outside ordinary use (±inf, NaN, values outside [0, 1]).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
 
 from cases import float_format
-from cases.extreme import logit_thresholds_for
 
-__all__ = ["FAILURE_MODES", "failure_modes", "failures", "input_regions", "ordinariness"]
+__all__ = ["FAILURE_MODES", "failure_modes", "failures", "input_regions", "ordinariness", "saturation"]
 
 FAILURE_MODES = ("NaN", "inf", "finite for inf", "wrong infinity", "not NaN", "lost", "imprecise")
 _EXTREME = ("inf", "NaN", "outside")
 _EDGE = ("p = 0,", "p = 1,", "p subnormal")
-_SATURATION_MARGIN = 1 - 2.0**-10  # an element at the threshold itself counts as saturated
+
+
+def saturation(dtype: str) -> float:
+    """|x| from which e^−|x| is below the dtype's epsilon: −log(eps) = (p − 1)·log 2."""
+    return -math.log(float_format(dtype).eps)
 
 
 def _logit_classes(x: np.ndarray, dtype: str) -> np.ndarray:
     fmt = float_format(dtype)
-    edge = logit_thresholds_for(fmt)["sigmoid_one"] * _SATURATION_MARGIN
+    edge = saturation(dtype)
     with np.errstate(invalid="ignore"):
         return np.select(
             [np.isnan(x), x == np.inf, x == -np.inf, np.abs(x) < fmt.smallest_normal, x >= edge, x <= -edge],
@@ -106,6 +112,12 @@ def failures(failing: np.ndarray, got: np.ndarray, expected: np.ndarray, ulp_err
         i = int(where[k])
         groups[key] = {"region": key[0], "mode": key[1], "count": 1,
                        "index": [int(v) for v in np.unravel_index(i, np.shape(got))],
-                       **{name: float(values[i]) for name, values in zip(("got", "expected", "ulp", "x", "y"), flat,
-                                                                          strict=True)}}
-    return json.dumps(list(groups.values()), allow_nan=True)
+                       **{name: _number(values[i]) for name, values in zip(("got", "expected", "ulp", "x", "y"), flat,
+                                                                            strict=True)}}
+    return json.dumps(list(groups.values()), allow_nan=False)
+
+
+def _number(value: Any) -> float | str:
+    """A float for strict JSON: non-finite values as "nan", "inf", "-inf" (float() reads them back)."""
+    number = float(value)
+    return number if math.isfinite(number) else str(number)

@@ -3,6 +3,8 @@ eager (tolerance), and the proof that a compiled path really ran compiled."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -139,3 +141,22 @@ def test_batch_check_ignores_the_sign_of_nan_but_not_of_zero() -> None:
     assert judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))[0].status == "pass"
     loss[1] = -0.0
     assert judge.batch("numpy", cell, alone, _output(loss, alone.grad[tiled]))[0].status == "fail"
+
+
+def test_a_reference_row_names_its_failing_elements() -> None:
+    """`failures`: the failing elements by region and failure mode, each group's count and worst element;
+    passing elements and a reduced loss name none."""
+    case = Case("f", "test", "logits", np.array([-40.0, -38.0, 1.0, np.inf]), np.array([0.0, 0.0, 1.0, 1.0]))
+    ref = reference(case.inputs("float64"), "logits")
+    loss = ref.loss_hi.copy()
+    loss[:2], loss[3] = 0.0, np.nan  # the tiny losses at x << 0 lost, NaN at x = +inf
+    judge = Judge([case], {"torch": ADAPTERS["torch"]})
+    row = judge.result("torch", Cell("torch.logits", 0, "float64", "cpu", "none"),
+                       Output(loss, ref.grad_hi.copy(), "float64", "float64", "api"), ref)[0]
+    groups = json.loads(row.failures)
+    assert [(g["region"], g["mode"], g["count"]) for g in groups] == [("x = +inf, y = 1", "NaN", 1),
+                                                                      ("x ≪ 0, y = 0", "lost", 2)]
+    assert groups[1]["index"] == [0] and groups[1]["expected"] == pytest.approx(4.248354255291589e-18, rel=1e-15)
+    mean = judge.result("torch", Cell("torch.logits", 0, "float64", "cpu", "mean"),
+                        Output(np.array(0.5), ref.grad_mean_hi.copy(), "float64", "float64", "api"), ref)[0]
+    assert mean.failures == ""

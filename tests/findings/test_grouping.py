@@ -107,10 +107,52 @@ def test_known_issues_link_by_region_and_stale_entries_are_reported() -> None:
     known = load_known_issues()
     found = _findings([_row("torch.logits", quantity="grad", got=[0.0, 0.0, 0.0, 0.0],
                             expected=[0.0, 0.0, -TINY, 0.0])])
-    links, stale = link_known_issues(found, known, {"torch.logits"})
+    links, stale = link_known_issues(found, known, {("torch.logits", "float64"), ("torch.probs", "float64")})
     assert links == [["https://github.com/pytorch/pytorch/issues/195529",
                       "https://github.com/pytorch/pytorch/issues/195677"]]
     assert "https://github.com/pytorch/pytorch/issues/102894" in stale  # torch ran, NaN at +inf not found
+    assert "https://github.com/pytorch/pytorch/issues/31453" in stale  # torch.probs ran, its clamp not found
     assert "https://github.com/tensorflow/tensorflow/issues/75256" not in stale  # tensorflow did not run
+    assert "https://github.com/jax-ml/jax/issues/16200" not in stale  # nor did jax
+    float16 = link_known_issues(found, known, {("tensorflow.logits", "float32")})[1]
+    assert "https://github.com/tensorflow/tensorflow/issues/115732" not in float16  # a float16 mean: no float16 ran
     with pytest.raises(ValueError, match="unknown field 'colour'"):
         load_known_issues('[[issue]]\nurl = "u"\nstate = "open"\nreason = "r"\nmatch = { colour = "red" }\n')
+
+
+def test_a_compiled_mean_joins_the_eager_element_wise_problem() -> None:
+    """Compiled modes run only the mean: their mean shares the eager `none` row's finding."""
+    rows = [_row("torch.logits"), _row("torch.logits", reduction="mean", mode="torch.compile", got=[0.25],
+                                       expected=[0.25 + TINY / 4])]
+    found = _findings(rows)
+    assert len(found) == 1 and found.iloc[0]["modes"] == ["eager", "torch.compile"]
+    assert found.iloc[0]["elements"] == 1  # the shared element counted once
+
+
+def test_an_alarm_is_never_filed_under_a_convention() -> None:
+    """A mean that fails where its element-wise row is a documented deviation: its own (reduction) finding."""
+    rows = [_row("torch.probs", status="deviation", deviation="torch-bce-log-clamp", got=[100.0, 1.0, 0.0, 0.0],
+                 expected=[math.inf, 1.0, 0.0, 0.0]),
+            _row("torch.probs", reduction="mean", got=[7.0], expected=[math.inf])]
+    found = _findings(rows)
+    assert sorted(found["kind"]) == ["convention", "reduction"]
+    assert found.set_index("kind").loc["reduction", "status"] == "nonfinite"
+
+
+def test_a_narrower_result_keeps_its_nonfinite_problems() -> None:
+    """A float32 result for float64 inputs: its lost digits are the dtype finding's, a NaN is its own."""
+    row = _row("tensorflow.keras_class_logits", got=[1e-20, 1.0, 0.0, math.nan], status="fail",
+               error_type="OutDtype", out_dtype="float32")
+    found = _findings([row])
+    assert sorted(zip(found["kind"], found["region"], strict=True)) == [
+        ("dtype", "narrower result"), ("nonfinite", "x = +inf, y = 1")]
+
+
+def test_rows_of_an_older_run_stand_for_their_worst_element() -> None:
+    """Schema 1 has no `failures`: a failing row's worst element makes its finding; nothing makes none."""
+    older = pd.DataFrame([_row("torch.logits")]).drop(columns="failures")
+    assert list(_findings(older.to_dict(orient="records"))["region"]) == ["x ≪ 0, y = 0"]
+    passing = _row("torch.logits", got=[TINY, 1.0, 0.0, 0.0], status="fail", error_type="OutDtype",
+                   out_dtype="float64")  # a row that fails for its dtype alone: no element finding
+    assert list(_findings([passing])["kind"]) == ["dtype"]
+    assert build_findings(pd.DataFrame(), CASES)[0].empty

@@ -28,3 +28,16 @@ def test_every_run_is_read_once_and_bad_folders_are_listed(tmp_path: Path) -> No
     assert "# bce-harness history: 2 runs" in markdown.read_text() and page.name == "history.html"
     with pytest.raises(RunReadError, match="is not a folder of runs"):
         load_history(tmp_path / "nowhere")
+
+
+def test_history_counts_distinct_findings_per_implementation(tmp_path: Path) -> None:
+    """A run with findings: each implementation's distinct findings (a finding in two dtypes counts once)."""
+    from harness.findings import record_findings
+
+    folder = audit_folder(tmp_path / "a", run_id="run-a")
+    record_findings(folder)
+    history = load_history(tmp_path)
+    counted = history[history["kind"] == "findings"].set_index("impl")
+    assert counted.loc["torch.logits", "findings"] == 1 and counted.loc["numpy.logits", "findings"] == 1
+    assert counted.loc["torch.probs", "findings"] == 1  # its documented convention
+    assert "| torch.logits 2.13.0 | 1 |" in write_history(tmp_path, history)[0].read_text()

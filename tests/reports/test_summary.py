@@ -1,4 +1,4 @@
-"""Summaries as frames: the status matrix, discrepancies worst first, speeds for people, version changes."""
+"""Summaries as frames: the status matrix, alarm rows worst first, speeds for people, version changes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pandas as pd
 
 from reports.summary import (
+    alarm_rows,
     bench_table,
-    discrepancies,
     framework_versions,
     size_label,
     status_matrix,
@@ -28,9 +28,9 @@ def test_the_status_matrix_counts_rows_and_keeps_the_worst_finite_error() -> Non
     assert list(matrix.index.get_level_values("dtype"))[:2] == ["float64", "float32"]  # numpy: dtypes in order
 
 
-def test_discrepancies_come_worst_first_and_leave_out_passes() -> None:
-    found = discrepancies(TABLE)
-    assert list(found["status"]) == ["nonfinite", "fail", "deviation"]
+def test_alarm_rows_come_worst_first_and_leave_out_everything_else() -> None:
+    found = alarm_rows(TABLE)
+    assert list(found["status"]) == ["nonfinite", "fail"]  # no pass, and no documented deviation
 
 
 def test_sizes_read_as_people_write_them() -> None:

@@ -7,16 +7,20 @@ import json
 import math
 
 import numpy as np
+import pytest
 
-from harness.verdict.regions import failure_modes, failures, input_regions, ordinariness
+from harness.verdict.regions import failure_modes, failures, input_regions, ordinariness, saturation
 
 
 def test_saturation_follows_each_dtype() -> None:
-    """σ(x) rounds to 1 from x ≈ 37.43 in float64 (e^-x < 2^-54) and from x ≈ 17.33 in float32 (2^-25)."""
-    x, y = np.array([20.0, 38.0, -38.0]), np.array([1.0, 1.0, 0.0])
+    """e^-|x| falls below the epsilon 2^(1-p) from |x| = (p - 1)·log 2: 36.04 in float64, 15.94 in float32."""
+    assert saturation("float64") == pytest.approx(52 * math.log(2), rel=1e-15)
+    assert saturation("float32") == pytest.approx(23 * math.log(2), rel=1e-15)
+    x, y = np.array([20.0, 36.5, -36.5, 15.0]), np.array([1.0, 1.0, 0.0, 0.0])
     assert input_regions(x, y, "logits", "float64").tolist() == ["moderate x, y = 1", "x ≫ 0, y = 1",
-                                                                  "x ≪ 0, y = 0"]
-    assert input_regions(x, y, "logits", "float32").tolist() == ["x ≫ 0, y = 1", "x ≫ 0, y = 1", "x ≪ 0, y = 0"]
+                                                                  "x ≪ 0, y = 0", "moderate x, y = 0"]
+    assert input_regions(x, y, "logits", "float32").tolist() == ["x ≫ 0, y = 1", "x ≫ 0, y = 1", "x ≪ 0, y = 0",
+                                                                  "moderate x, y = 0"]
 
 
 def test_edges_and_the_outside_of_the_domain() -> None:
@@ -27,6 +31,7 @@ def test_edges_and_the_outside_of_the_domain() -> None:
     assert probs.tolist() == ["p = 0, y = 0", "p = 1, y = 0", "p subnormal, y = 0", "p ≈ 0, y = 0", "p ≈ 1, y = 0",
                               "moderate p, y = 0", "p outside [0, 1]"]
     assert [ordinariness(r) for r in ("x ≫ 0, y = 1", "p = 1, y = 0", "x = +inf, y = 1")] == [0, 1, 2]
+
 
 
 def test_failure_modes() -> None:
