@@ -112,6 +112,15 @@ def _anchor(*parts: str) -> str:
     return "d-" + "-".join("".join(ch if ch.isalnum() else "_" for ch in part) for part in parts)
 
 
+def _matrix(dtypes: list[str], rows: list[str]) -> str:
+    """An implementation × dtype table of ready rows, under the legend of status colours."""
+    head = "<th class='t'>implementation</th>" + "".join(f"<th>{escape(d)}</th>" for d in dtypes)
+    legend = "".join(f"<span style='background:{colour}'>{escape(status)}</span>"
+                     for status, colour in STATUS_COLOURS.items())
+    return (f"<p class='legend'>{legend}</p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+            "</table>")
+
+
 def _status_matrix(conformance: pd.DataFrame) -> str:
     """Implementation × dtype, each cell coloured by its worst status, with the worst finite ULP error; a cell with
     alarms links to them in the alarm list."""
@@ -133,11 +142,7 @@ def _status_matrix(conformance: pd.DataFrame) -> str:
                 label = f"<a href='#{_anchor(impl, dtype)}'>{label}</a>"
             cells.append(f"<td class='s' style='background:{STATUS_COLOURS.get(status, '#999')}'>{label}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "<th class='t'>implementation</th>" + "".join(f"<th>{escape(d)}</th>" for d in dtypes)
-    legend = "".join(f"<span style='background:{colour}'>{escape(status)}</span>"
-                     for status, colour in STATUS_COLOURS.items())
-    return (f"<p class='legend'>{legend}</p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
-            "</table>")
+    return _matrix(dtypes, rows)
 
 
 def _card(finding: Any, run_dir: str) -> str:
@@ -190,11 +195,7 @@ def _finding_matrix(conformance: pd.DataFrame, findings: pd.DataFrame) -> str:
             cells.append(f"<td class='m' style='background:{tint}22'><b>{cell['alarms']}</b> alarms · "
                          f"{cell['conventions']} conv.<div class='bar'>{bar}</div></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "<th class='t'>implementation</th>" + "".join(f"<th>{escape(d)}</th>" for d in dtypes)
-    legend = "".join(f"<span style='background:{colour}'>{escape(status)}</span>"
-                     for status, colour in STATUS_COLOURS.items())
-    return (f"<p class='legend'>{legend}</p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
-            "</table>")
+    return _matrix(dtypes, rows)
 
 
 def _finding_rows(conformance: pd.DataFrame, findings: pd.DataFrame) -> str:
