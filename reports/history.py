@@ -14,6 +14,7 @@ from harness.verdict.tolerance import ALARMS
 from reports.html import html_table, page, png, pyplot
 from reports.load import RunReadError, load_run
 from reports.markdown import markdown_table
+from reports.summary import finding_rows
 
 __all__ = ["load_history", "render_history_markdown", "write_history"]
 
@@ -85,8 +86,7 @@ def _finding_counts(table: pd.DataFrame, findings: pd.DataFrame | None) -> pd.Da
         alarm_rows=("alarm", "sum")).reset_index()
     if findings is None:
         return counts.assign(findings=float("nan"))
-    members = findings[["finding_id", "row_ids"]].explode("row_ids").rename(columns={"row_ids": "row_id"})
-    distinct = members.merge(table[["row_id", *keys]], on="row_id").groupby(keys, dropna=False)["finding_id"].nunique()
+    distinct = finding_rows(findings, table, keys).groupby(keys, dropna=False)["finding_id"].nunique()
     return counts.merge(distinct.rename("findings").reset_index(), on=keys, how="left").fillna({"findings": 0})
 
 

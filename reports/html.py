@@ -20,6 +20,7 @@ from reports.summary import (
     alarm_rows,
     bench_table,
     finding_matrix,
+    finding_rows,
     findings_table,
     framework_versions,
     size_label,
@@ -202,11 +203,10 @@ def _finding_rows(conformance: pd.DataFrame, findings: pd.DataFrame) -> str:
     """Each finding's rows (the first 50), under an anchor its card links to."""
     parts = []
     columns = ["status", "impl", "dtype", "case", "reduction", "quantity", "check", "mode", "row_id"]
-    for finding in findings.to_dict(orient="records"):
-        rows = conformance[conformance["row_id"].isin(list(finding["row_ids"]))][columns].head(50)
-        parts.append(f"<details id='rows-{escape(str(finding['finding_id']))}'><summary>{finding['rank']}. "
-                     f"{escape(str(finding['title']))} ({finding['rows']} rows)</summary>"
-                     f"{html_table(rows, tuple(columns))}</details>")
+    members = finding_rows(findings, conformance, columns)
+    for (rank, fid, title), rows in members.groupby(["rank", "finding_id", "title"], sort=True):
+        parts.append(f"<details id='rows-{escape(str(fid))}'><summary>{rank}. {escape(str(title))} ({len(rows)} "
+                     f"rows)</summary>{html_table(rows[columns].head(50), tuple(columns))}</details>")
     return "".join(parts)
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from cases import DTYPES
-from harness.verdict.tolerance import ALARMS, SEVERITY, STATUSES
+from harness.verdict.tolerance import ALARMS, STATUSES, worst_status
 
 __all__ = [
-    "STATUS_ORDER", "alarm_rows", "bench_table", "finding_matrix", "findings_table",
+    "STATUS_ORDER", "alarm_rows", "bench_table", "finding_matrix", "finding_rows", "findings_table",
     "framework_versions", "profile_lines", "profile_table", "size_label", "status_matrix", "version_changes",
     "versioned",
 ]
@@ -59,17 +59,22 @@ def findings_table(findings: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def finding_rows(findings: pd.DataFrame, conformance: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """One row per (finding, row of it): the finding's id, rank, title and status beside the row's `columns`."""
+    members = (findings[["finding_id", "rank", "title", "status", "row_ids"]].explode("row_ids")
+               .rename(columns={"row_ids": "row_id", "status": "finding_status"}))
+    return members.merge(conformance[["row_id", *[c for c in columns if c != "row_id"]]], on="row_id")
+
+
 def finding_matrix(conformance: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
     """Implementation × dtype: how many alarm findings and documented conventions touch its rows, the worst
     finding status there, and the share of its rows per status."""
-    members = findings[["finding_id", "status", "row_ids"]].explode("row_ids").rename(columns={"row_ids": "row_id"})
-    touched = members.merge(conformance[["row_id", "impl", "dtype"]], on="row_id")
-    alarm = touched["status"] != "deviation"
+    touched = finding_rows(findings, conformance, ["impl", "dtype"])
+    alarm = touched["finding_status"] != "deviation"
     counts = pd.DataFrame({
         "alarms": touched[alarm].groupby(["impl", "dtype"])["finding_id"].nunique(),
         "conventions": touched[~alarm].groupby(["impl", "dtype"])["finding_id"].nunique(),
-        "worst": touched.groupby(["impl", "dtype"])["status"].agg(
-            lambda s: next(x for x in SEVERITY if x in set(s))),
+        "worst": touched.groupby(["impl", "dtype"])["finding_status"].agg(worst_status),
     })
     shares = (conformance.groupby(["impl", "dtype"])["status"].value_counts(normalize=True)
               .unstack("status", fill_value=0).reindex(columns=STATUS_ORDER, fill_value=0))

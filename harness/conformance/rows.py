@@ -14,7 +14,7 @@ from cases import Case, FloatFormat, float_format
 from harness.conformance.plan import BATCH_SIZE, Cell
 from harness.store.schema import ConformanceRow
 from harness.verdict.conventions import Convention, Prediction, predict
-from harness.verdict.domain import domain_violation
+from harness.verdict.domain import domain_violation, implied_dtype
 from harness.verdict.oracle import Reference
 from harness.verdict.regions import failures
 from harness.verdict.tolerance import ELEMENT_STATUSES
@@ -181,7 +181,7 @@ class Judge:
             what = "matches" if status == "deviation" else f"explains {explained} element(s) of"
             messages.append(f"{what} the documented convention {convention.id}: {convention.reason}")
             deviation = deviation if status == "deviation" else ""
-        expected_dtype = self._implied_dtype(cell) if quantity == "loss" else cell.dtype  # d/dx has x's dtype
+        expected_dtype = implied_dtype(self.cases[cell.case_index].inputs(cell.dtype), quantity)
         error_type = ""
         if out_dtype and out_dtype != expected_dtype:
             error_type = "OutDtype"
@@ -202,14 +202,6 @@ class Judge:
             return ""
         return failures(verdict.levels >= _FAIL_LEVEL, got, verdict.rounded, verdict.ulp_errors,
                         inputs.x.astype(np.float64), inputs.y.astype(np.float64), case.input_form, cell.dtype)
-
-    def _implied_dtype(self, cell: Cell) -> str:
-        """The loss dtype the inputs imply: standard type promotion of x and a float label (NumPy's rule, with
-        ml_dtypes for bfloat16); integer and bool labels don't promote."""
-        inputs = self.cases[cell.case_index].inputs(cell.dtype)
-        if inputs.y.dtype.kind in "biu":
-            return cell.dtype
-        return str(np.result_type(inputs.x.dtype, inputs.y.dtype))
 
     def _compute_dtype(self, framework: str, cell: Cell) -> str | None:
         return self.adapters[framework].implementation(cell.impl).compute_dtype

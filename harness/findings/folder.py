@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,12 +30,16 @@ def _built(store: RunStore, conformance: pd.DataFrame | None,
 
 def record_findings(run_dir: str | Path, conformance: pd.DataFrame | None = None,
                     cases: Mapping[str, Case] | None = None) -> pd.DataFrame:
-    """Build the findings of the audit in `run_dir`, write them into the folder, note the stale known issues in
-    meta.json, and return them."""
+    """Build the findings of the audit in `run_dir`, write them into the folder, note in meta.json how many, the
+    stale known issues and (in a profile, when the run has one) the seconds it took, and return them."""
+    began = time.perf_counter()
     store = RunStore(run_dir)
     frame, stale = _built(store, conformance, cases)
     store.write_findings(frame)
-    store.update_meta(findings=len(frame), stale_known_issues=stale)
+    meta = store.read_meta()
+    if "profile" in meta:
+        meta["profile"].setdefault("main", {})["findings_s"] = round(time.perf_counter() - began, 2)
+    store.write_meta({**meta, "findings": len(frame), "stale_known_issues": stale})
     return frame
 
 

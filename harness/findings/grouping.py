@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cases import Case, float_format
+from cases import Case, CaseInputs, float_format
 from harness.findings.known import KnownIssue, link_known_issues
 from harness.findings.signature import FINDING_STATUSES, NONFINITE_FAILURES, Signature, finding_id, signatures
 from harness.findings.titles import title_of, why_of
@@ -28,7 +28,7 @@ from harness.verdict.regions import ordinariness
 from harness.verdict.tolerance import SEVERITY
 from implementations import adapter_classes
 
-__all__ = ["FINDING_COLUMNS", "build_findings", "representative"]
+__all__ = ["FINDING_COLUMNS", "build_findings", "example_fields", "inputs_at", "representative"]
 
 FINDING_COLUMNS = [
     "finding_id", "rank", "title", "kind", "status", "family", "region", "failure", "why", "frameworks", "impls",
@@ -102,20 +102,30 @@ def _elements(examples: list[dict[str, Any]]) -> int:
     return sum(seen.values())
 
 
-def _weights_at(example: dict[str, Any], cases: Mapping[str, Case]) -> tuple[float, float]:
-    """The example element's weight and pos_weight (NaN where the case has none)."""
+def inputs_at(inputs: CaseInputs, index: tuple[int, ...]) -> dict[str, float | None]:
+    """The inputs of one element (x, y, weight, pos_weight; weights broadcast to x; None where absent)."""
+    return {name: None if value is None else float(np.broadcast_to(value.astype(np.float64), inputs.x.shape)[index])
+            for name, value in (("x", inputs.x), ("y", inputs.y), ("weight", inputs.weight),
+                                ("pos_weight", inputs.pos_weight))}
+
+
+def example_fields(kind: str, example: dict[str, Any], cases: Mapping[str, Case]) -> dict[str, Any]:
+    """A finding's columns that come from its minimal example: the element (with its weight and pos_weight),
+    what came out there, and where it was found. A reduction's problem needs the whole reduction: its element
+    is shown, its case reproduces it (`minimal`)."""
     case = cases.get(example["case"])
-    if case is None or "index" not in example:
-        return math.nan, math.nan
-    inputs = case.inputs(example["dtype"])
-    index = tuple(example["index"])
-
-    def at(value: np.ndarray | None) -> float:
-        if value is None:
-            return math.nan
-        return float(np.broadcast_to(value.astype(np.float64), inputs.x.shape)[index])
-
-    return at(inputs.weight), at(inputs.pos_weight)
+    weights: dict[str, float | None] = {"weight": None, "pos_weight": None}
+    if case is not None and "index" in example:
+        weights = inputs_at(case.inputs(example["dtype"]), tuple(example["index"]))
+    return {
+        "x": example.get("x", math.nan), "y": example.get("y", math.nan),
+        **{name: math.nan if weights[name] is None else weights[name] for name in ("weight", "pos_weight")},
+        "got": example.get("got", math.nan), "expected": example.get("expected", math.nan),
+        "ulp_error": example.get("ulp", math.nan), "input_form": example["form"],
+        "minimal": "element" if "x" in example and kind != "reduction" else "case",
+        **{f"example_{name}": str(example[name]) for name in ("impl", "dtype", "mode", "reduction", "case")},
+        "example_row": example["row_id"], "example_index": json.dumps(example.get("index", [])),
+    }
 
 
 def _collect(conformance: pd.DataFrame, cases: Mapping[str, Case]) -> dict[tuple[str, ...], dict[str, Any]]:
@@ -140,20 +150,12 @@ def _record(key: tuple[str, ...], group: dict[str, Any], cases: Mapping[str, Cas
     kind, family, region, failure = key
     rows = pd.DataFrame(group["rows"]).drop_duplicates("row_id")
     example = representative(group["examples"], cases)
-    weight, pos_weight = _weights_at(example, cases)
     record: dict[str, Any] = {
         "finding_id": finding_id(*key), "kind": kind, "family": family, "region": region, "failure": failure,
         "status": _status(kind, failure, rows),
         **{name: sorted(map(str, set(rows[column]))) for name, column in zip(
             _LISTS, ("framework", "impl", "dtype", "reduction", "quantity", "mode", "check", "family"), strict=True)},
-        "rows": len(rows), "elements": _elements(group["examples"]),
-        "x": example.get("x", math.nan), "y": example.get("y", math.nan), "weight": weight, "pos_weight": pos_weight,
-        "got": example.get("got", math.nan), "expected": example.get("expected", math.nan),
-        "ulp_error": example.get("ulp", math.nan), "input_form": example["form"],
-        # a reduction's problem needs the whole reduction: its example element is shown, the case reproduces it
-        "minimal": "element" if "x" in example and kind != "reduction" else "case",
-        **{f"example_{name}": str(example[name]) for name in ("impl", "dtype", "mode", "reduction", "case")},
-        "example_row": example["row_id"], "example_index": json.dumps(example.get("index", [])),
+        "rows": len(rows), "elements": _elements(group["examples"]), **example_fields(kind, example, cases),
         "convention": region if kind == "convention" else "", "onset": "", "row_ids": sorted(rows["row_id"]),
     }
     record["title"] = title_of(record, example)

@@ -21,7 +21,7 @@ from cases.casefile import hex_strings
 from cases.dtypes import round_in_format, ulp_in_format
 from harness.conformance.plan import BATCH_SIZE
 from harness.findings import script
-from harness.findings.grouping import representative
+from harness.findings.grouping import example_fields, inputs_at, representative
 from harness.findings.signature import signatures
 from harness.findings.titles import title_of
 from harness.store.folder import RunFolderError, RunStore
@@ -75,13 +75,19 @@ def _literal(value: float) -> str:
     return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
 
 
-def _row(run_dir: Path, row_id: str) -> pd.Series:
-    table = RunStore(run_dir).conformance()
+def _row(table: pd.DataFrame, row_id: str, run_dir: Path) -> pd.Series:
     found = table[table["row_id"] == row_id]
     if found.empty:
         raise ReproError(f"no row {row_id!r} in {str(run_dir)!r}; row ids are in conformance.parquet and report.md, "
                          "finding ids in findings.json")
     return found.iloc[0]
+
+
+def _case(cases: dict[str, Case], row: pd.Series) -> Case:
+    case = cases.get(row["case"])
+    if case is None:
+        raise RunFolderError(f"case {row['case']!r} is missing from the run's cases.json; rerun the audit")
+    return case
 
 
 def reproducer(run_dir: str | Path, identifier: str, framework: str | None = None) -> str:
@@ -90,33 +96,27 @@ def reproducer(run_dir: str | Path, identifier: str, framework: str | None = Non
     folder = Path(run_dir)
     store = RunStore(folder)
     store.read_meta()
-    if store.has_findings():
-        findings = store.findings()
-        chosen = findings[findings["finding_id"] == identifier]
-        if not chosen.empty:
-            finding = chosen.iloc[0]
-            if framework is not None and framework not in finding["frameworks"]:
-                raise ReproError(f"finding {identifier} does not involve {framework}; it holds in "
-                                 f"{', '.join(finding['frameworks'])}")
-            if framework is not None and str(finding["example_impl"]).split(".")[0] != framework:
-                finding = _example_in(folder, finding, framework)
-            return _finding_script(folder, finding)
-    row = _row(folder, identifier)
-    if row["status"] in NOT_FINDINGS:
-        raise ReproError(f"row {identifier} is {row['status']}: there is nothing to reproduce")
-    case = store.read_cases().get(row["case"])
-    if case is None:
-        raise RunFolderError(f"case {row['case']!r} is missing from the run's cases.json; rerun the audit")
-    return _script(folder, row, case)
+    findings = store.findings() if store.has_findings() else pd.DataFrame(columns=["finding_id"])
+    chosen = findings[findings["finding_id"] == identifier]
+    table = store.conformance()
+    if chosen.empty:
+        row = _row(table, identifier, folder)
+        if row["status"] in NOT_FINDINGS:
+            raise ReproError(f"row {identifier} is {row['status']}: there is nothing to reproduce")
+        return _script(folder, row, _case(store.read_cases(), row))
+    finding, cases = chosen.iloc[0], store.read_cases()
+    if framework is not None and framework not in finding["frameworks"]:
+        raise ReproError(f"finding {identifier} does not involve {framework}; it holds in "
+                         f"{', '.join(finding['frameworks'])}")
+    if framework is not None and str(finding["example_impl"]).split(".")[0] != framework:
+        finding = _example_in(table, cases, finding, framework)
+    return _finding_script(folder, table, cases, finding)
 
 
-def _example_in(folder: Path, finding: pd.Series, framework: str) -> pd.Series:
+def _example_in(table: pd.DataFrame, cases: dict[str, Case], finding: pd.Series, framework: str) -> pd.Series:
     """The finding with its minimal example taken from `framework`'s rows (the simplest one, as the findings
     table picks its own)."""
-    store = RunStore(folder)
-    table = store.conformance()
     rows = table[table["row_id"].isin(list(finding["row_ids"])) & (table["framework"] == framework)]
-    cases = store.read_cases()
     key = (finding["kind"], finding["family"], finding["region"], finding["failure"])
     examples = [s.example for row in rows.itertuples(index=False)
                 for s in signatures(row, cases.get(str(row.case)), {}) if s.key == key]
@@ -124,23 +124,17 @@ def _example_in(folder: Path, finding: pd.Series, framework: str) -> pd.Series:
         return finding
     example = representative(examples, cases)
     changed = finding.copy()
-    for name in ("impl", "dtype", "mode", "reduction", "case"):
-        changed[f"example_{name}"] = example[name]
-    changed["example_row"], changed["example_index"] = example["row_id"], json.dumps(example.get("index", []))
-    for name, field in (("x", "x"), ("y", "y"), ("got", "got"), ("expected", "expected"), ("ulp_error", "ulp")):
-        changed[name] = example.get(field, math.nan)
-    changed["minimal"] = "element" if "x" in example else "case"
+    for name, value in example_fields(str(finding["kind"]), example, cases).items():
+        changed[name] = value
     changed["title"] = title_of({str(k): v for k, v in changed.items()}, example)
     return changed
 
 
-def _finding_script(folder: Path, finding: pd.Series) -> str:
+def _finding_script(folder: Path, table: pd.DataFrame, cases: dict[str, Case], finding: pd.Series) -> str:
     """A finding's minimal example: its representative row, cut down to the one element that shows the problem
     (reduction none: that element's own loss or gradient, against its exact value)."""
-    row = _row(folder, finding["example_row"])
-    case = RunStore(folder).read_cases().get(row["case"])
-    if case is None:
-        raise RunFolderError(f"case {row['case']!r} is missing from the run's cases.json; rerun the audit")
+    row = _row(table, finding["example_row"], folder)
+    case = _case(cases, row)
     if finding["minimal"] != "element":
         return _script(folder, row, case)
     recorded = float(finding["got"]) if row["reduction"] == "none" else math.nan  # a mean's gradient is g / n
@@ -153,17 +147,12 @@ def one_element(case: Case, row: pd.Series, index: tuple[int, ...],
     """The element of `case` at `index` as a case of its own (its weight and pos_weight at that element), and the
     row as it reads for that element alone: reduction none, the element's exact value, and what the audit
     `recorded` there."""
-    inputs = case.inputs(row["dtype"])
-
-    def at(values: np.ndarray | None) -> np.ndarray | None:
-        if values is None:
-            return None
-        return np.broadcast_to(values.astype(np.float64), inputs.x.shape)[index].reshape(1)
-
-    x, y = at(inputs.x), at(inputs.y)
+    at = {name: None if value is None else np.array([value])
+          for name, value in inputs_at(case.inputs(row["dtype"]), index).items()}
+    x, y = at["x"], at["y"]
     assert x is not None and y is not None
-    element = Case(f"{case.name}{list(index)}", case.family, case.input_form, x, y, weight=at(inputs.weight),
-                   pos_weight=at(inputs.pos_weight), description=f"element {list(index)} of {case.name}",
+    element = Case(f"{case.name}{list(index)}", case.family, case.input_form, x, y, weight=at["weight"],
+                   pos_weight=at["pos_weight"], description=f"element {list(index)} of {case.name}",
                    y_dtype=case.y_dtype)
     exact = reference(element.inputs(row["dtype"]), case.input_form)
     hi, lo, _band = exact.loss("none") if row["quantity"] == "loss" else exact.grad("none")

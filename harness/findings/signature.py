@@ -34,7 +34,7 @@ import numpy as np
 
 from cases import Case, float_format
 from harness.findings.script import ulp_distance
-from harness.verdict.domain import shape_problem
+from harness.verdict.domain import implied_dtype, shape_problem
 from harness.verdict.regions import failure_modes, input_regions
 from harness.verdict.tolerance import ALARMS
 
@@ -137,9 +137,7 @@ def _call_region(row: Any, case: Case | None) -> str:
 def _dtype(row: Any, case: Case | None) -> Signature:
     """A result in another dtype than the inputs imply (x's for the gradient; x's and a float label's promoted
     together for the loss)."""
-    implied = row.dtype
-    if case is not None and row.quantity == "loss" and case.y_dtype and case.y_dtype.startswith("float"):
-        implied = str(np.result_type(np.dtype(float_format(row.dtype).numpy_dtype), np.dtype(case.y_dtype)))
+    implied = implied_dtype(case.inputs(row.dtype), row.quantity) if case is not None else row.dtype
     precision = float_format(row.out_dtype).precision
     region = ("narrower result" if precision < float_format(row.dtype).precision
               else "label dtype not promoted" if precision < float_format(implied).precision else "wider result")

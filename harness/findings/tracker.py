@@ -4,7 +4,6 @@ issues, in the layout of that tracker's issue template."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,40 +48,33 @@ def _description(facts: dict[str, str], finding: pd.Series) -> str:
             f"Found by bce-harness (finding {finding['finding_id']}).")
 
 
-def _pytorch(facts: dict[str, str], finding: pd.Series, code: str) -> str:
-    return (f"### 🐛 Describe the bug\n\n{_description(facts, finding)}\n\n```python\n{code}```\n\n"
-            f"### Versions\n\n{facts['versions']}; {facts['system']}\n")
-
-
-def _tensorflow(facts: dict[str, str], finding: pd.Series, code: str) -> str:
-    return ("### Issue type\n\nBug\n\n### Have you reproduced the bug with TensorFlow Nightly?\n\nNo\n\n"
-            f"### Source\n\nbinary\n\n### TensorFlow version\n\n{facts['versions']}\n\n### Custom code\n\nNo\n\n"
-            f"### OS platform and distribution\n\n{facts['system']}\n\n### Current behavior?\n\n"
-            f"{_description(facts, finding)}\n\n### Standalone code to reproduce the issue\n\n```python\n{code}```\n\n"
-            f"### Relevant log output\n\n```\n{facts['observed']}\n```\n")
-
-
-def _jax(facts: dict[str, str], finding: pd.Series, code: str) -> str:
-    return (f"### Description\n\n{_description(facts, finding)}\n\n```python\n{code}```\n\n"
-            f"### System info (python version, jaxlib version, accelerator, etc.)\n\n{facts['versions']}; "
-            f"{facts['system']}; CPU\n")
-
-
-def _keras(facts: dict[str, str], finding: pd.Series, code: str) -> str:
-    return (f"**Describe the bug**\n\n{_description(facts, finding)}\n\n**To Reproduce**\n\n```python\n{code}```\n\n"
-            f"**Expected behavior**\n\nThe exact value, within a few ULPs: {facts['observed']}.\n\n"
-            f"**System info**\n\n{facts['versions']}; {facts['system']}\n")
-
-
-def _numpy(facts: dict[str, str], finding: pd.Series, code: str) -> str:
-    return (f"### Describe the issue:\n\n{_description(facts, finding)}\n\n### Reproduce the code example:\n\n"
-            f"```python\n{code}```\n\n### Error message:\n\n```shell\n{facts['observed']}\n```\n\n"
-            f"### Python and NumPy Versions:\n\n{facts['versions']}; {facts['system']}\n")
-
-
-TRACKERS: dict[str, Callable[[dict[str, str], pd.Series, str], str]] = {
-    "pytorch": _pytorch, "tensorflow": _tensorflow, "jax": _jax, "optax": _jax, "keras": _keras, "numpy": _numpy,
+# Each tracker's issue template: its headings in order, each with what goes under it. Fields: description,
+# code (the reproducer), observed, versions, system.
+_TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
+    "pytorch": (("### 🐛 Describe the bug", "{description}\n\n```python\n{code}```"),
+                ("### Versions", "{versions}; {system}")),
+    "tensorflow": (("### Issue type", "Bug"), ("### Have you reproduced the bug with TensorFlow Nightly?", "No"),
+                   ("### Source", "binary"), ("### TensorFlow version", "{versions}"), ("### Custom code", "No"),
+                   ("### OS platform and distribution", "{system}"), ("### Current behavior?", "{description}"),
+                   ("### Standalone code to reproduce the issue", "```python\n{code}```"),
+                   ("### Relevant log output", "```\n{observed}\n```")),
+    "jax": (("### Description", "{description}\n\n```python\n{code}```"),
+            ("### System info (python version, jaxlib version, accelerator, etc.)", "{versions}; {system}; CPU")),
+    "keras": (("**Describe the bug**", "{description}"), ("**To Reproduce**", "```python\n{code}```"),
+              ("**Expected behavior**", "The exact value, within a few ULPs: {observed}."),
+              ("**System info**", "{versions}; {system}")),
+    "numpy": (("### Describe the issue:", "{description}"),
+              ("### Reproduce the code example:", "```python\n{code}```"),
+              ("### Error message:", "```shell\n{observed}\n```"),
+              ("### Python and NumPy Versions:", "{versions}; {system}")),
 }
+_TEMPLATES["optax"] = _TEMPLATES["jax"]
+TRACKERS = tuple(_TEMPLATES)
+
+
+def _render(tracker: str, facts: dict[str, str], finding: pd.Series, code: str) -> str:
+    fields = {**facts, "description": _description(facts, finding), "code": code}
+    return "".join(f"{heading}\n\n{body.format(**fields)}\n\n" for heading, body in _TEMPLATES[tracker])
 
 
 def bug_report(run_dir: str | Path, finding_id: str, tracker: str | None = None) -> str:
@@ -101,4 +93,4 @@ def bug_report(run_dir: str | Path, finding_id: str, tracker: str | None = None)
         raise ReproError(f"unknown tracker {name!r}; trackers: {', '.join(TRACKERS)}")
     code = reproducer(run_dir, finding_id, _FRAMEWORK_OF[name])
     facts = _facts(finding, meta, name)
-    return f"Title: {facts['title']}\n\n" + TRACKERS[name](facts, finding, code)
+    return f"Title: {facts['title']}\n\n" + _render(name, facts, finding, code)

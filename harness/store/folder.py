@@ -88,9 +88,24 @@ class RunStore:
         return store
 
     def write_meta(self, meta: dict[str, Any]) -> None:
-        temporary = self.path / f".{META}.tmp"
-        temporary.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        os.replace(temporary, self.path / META)
+        self._replace(META, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+
+    def _replace(self, name: str, text: str) -> None:
+        """Write a file of the folder whole or not at all: a temporary file, then an atomic rename."""
+        temporary = self.path / f".{name}.tmp"
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, self.path / name)
+
+    def _table(self, name: str, missing: str, rerun: str) -> pd.DataFrame:
+        """A Parquet table of the folder; `missing` is the message when it is absent, `rerun` the fix when it is
+        corrupt."""
+        file = self.path / name
+        if not file.is_file():
+            raise RunFolderError(missing)
+        try:
+            return pd.read_parquet(file)
+        except Exception as exc:
+            raise RunFolderError(f"{str(file)!r} is corrupt ({type(exc).__name__}); {rerun}") from None
 
     def read_json(self, name: str, missing: str) -> dict[str, Any]:
         """A JSON object from the folder; `missing` is the message when the file is absent."""
@@ -194,14 +209,8 @@ class RunStore:
         return frame
 
     def conformance(self) -> pd.DataFrame:
-        file = self.path / CONFORMANCE
-        if not file.is_file():
-            raise RunFolderError(f"{str(self.path)!r} has no {CONFORMANCE}; the run did not finish — "
-                                 "rerun the audit")
-        try:
-            return pd.read_parquet(file)
-        except Exception as exc:
-            raise RunFolderError(f"{str(file)!r} is corrupt ({type(exc).__name__}); rerun the audit") from None
+        return self._table(CONFORMANCE, f"{str(self.path)!r} has no {CONFORMANCE}; the run did not finish — rerun "
+                                        "the audit", "rerun the audit")
 
     def write_findings(self, frame: pd.DataFrame) -> None:
         """`findings.parquet`, and `findings.json` (the same rows, as a list of objects; non-finite numbers as
@@ -209,24 +218,15 @@ class RunStore:
         frame.to_parquet(self.path / FINDINGS, index=False)
         records = [{key: _json_value(value) for key, value in record.items()}
                    for record in frame.to_dict(orient="records")]
-        temporary = self.path / f".{FINDINGS_JSON}.tmp"
-        text = json.dumps({"findings": records}, indent=1, allow_nan=False, ensure_ascii=False)
-        temporary.write_text(text + "\n", encoding="utf-8")
-        os.replace(temporary, self.path / FINDINGS_JSON)
+        self._replace(FINDINGS_JSON, json.dumps({"findings": records}, indent=1, allow_nan=False,
+                                                ensure_ascii=False) + "\n")
 
     def has_findings(self) -> bool:
         return (self.path / FINDINGS).is_file()
 
     def findings(self) -> pd.DataFrame:
-        file = self.path / FINDINGS
-        if not file.is_file():
-            raise RunFolderError(f"{str(self.path)!r} has no {FINDINGS}; write it with 'python -m harness report "
-                                 f"{self.path}'")
-        try:
-            frame = pd.read_parquet(file)
-        except Exception as exc:
-            raise RunFolderError(f"{str(file)!r} is corrupt ({type(exc).__name__}); rewrite it with 'python -m "
-                                 f"harness report {self.path}'") from None
+        fix = f"write it with 'python -m harness report {self.path}'"
+        frame = self._table(FINDINGS, f"{str(self.path)!r} has no {FINDINGS}; {fix}", fix)
         for column in frame.columns:  # lists come back as arrays
             if len(frame) and isinstance(frame[column].iloc[0], np.ndarray):
                 frame[column] = frame[column].map(list)
@@ -235,9 +235,7 @@ class RunStore:
     def write_bench(self, frame: pd.DataFrame, document: dict[str, Any]) -> None:
         """`bench.parquet` and the pytest-benchmark JSON (`pytest-benchmark compare` reads it)."""
         frame.to_parquet(self.path / BENCH, index=False)
-        temporary = self.path / f".{BENCH_JSON}.tmp"
-        temporary.write_text(json.dumps(document, indent=1, default=float) + "\n", encoding="utf-8")
-        os.replace(temporary, self.path / BENCH_JSON)
+        self._replace(BENCH_JSON, json.dumps(document, indent=1, default=float) + "\n")
 
     def has_cases(self) -> bool:
         return (self.path / CASES).is_file()
@@ -253,11 +251,5 @@ class RunStore:
         return self.read_json(BENCH_JSON, f"{str(self.path)!r} has no {BENCH_JSON}; rerun the benchmark")
 
     def bench(self) -> pd.DataFrame:
-        file = self.path / BENCH
-        if not file.is_file():
-            raise RunFolderError(f"{str(self.path)!r} has no {BENCH}; run 'python -m harness bench --out "
-                                 f"{self.path}'")
-        try:
-            return pd.read_parquet(file)
-        except Exception as exc:
-            raise RunFolderError(f"{str(file)!r} is corrupt ({type(exc).__name__}); rerun the benchmark") from None
+        return self._table(BENCH, f"{str(self.path)!r} has no {BENCH}; run 'python -m harness bench --out "
+                                  f"{self.path}'", "rerun the benchmark")

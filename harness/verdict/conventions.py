@@ -218,12 +218,11 @@ def _flush_to_zero(inputs: CaseInputs, input_form: str, reduction: str, quantity
     read_as_zero = np.zeros(inputs.x.shape, dtype=bool)
     for value in (v for v in originals if v is not None):
         read_as_zero |= np.broadcast_to(subnormal(value), inputs.x.shape)
-    flushed = CaseInputs(inputs.dtype, *(  # type: ignore[arg-type]
-        new if old is None else flush(old.astype(np.float64)).astype(old.dtype)
-        for new, old in zip((inputs.x, inputs.y, inputs.weight, inputs.pos_weight), originals, strict=True)))
-    exact = reference(flushed if read_as_zero.any() else inputs, input_form)
-    if exact.undefined is not None:
-        return None
+    if read_as_zero.any():  # the exact value of the inputs as the flushing arithmetic reads them
+        inputs = CaseInputs(inputs.dtype, *(  # type: ignore[arg-type]
+            new if old is None else flush(old.astype(np.float64)).astype(old.dtype)
+            for new, old in zip((inputs.x, inputs.y, inputs.weight, inputs.pos_weight), originals, strict=True)))
+    exact = reference(inputs, input_form)
     if quantity == "grad":
         hi = exact.grad(reduction)[0]
         return Prediction(flush(hi), np.zeros_like(hi), read_as_zero | subnormal(hi))

@@ -7,7 +7,7 @@ import numpy as np
 
 from cases import CaseInputs
 
-__all__ = ["domain_violation", "shape_problem"]
+__all__ = ["domain_violation", "implied_dtype", "shape_problem"]
 
 
 def shape_problem(inputs: CaseInputs) -> str | None:
@@ -47,3 +47,12 @@ def domain_violation(inputs: CaseInputs, input_form: str) -> str | None:
         if ((p < 0) | (p > 1)).any():
             return "probability outside [0, 1]"
     return None
+
+
+def implied_dtype(inputs: CaseInputs, quantity: str = "loss") -> str:
+    """The dtype a result of these inputs should have: for the loss, standard type promotion of x and a float
+    label (NumPy's rule, with ml_dtypes for bfloat16; integer and bool labels don't promote); the gradient with
+    respect to x has x's dtype."""
+    if quantity != "loss" or inputs.y.dtype.kind in "biu":
+        return inputs.dtype
+    return str(np.result_type(inputs.x.dtype, inputs.y.dtype))

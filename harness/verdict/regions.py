@@ -103,18 +103,17 @@ def failures(failing: np.ndarray, got: np.ndarray, expected: np.ndarray, ulp_err
     regions = input_regions(flat[3][where], flat[4][where], input_form, dtype)
     modes = failure_modes(flat[0][where], flat[1][where])
     ulps = np.nan_to_num(flat[2][where], nan=np.inf)
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for k in np.argsort(-ulps, kind="stable"):
-        key = (str(regions[k]), str(modes[k]))
-        if key in groups:
-            groups[key]["count"] += 1
-            continue
-        i = int(where[k])
-        groups[key] = {"region": key[0], "mode": key[1], "count": 1,
+    order = np.argsort(-ulps, kind="stable")  # worst first: a group's first element is its worst
+    keys = np.char.add(np.char.add(regions[order].astype(str), "|"), modes[order].astype(str))
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    groups = []
+    for start, count in sorted(zip(first.tolist(), counts.tolist(), strict=True)):  # groups by their worst error
+        k, i = int(order[start]), int(where[order[start]])
+        groups.append({"region": str(regions[k]), "mode": str(modes[k]), "count": count,
                        "index": [int(v) for v in np.unravel_index(i, np.shape(got))],
-                       **{name: _number(values[i]) for name, values in zip(("got", "expected", "ulp", "x", "y"), flat,
-                                                                            strict=True)}}
-    return json.dumps(list(groups.values()), allow_nan=False)
+                       **{name: _number(values[i]) for name, values in zip(("got", "expected", "ulp", "x", "y"),
+                                                                            flat, strict=True)}})
+    return json.dumps(groups, allow_nan=False)
 
 
 def _number(value: Any) -> float | str:
