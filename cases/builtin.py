@@ -14,6 +14,7 @@ import numpy as np
 
 from cases.extreme import grid, labels, logit_thresholds, prob_edges
 from cases.model import Case, InputForm
+from cases.relations import contexts, relations
 
 __all__ = ["FAMILIES", "SCALE_SIZES", "builtin_cases", "family_names"]
 
@@ -32,7 +33,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def seed(_: int) -> list[Case]:
     return [
         Case("seed_logits", "seed", "logits", SEED_LOGITS, SEED_LABELS,
-             description="worked example, BCEWithLogits(x, y); mean = 0.6219186506146224", tags=("seed", "path")),
+             description="worked example, BCEWithLogits(x, y); mean = 0.6219186506146224",
+             tags=("seed", "path")),
         Case("seed_probs", "seed", "probs", _sigmoid(SEED_LOGITS), SEED_LABELS,
              description="worked example, BCE(sigmoid(x), y) with sigmoid rounded to float64",
              tags=("seed", "path")),
@@ -81,7 +83,8 @@ def soft_labels(_: int) -> list[Case]:
 
 
 def weights(seed_value: int) -> list[Case]:
-    """`weight` and `pos_weight`: scalar, per-class (last axis) and broadcast over rows."""
+    """`weight` and `pos_weight`: scalar, per-class (last axis) and broadcast over rows. The further derivatives
+    run on the per-class and mixed ones (∂/∂weight and ∂/∂pos_weight summed over what each entry broadcasts to)."""
     rng = np.random.default_rng(seed_value + 1)
     rows, classes = 6, 4
     x = rng.standard_normal((rows, classes)) * 4.0
@@ -92,16 +95,16 @@ def weights(seed_value: int) -> list[Case]:
     return [
         Case("weight_scalar", "weights", "logits", x, y, weight=np.array(2.5), description="weight = 2.5"),
         Case("weight_per_class", "weights", "logits", x, y, weight=per_class,
-             description="weight of shape (C,)"),
+             description="weight of shape (C,)", tags=("derivative",)),
         Case("weight_per_row", "weights", "logits", x, y, weight=per_row, description="weight of shape (N, 1)"),
         Case("pos_weight_scalar", "weights", "logits", x, y, pos_weight=np.array([3.0]),
              description="pos_weight = [3.0]"),
         Case("pos_weight_per_class", "weights", "logits", x, y, pos_weight=per_class,
-             description="pos_weight of shape (C,)"),
+             description="pos_weight of shape (C,)", tags=("derivative",)),
         Case("weight_and_pos_weight", "weights", "logits", x, y, weight=per_row, pos_weight=per_class,
-             description="weight (N, 1) with pos_weight (C,)"),
+             description="weight (N, 1) with pos_weight (C,)", tags=("derivative",)),
         Case("weight_per_class_probs", "weights", "probs", p, y, weight=per_class,
-             description="weight of shape (C,), probabilities form"),
+             description="weight of shape (C,), probabilities form", tags=("derivative",)),
     ]
 
 
@@ -274,6 +277,8 @@ FAMILIES: dict[str, Callable[[int], list[Case]]] = {
     "targets": targets,
     "shapes": shapes,
     "scale": scale,
+    "relations": relations,
+    "contexts": contexts,
 }
 
 

@@ -282,9 +282,10 @@ def labels(_: int) -> list[Case]:
                         description=f"y in {{0, 1, 0.5, 1e-30, 1 - 2^-40, 0.3}} against {form} {list(inputs)}",
                         tags=("labels",)))
         x, y = grid(inputs, _LABELS_OUTSIDE)
+        # the compiled paths too: a decomposition may drop the check that makes eager reject these labels
         out.append(Case(f"labels_outside_{form}", "labels", form, x, y,
                         description=f"y = -0.1 and 1.1 against {form} {list(inputs)} (outside the domain)",
-                        tags=("labels", "invalid")))
+                        tags=("labels", "invalid", "path")))
         x, y = grid(inputs, [NAN])
         out.append(Case(f"labels_nan_{form}", "labels", form, x, y,
                         description=f"y = NaN against {form} {list(inputs)} (outside the domain)",

@@ -7,9 +7,11 @@ Third-party adapters register through the entry-point group `bce_harness.impleme
 from __future__ import annotations
 
 from implementations.base import (
+    DERIVATIVES,
     DIRECTIONS,
     REDUCTIONS,
     Adapter,
+    Derivative,
     Direction,
     Implementation,
     Output,
@@ -21,10 +23,12 @@ from implementations.registry import BUILTIN_ADAPTERS, ENTRY_POINT_GROUP, Unload
 
 __all__ = [
     "BUILTIN_ADAPTERS",
+    "DERIVATIVES",
     "DIRECTIONS",
     "ENTRY_POINT_GROUP",
     "REDUCTIONS",
     "Adapter",
+    "Derivative",
     "Direction",
     "Implementation",
     "Output",

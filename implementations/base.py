@@ -14,21 +14,27 @@ import os
 import textwrap
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple, final
 
 import numpy as np
 
 __all__ = [
+    "DERIVATIVES",
     "DIRECTIONS",
     "REDUCTIONS",
     "Adapter",
+    "Derivative",
     "Direction",
     "Implementation",
     "Output",
     "Reduction",
     "Result",
     "Unsupported",
+    "check_derivative",
+    "derivative_answers",
+    "derivative_driver",
+    "derivative_source",
     "source_of",
     "thread_environment",
 ]
@@ -37,6 +43,13 @@ Reduction = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[Reduction, ...] = ("none", "mean", "sum")
 Direction = Literal["forward", "forward_backward"]
 DIRECTIONS: tuple[Direction, ...] = ("forward", "forward_backward")
+# Further derivatives of the reduced loss (of its sum for `none`), eager, through the framework's own autodiff:
+#   grad_fwd         forward mode along a tangent of ones: per element for `none`, d/dt L(x + t) for mean and sum
+#   grad_y           ∂/∂target                       (y's shape)
+#   grad_weight      ∂/∂weight                       (weight's shape; only for a case with a weight)
+#   grad_pos_weight  ∂/∂pos_weight                   (pos_weight's shape; only for a case with one)
+#   grad2            the diagonal of the Hessian with respect to the input (x's shape)
+DERIVATIVES: tuple[str, ...] = ("grad_fwd", "grad_y", "grad_weight", "grad_pos_weight", "grad2")
 
 
 class Unsupported(Exception):
@@ -56,6 +69,12 @@ class Implementation:
             dtype, floatx = float32); None: the input's own. Conventions predict their values in it.
         formula: a formula the harness writes with the framework's operations (the worked example, NumPy's own
             BCE), not an API the framework ships; findings rank the frameworks' own APIs first.
+        same_as: another implementation of the same framework that this one must equal by an identity (relation
+            rows named `relation`): a two-class softmax cross-entropy, a focal loss with gamma 0.
+        relation: the identity's name, for `same_as`.
+        sigmoid_inside: takes logits, computes σ(x) inside the (compiled) function and gives it to a probabilities
+            API: a context in which graph rewrites act. Judged by its compiled paths against eager in that context.
+        runs_on: only cases with this tag (an API that exists here for a relation or a context).
     """
 
     impl: str
@@ -64,6 +83,10 @@ class Implementation:
     api_pos_weight: str | None = None
     compute_dtype: str | None = None
     formula: bool = False
+    same_as: str | None = None
+    relation: str = ""
+    sigmoid_inside: bool = False
+    runs_on: str | None = None
 
     def api_for(self, has_pos_weight: bool) -> str:
         if has_pos_weight:
@@ -71,6 +94,18 @@ class Implementation:
                 raise Unsupported(f"{self.impl}: {self.api} has no pos_weight")
             return self.api_pos_weight
         return self.api
+
+
+@dataclass(frozen=True, slots=True)
+class Derivative:
+    """One further derivative (see DERIVATIVES) as computed: float64 values and the framework's dtype, or why there
+    are none (`status` "unsupported" for what the framework cannot differentiate, "error" for what it raised)."""
+
+    values: np.ndarray | None
+    dtype: str = ""
+    status: str = ""
+    error_type: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +122,7 @@ class Output:
     grad_dtype: str | None
     api: str
     compiled: str = ""  # for a compiled mode: evidence that compiled code ran (e.g. "compiled calls: 1")
+    derivatives: Mapping[str, Derivative] = field(default_factory=dict)
 
 
 class Result(NamedTuple):
@@ -101,6 +137,64 @@ class Result(NamedTuple):
 def source_of(*functions: Any) -> str:
     """The source of module-level functions, for a reproducer: what runs is what the user reads."""
     return "\n\n".join(textwrap.dedent(inspect.getsource(function)) for function in functions) + "\n"
+
+
+def check_derivative(name: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """`Unsupported` for a derivative these arrays cannot be asked for (the framework is not asked)."""
+    if name not in DERIVATIVES:
+        raise Unsupported(f"unknown derivative {name!r}; known: {', '.join(DERIVATIVES)}")
+    argument = name.removeprefix("grad_")
+    if argument in ("weight", "pos_weight") and argument not in arrays:
+        raise Unsupported(f"{name}: the case has no {argument}")
+    if argument == "y" and arrays["y"].dtype.kind in "biu":
+        raise Unsupported(f"{name}: {arrays['y'].dtype.name} labels have no derivative")
+
+
+_DERIVATIVE_DRIVER = """
+def run(x, y, weight, pos_weight):
+    options = {{name: from_numpy(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+               if value is not None}}
+    x, y = from_numpy(x, DTYPE), from_numpy(y, Y_DTYPE)
+    loss = {function}(x, y, REDUCTION, **options)
+    return to_numpy(loss), to_numpy({helper}({leading}{function}, x, y, REDUCTION, **options))
+"""
+
+
+def derivative_driver(function: Callable[..., Any], helper: Callable[..., Any], leading: tuple[str, ...]) -> str:
+    """A reproducer's `run` for a further derivative: (loss, derivative), eager, as an adapter's `derivatives`
+    computes it with `helper(*leading, function, x, y, reduction, **options)` (every adapter names its
+    conversions `from_numpy` and `to_numpy`)."""
+    return _DERIVATIVE_DRIVER.format(function=function.__name__, helper=helper.__name__,
+                                     leading="".join(f"{value!r}, " for value in leading))
+
+
+DerivativeHelpers = Mapping[str, tuple[Callable[..., Any], tuple[str, ...]]]  # name → (helper, its leading args)
+
+
+def derivative_answers(helpers: DerivativeHelpers, function: Callable[..., Any], tensors: Mapping[str, Any],
+                       reduction: str, wanted: tuple[str, ...], arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Each wanted derivative by `helper(*leading, function, x, y, reduction, **options)`, apart: what the
+    framework raises for one is that one's answer (an adapter's `derivatives` calls it with its own tensors)."""
+    options = {name: value for name, value in tensors.items() if name not in ("x", "y")}
+    answers: dict[str, Any] = {}
+    for name in wanted:
+        try:
+            check_derivative(name, arrays)
+            helper, leading = helpers[name]
+            answers[name] = helper(*leading, function, tensors["x"], tensors["y"], reduction, **options)
+        except Exception as exc:  # the framework's own answer for this derivative
+            answers[name] = exc
+    return answers
+
+
+def derivative_source(framework: str, helpers: DerivativeHelpers, quantity: str, header: str,
+                      shared: tuple[Callable[..., Any], ...], function: Callable[..., Any]) -> str:
+    """A reproducer's source for a further derivative: the framework's `header`, the `shared` functions (its
+    conversions and helpers), the loss `function`, the derivative's helper, and `run` (`derivative_driver`)."""
+    if quantity not in helpers:
+        raise Unsupported(f"{framework}: unknown derivative {quantity!r}; known: {', '.join(helpers)}")
+    helper, leading = helpers[quantity]
+    return header + source_of(*shared, function, helper) + derivative_driver(function, helper, leading)
 
 
 def thread_environment(threads: int) -> dict[str, str]:
@@ -208,6 +302,7 @@ class Adapter(ABC):
         reduction: Reduction,
         device: str,
         mode: str = "eager",
+        derivatives: tuple[str, ...] = (),
     ) -> Output:
         """Run `impl` on `arrays` (x, y and optionally weight, pos_weight, already in the dtype under test) and
         return the loss and its gradient as exact float64 NumPy arrays.
@@ -216,14 +311,42 @@ class Adapter(ABC):
         `Output.compiled` that compiled code ran (evidence that can fail: a count of executions of the compiled
         program), and must raise rather than fall back to eager. Raises `Unsupported` for a combination the
         framework cannot do; any other exception is the framework's own answer and is recorded as such.
+        `derivatives` names further derivatives (DERIVATIVES) to compute as well, eagerly.
         """
         self.check_mode(mode)
         api = impl.api_for("pos_weight" in arrays)
         loss, grad, evidence = self.evaluate(impl, arrays, reduction, device, mode)
         if grad is None:
             raise RuntimeError(f"{self.framework}'s autodiff returned no gradient with respect to the input")
+        further = self._further(impl, arrays, reduction, device, derivatives) if derivatives else {}
         return Output(loss=self.to_numpy(loss), grad=self.to_numpy(grad), out_dtype=self.dtype_name(loss),
-                      grad_dtype=self.dtype_name(grad), api=api, compiled=evidence)
+                      grad_dtype=self.dtype_name(grad), api=api, compiled=evidence, derivatives=further)
+
+    def _further(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                 wanted: tuple[str, ...]) -> dict[str, Derivative]:
+        """`derivatives`' answers as float64 arrays, or as the reason there are none."""
+        try:
+            answers = self.derivatives(impl, arrays, reduction, device, wanted)
+        except Exception as exc:  # one failure for all of them: each says so
+            answers = dict.fromkeys(wanted, exc)
+        out = {}
+        for name in wanted:
+            answer = answers.get(name, Unsupported(f"{self.framework}: the adapter did not compute {name}"))
+            if isinstance(answer, BaseException):
+                status = "unsupported" if isinstance(answer, Unsupported) else "error"
+                text = " ".join(str(answer).split())[:2000]
+                out[name] = Derivative(None, status=status, error_type=type(answer).__name__, message=text)
+            else:
+                out[name] = Derivative(self.to_numpy(answer), self.dtype_name(answer))
+        return out
+
+    def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                    wanted: tuple[str, ...]) -> dict[str, Any]:
+        """The further derivatives named in `wanted` (see DERIVATIVES) of `impl`'s reduced loss on `arrays`, eager,
+        through the framework's own autodiff: name → the framework's array, or the exception its autodiff raised
+        (an `Unsupported` where the framework has no such derivative, with the reason). The default: none."""
+        why = Unsupported(f"{self.framework}: the adapter computes no derivatives beyond the gradient")
+        return dict.fromkeys(wanted, why)
 
     @abstractmethod
     def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
@@ -246,6 +369,11 @@ class Adapter(ABC):
         """Standalone Python (the framework and NumPy only) defining `run(x, y, weight, pos_weight)` → (loss, grad)
         as float64 NumPy arrays, computed exactly as `compute` does. The script around it defines DTYPE, Y_DTYPE
         and REDUCTION, and passes float64 arrays whose values are exact in those dtypes."""
+
+    def repro_derivative_source(self, impl: Implementation, quantity: str) -> str:
+        """Like `repro_source`, but `run` returns (loss, the further derivative `quantity`) computed exactly as
+        `derivatives` does, eagerly. `Unsupported` where the adapter computes none."""
+        raise Unsupported(f"{self.framework}: the adapter computes no {quantity}")
 
     # --- benchmarks: optional for third-party adapters (the default says the adapter has none) ---
 

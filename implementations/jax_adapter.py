@@ -1,6 +1,8 @@
 """JAX: `optax.losses.sigmoid_binary_cross_entropy`, the `jax.nn.log_sigmoid` formula, `jax.scipy.special.xlogy`
-/ `xlog1py` for probabilities and the worked example's log-sum-exp formula; gradients by `jax.vjp`; eager or
-`jax.jit`. Float64 needs x64 mode, which the adapter turns on.
+/ `xlog1py` for probabilities (also of `jax.nn.sigmoid(x)` inside the function), `optax.softmax_cross_entropy` on
+two classes, `optax.losses.sigmoid_focal_loss` at gamma 0 and the worked example's log-sum-exp formula; gradients
+by `jax.vjp` (further derivatives: `jax.jvp`, `jax.grad`, forward over reverse); eager or `jax.jit`. Float64 needs
+x64 mode, which the adapter turns on.
 
 The module-level functions are what runs, and their source is what a reproducer prints.
 """
@@ -14,7 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Direction, Implementation, Reduction, Result, Unsupported, source_of
+from implementations.base import (
+    Adapter,
+    Direction,
+    Implementation,
+    Reduction,
+    Result,
+    Unsupported,
+    derivative_answers,
+    derivative_source,
+    source_of,
+)
 
 __all__ = ["JaxAdapter"]
 
@@ -71,6 +83,22 @@ def jax_probs(q: Any, y: Any, reduction: str, weight: Any = None, pos_weight: An
     return weighted_reduction(loss, reduction, weight)
 
 
+def jax_probs_of_sigmoid(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    return jax_probs(jax.nn.sigmoid(x), y, reduction, weight, pos_weight)
+
+
+def jax_softmax2(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    """Two-class softmax cross-entropy on logits [0, x] with probability targets [1 − y, y]: BCE by identity."""
+    logits = jnp.stack([jnp.zeros_like(x), x], -1)
+    targets = jnp.stack([1 - y, y], -1)
+    return weighted_reduction(optax.softmax_cross_entropy(logits, targets), reduction, weight)
+
+
+def jax_focal(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    """The focal loss at gamma 0 (no alpha) is BCE: its factor (1 − p_t)^0 is 1."""
+    return weighted_reduction(optax.losses.sigmoid_focal_loss(x, y, alpha=None, gamma=0.0), reduction, weight)
+
+
 def jax_lse_formula(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
     max_val = jnp.maximum(-x, 0)
     log_term = jnp.log(jnp.exp(-max_val) + jnp.exp(-x - max_val))
@@ -90,6 +118,30 @@ def loss_and_grad(function: Callable[..., Any], x: Any, y: Any, reduction: str, 
     return loss, grad
 
 
+def forward_tangent(function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """The reduced loss's tangent along x + t·1 (per element for `none`) by forward mode (jax.jvp)."""
+    _, tangent = jax.jvp(lambda value: function(value, y, reduction, **options), (x,), (jnp.ones_like(x),))
+    return tangent
+
+
+def gradient_wrt(name: str, function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """d(sum of the reduced loss)/d(the argument `name`: y, weight or pos_weight) by jax.grad."""
+    arguments = {"y": y, **options}
+
+    def total(value: Any) -> Any:
+        given = {**arguments, name: value}
+        return jnp.sum(function(x, given.pop("y"), reduction, **given))
+
+    return jax.grad(total)(arguments[name])
+
+
+def second_derivative(function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """The diagonal of the Hessian wrt x, H·1 (the loss is elementwise: H is diagonal), forward over reverse."""
+    _, diagonal = jax.jvp(lambda value: loss_and_grad(function, value, y, reduction, **options)[1], (x,),
+                          (jnp.ones_like(x),))
+    return diagonal
+
+
 # JAX's monitoring events: counter and seconds each adds to (every XLA compile fires the first, a persistent-cache
 # hit included; every lowering the second; every cache hit the third)
 _COMPILE_EVENTS: dict[str, tuple[str | None, str | None]] = {
@@ -99,12 +151,21 @@ _COMPILE_EVENTS: dict[str, tuple[str | None, str | None]] = {
 }
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "jax.logits": jax_logits, "jax.probs": jax_probs, "jax.log_sigmoid": jax_log_sigmoid,
-    "jax.lse_formula": jax_lse_formula,
+    "jax.lse_formula": jax_lse_formula, "jax.softmax2": jax_softmax2, "jax.focal": jax_focal,
+    "jax.probs_of_sigmoid": jax_probs_of_sigmoid,
 }
 _HELPERS: dict[str, tuple[Callable[..., Any], ...]] = {
     "jax.logits": (weighted_reduction, jax_log_sigmoid), "jax.probs": (weighted_reduction,),
-    "jax.log_sigmoid": (weighted_reduction,),
+    "jax.log_sigmoid": (weighted_reduction,), "jax.softmax2": (weighted_reduction,),
+    "jax.focal": (weighted_reduction,), "jax.probs_of_sigmoid": (weighted_reduction, jax_probs),
 }
+# each further derivative: its helper and the arguments before the loss function
+_DERIVATIVES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+    "grad_fwd": (forward_tangent, ()), "grad2": (second_derivative, ()),
+    **{f"grad_{name}": (gradient_wrt, (name,)) for name in ("y", "weight", "pos_weight")},
+}
+_REPRO_HEADER = ('import jax\n\njax.config.update("jax_enable_x64", True)\nimport jax.numpy as jnp\n'
+                 'import jax.scipy.special\nimport optax\n\n')
 
 
 class JaxAdapter(Adapter):
@@ -122,10 +183,23 @@ class JaxAdapter(Adapter):
             "jax.probs", "probs",
             api="composed -(jax.scipy.special.xlogy(y, p) + jax.scipy.special.xlog1py(1-y, -p))" + _REDUCE,
             api_pos_weight="composed -(p·xlogy(y, q) + xlog1py(1-y, -q)) with jax.scipy.special" + _REDUCE,
+            same_as="jax.logits", relation="probs_logits",
         ),
         Implementation("jax.log_sigmoid", "logits", api=f"composed {_LOG_SIGMOID}" + _REDUCE,
                        api_pos_weight=f"composed {_LOG_SIGMOID_POS}" + _REDUCE),
         Implementation("jax.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS, formula=True),
+        Implementation("jax.softmax2", "logits",
+                       api="optax.softmax_cross_entropy(stack([0, x], -1), stack([1 - y, y], -1))" + _REDUCE,
+                       same_as="jax.logits", relation="softmax2", runs_on="relation"),
+        Implementation("jax.focal", "logits",
+                       api="optax.losses.sigmoid_focal_loss(x, y, alpha=None, gamma=0.0)" + _REDUCE,
+                       same_as="jax.logits", relation="focal_gamma0", runs_on="relation"),
+        Implementation(
+            "jax.probs_of_sigmoid", "logits",
+            api="composed -(xlogy(y, q) + xlog1py(1-y, -q)) with q = jax.nn.sigmoid(x)" + _REDUCE,
+            api_pos_weight="composed -(p·xlogy(y, q) + xlog1py(1-y, -q)) with q = jax.nn.sigmoid(x)" + _REDUCE,
+            sigmoid_inside=True, runs_on="context",
+        ),
     )
 
     def _load(self, threads: int) -> None:
@@ -206,6 +280,12 @@ class JaxAdapter(Adapter):
         return Result(loss, grad, f"XLA executable executions: {self._compiled_calls - before}"
                       if self._compiled_calls > before else "")
 
+    def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                    wanted: tuple[str, ...]) -> dict[str, Any]:
+        impl.api_for("pos_weight" in arrays)  # Unsupported for all of them where the API has no pos_weight
+        tensors = {name: from_numpy(value, value.dtype.name, self._device(device)) for name, value in arrays.items()}
+        return derivative_answers(_DERIVATIVES, _FUNCTIONS[impl.impl], tensors, reduction, wanted, arrays)
+
     def _counted(self, compiled: Any) -> Callable[..., Any]:
         """The compiled executable, counting its executions (as torch's counting backend counts its graph's)."""
 
@@ -270,8 +350,10 @@ def run(x, y, weight, pos_weight):
                         **options)
     return to_numpy(loss), to_numpy(grad)
 '''
-        header = ('import jax\n\njax.config.update("jax_enable_x64", True)\nimport jax.numpy as jnp\n'
-                  'import jax.scipy.special\nimport optax\n\n')
         helpers = _HELPERS.get(impl.impl, ())
-        return header + source_of(from_numpy, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver
+        return _REPRO_HEADER + source_of(from_numpy, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver
 
+    def repro_derivative_source(self, impl: Implementation, quantity: str) -> str:
+        function = _FUNCTIONS[impl.impl]
+        return derivative_source(self.framework, _DERIVATIVES, quantity, _REPRO_HEADER,
+                                 (from_numpy, to_numpy, *_HELPERS.get(impl.impl, ()), loss_and_grad), function)

@@ -175,7 +175,7 @@ class NumpyAdapter(Adapter):
             "numpy.probs", "probs",
             api="composed -(y·log(p) + (1-y)·log1p(-p)) in NumPy, 0·log 0 = 0; analytic gradient",
             api_pos_weight="composed -(p·y·log(p) + (1-y)·log1p(-p)) in NumPy, 0·log 0 = 0; analytic gradient",
-            formula=True,
+            formula=True, same_as="numpy.logits", relation="probs_logits",
         ),
     )
 

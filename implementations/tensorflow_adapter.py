@@ -1,7 +1,8 @@
 """TensorFlow and Keras: `tf.nn.sigmoid_cross_entropy_with_logits` / `weighted_cross_entropy_with_logits`,
-`keras.losses.binary_crossentropy`, the `keras.losses.BinaryCrossentropy` class (both forms) and the worked
-example's log-sum-exp formula; gradients by `tf.GradientTape`; eager, `tf.function` or
-`tf.function(jit_compile=True)`.
+`keras.losses.binary_crossentropy`, the `keras.losses.BinaryCrossentropy` class (both forms; the probabilities'
+also of `tf.math.sigmoid(x)` inside the function), `tf.nn.softmax_cross_entropy_with_logits` on two classes and the
+worked example's log-sum-exp formula; gradients by `tf.GradientTape` (further derivatives: nested tapes,
+`tf.autodiff.ForwardAccumulator`); eager, `tf.function` or `tf.function(jit_compile=True)`.
 
 The module-level functions are what runs, and their source is what a reproducer prints.
 """
@@ -15,7 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Direction, Implementation, Reduction, Result, Unsupported, source_of
+from implementations.base import (
+    Adapter,
+    Direction,
+    Implementation,
+    Reduction,
+    Result,
+    Unsupported,
+    derivative_answers,
+    derivative_source,
+    source_of,
+)
 
 __all__ = ["TensorflowAdapter"]
 
@@ -64,19 +75,44 @@ def keras_probs(p: Any, y: Any, reduction: str, weight: Any = None) -> Any:
     return weighted_reduction(keras.losses.binary_crossentropy(y[..., None], p[..., None]), reduction, weight)
 
 
-def keras_class(from_logits: bool, x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+def keras_probs_of_sigmoid(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    # tf.math.sigmoid as a model's output layer: in a graph Keras sees the Sigmoid op and takes its input as logits
+    loss = keras.losses.binary_crossentropy(y[..., None], tf.math.sigmoid(x[..., None]))
+    return weighted_reduction(loss, reduction, weight)
+
+
+def keras_class(from_logits: bool, prediction: Any, y: Any, reduction: str, weight: Any = None,
+                label_smoothing: float = 0.0) -> Any:
+    """The loss class on `prediction` of shape y.shape + (1,) (a trailing axis of size 1: the loss per element)."""
     keras_reduction = {"none": None, "mean": "sum_over_batch_size", "sum": "sum"}[reduction]
-    loss_object = keras.losses.BinaryCrossentropy(from_logits=from_logits, reduction=keras_reduction)
-    sample_weight = None if weight is None else tf.broadcast_to(weight, tf.shape(x))
-    return loss_object(y[..., None], x[..., None], sample_weight=sample_weight)
+    loss_object = keras.losses.BinaryCrossentropy(from_logits=from_logits, reduction=keras_reduction,
+                                                  label_smoothing=label_smoothing)
+    sample_weight = None if weight is None else tf.broadcast_to(weight, tf.shape(y))
+    return loss_object(y[..., None], prediction, sample_weight=sample_weight)
 
 
 def keras_class_probs(p: Any, y: Any, reduction: str, weight: Any = None) -> Any:
-    return keras_class(False, p, y, reduction, weight)
+    return keras_class(False, p[..., None], y, reduction, weight)
 
 
 def keras_class_logits(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
-    return keras_class(True, x, y, reduction, weight)
+    return keras_class(True, x[..., None], y, reduction, weight)
+
+
+def keras_smoothing(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    return keras_class(True, x[..., None], y, reduction, weight, label_smoothing=0.25)
+
+
+def keras_class_probs_of_sigmoid(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    return keras_class(False, tf.math.sigmoid(x[..., None]), y, reduction, weight)
+
+
+def tensorflow_softmax2(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    """Two-class softmax cross-entropy on logits [0, x] with probability targets [1 − y, y]: BCE by identity."""
+    logits = tf.stack([tf.zeros_like(x), x], -1)
+    targets = tf.stack([1 - y, y], -1)
+    return weighted_reduction(tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits), reduction,
+                              weight)
 
 
 def tensorflow_lse_formula(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
@@ -102,15 +138,52 @@ def loss_and_grad(function: Callable[..., Any], x: Any, y: Any, reduction: str, 
     return loss, tape.gradient(total, x)
 
 
+def forward_tangent(function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """The reduced loss's tangent along x + t·1 (per element for `none`) by forward mode (ForwardAccumulator)."""
+    with tf.autodiff.ForwardAccumulator(primals=x, tangents=tf.ones_like(x)) as accumulator:
+        loss = function(x, y, reduction, **options)
+    return accumulator.jvp(loss)
+
+
+def gradient_wrt(name: str, function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """d(sum of the reduced loss)/d(the argument `name`: y, weight or pos_weight) through tf.GradientTape."""
+    arguments = {"y": y, **options}
+    variable = arguments[name]
+    with tf.GradientTape() as tape:
+        tape.watch(variable)
+        total = tf.reduce_sum(function(x, arguments.pop("y"), reduction, **arguments))
+    return tape.gradient(total, variable)
+
+
+def second_derivative(function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """The diagonal of the Hessian wrt x, d(Σ ∂L/∂x)/dx (the loss is elementwise: H is diagonal) by nested tapes."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        _, grad = loss_and_grad(function, x, y, reduction, **options)
+        total = tf.reduce_sum(grad)
+    return tape.gradient(total, x)
+
+
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "tensorflow.logits": tensorflow_logits, "tensorflow.keras_probs": keras_probs,
     "tensorflow.keras_class_probs": keras_class_probs, "tensorflow.keras_class_logits": keras_class_logits,
-    "tensorflow.lse_formula": tensorflow_lse_formula,
+    "tensorflow.lse_formula": tensorflow_lse_formula, "tensorflow.softmax2": tensorflow_softmax2,
+    "tensorflow.keras_probs_of_sigmoid": keras_probs_of_sigmoid,
+    "tensorflow.keras_class_probs_of_sigmoid": keras_class_probs_of_sigmoid,
 }
 _HELPERS: dict[str, tuple[Callable[..., Any], ...]] = {
     "tensorflow.logits": (weighted_reduction,), "tensorflow.keras_probs": (weighted_reduction,),
     "tensorflow.keras_class_probs": (keras_class,), "tensorflow.keras_class_logits": (keras_class,),
+    "tensorflow.softmax2": (weighted_reduction,), "tensorflow.keras_probs_of_sigmoid": (weighted_reduction,),
+    "tensorflow.keras_class_probs_of_sigmoid": (keras_class,), "tensorflow.keras_smoothing": (keras_class,),
 }
+# each further derivative: its helper and the arguments before the loss function
+_DERIVATIVES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+    "grad_fwd": (forward_tangent, ()), "grad2": (second_derivative, ()),
+    **{f"grad_{name}": (gradient_wrt, (name,)) for name in ("y", "weight", "pos_weight")},
+}
+_REPRO_HEADER = ('import os\n\nos.environ.setdefault("KERAS_BACKEND", "tensorflow")\n'
+                 'import keras\nimport tensorflow as tf\n\n')
 
 
 class TensorflowAdapter(Adapter):
@@ -127,14 +200,33 @@ class TensorflowAdapter(Adapter):
         Implementation(
             "tensorflow.keras_probs", "probs",
             api="keras.losses.binary_crossentropy(y[..., None], p[..., None]) (trailing axis: per element)"
-                + _REDUCE,
+                + _REDUCE, same_as="tensorflow.logits", relation="probs_logits",
         ),
         # the loss classes convert their inputs to their own dtype (floatx, float32) before computing
         Implementation("tensorflow.keras_class_probs", "probs", api=_CLASS.format("False", "p"),
-                       compute_dtype="float32"),
+                       compute_dtype="float32", same_as="tensorflow.keras_class_logits", relation="probs_logits"),
         Implementation("tensorflow.keras_class_logits", "logits", api=_CLASS.format("True", "x"),
                        compute_dtype="float32"),
+        Implementation("tensorflow.keras_smoothing", "logits",
+                       api=_CLASS.format("True, label_smoothing=0.25", "x") + " (judged on the smoothed labels)",
+                       compute_dtype="float32", same_as="tensorflow.keras_class_logits", relation="label_smoothing",
+                       runs_on="relation"),
         Implementation("tensorflow.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS, formula=True),
+        Implementation(
+            "tensorflow.softmax2", "logits",
+            api="tf.nn.softmax_cross_entropy_with_logits(labels=stack([1 - y, y], -1), logits=stack([0, x], -1))"
+                + _REDUCE,
+            same_as="tensorflow.logits", relation="softmax2", runs_on="relation",
+        ),
+        # σ inside the function, as a model's output layer: graph rewrites (Keras's own) may act on it
+        Implementation(
+            "tensorflow.keras_probs_of_sigmoid", "logits",
+            api="keras.losses.binary_crossentropy(y[..., None], tf.math.sigmoid(x[..., None]))" + _REDUCE,
+            sigmoid_inside=True, runs_on="context",
+        ),
+        Implementation("tensorflow.keras_class_probs_of_sigmoid", "logits",
+                       api=_CLASS.format("False", "tf.math.sigmoid(x)"), compute_dtype="float32",
+                       sigmoid_inside=True, runs_on="context"),
     )
 
     def _load(self, threads: int) -> None:
@@ -186,6 +278,16 @@ class TensorflowAdapter(Adapter):
             graph = self._graph(impl, reduction, mode)
             loss, grad = graph(x, y, **tensors)
             return Result(loss, grad, f"traced graphs: {graph.experimental_get_tracing_count()}")
+
+    def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                    wanted: tuple[str, ...]) -> dict[str, Any]:
+        impl.api_for("pos_weight" in arrays)  # Unsupported for all of them where the API has no pos_weight
+        with tf.device(self._device(device)):
+            tensors = {name: from_numpy(value, value.dtype.name) for name, value in arrays.items()}
+            answers = derivative_answers(_DERIVATIVES, _FUNCTIONS[impl.impl], tensors, reduction, wanted, arrays)
+        # TensorFlow answers None for a quantity the loss does not depend on
+        return {name: RuntimeError(f"tensorflow's autodiff returned None for {name} (not connected)")
+                if answer is None else answer for name, answer in answers.items()}
 
     to_numpy = staticmethod(to_numpy)
 
@@ -266,6 +368,9 @@ def run(x, y, weight, pos_weight):
     return to_numpy(loss), to_numpy(grad)
 '''
         helpers = _HELPERS.get(impl.impl, ())
-        header = ('import os\n\nos.environ.setdefault("KERAS_BACKEND", "tensorflow")\n'
-                  'import keras\nimport tensorflow as tf\n\n')
-        return header + source_of(from_numpy, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver
+        return _REPRO_HEADER + source_of(from_numpy, to_numpy, *helpers, _FUNCTIONS[impl.impl], loss_and_grad) + driver
+
+    def repro_derivative_source(self, impl: Implementation, quantity: str) -> str:
+        function = _FUNCTIONS[impl.impl]
+        return derivative_source(self.framework, _DERIVATIVES, quantity, _REPRO_HEADER,
+                                 (from_numpy, to_numpy, *_HELPERS.get(impl.impl, ()), loss_and_grad), function)

@@ -1,5 +1,6 @@
-"""PyTorch: `F.binary_cross_entropy_with_logits`, `F.binary_cross_entropy`, and the worked example's
-log-sum-exp formula; gradients by autograd; eager or `torch.compile`.
+"""PyTorch: `F.binary_cross_entropy_with_logits`, `F.binary_cross_entropy` (also of `torch.sigmoid(x)` inside the
+function), the two-class `F.cross_entropy` and the worked example's log-sum-exp formula; gradients by autograd
+(further derivatives: `torch.func.jvp`, double backward); eager or `torch.compile`.
 
 The module-level functions are what runs, and their source is what a reproducer prints.
 """
@@ -13,7 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from implementations.base import Adapter, Direction, Implementation, Reduction, Result, Unsupported, source_of
+from implementations.base import (
+    Adapter,
+    Direction,
+    Implementation,
+    Reduction,
+    Result,
+    Unsupported,
+    derivative_answers,
+    derivative_source,
+    source_of,
+)
 
 __all__ = ["TorchAdapter"]
 
@@ -43,6 +54,25 @@ def torch_probs(p: Any, y: Any, reduction: str, weight: Any = None) -> Any:
     return torch.nn.functional.binary_cross_entropy(p, y, weight=weight, reduction=reduction)
 
 
+def weighted_reduction(loss: Any, reduction: str, weight: Any = None) -> Any:
+    """w·l, then torch's own .mean() or .sum(), as users reduce (the mean of w·l: weights included in Σ w·l / n)."""
+    if weight is not None:
+        loss = weight * loss
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def torch_softmax2(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    """Two-class softmax cross-entropy on logits [0, x] with probability targets [1 − y, y]: BCE by identity."""
+    logits = torch.stack([torch.zeros_like(x), x], -1)
+    targets = torch.stack([1 - y, y], -1)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 2), targets.reshape(-1, 2), reduction="none")
+    return weighted_reduction(loss.reshape(x.shape), reduction, weight)
+
+
+def torch_probs_of_sigmoid(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    return torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), y, weight=weight, reduction=reduction)
+
+
 def torch_lse_formula(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
     max_val = (-x).clamp(min=0)
     log_term = torch.log(torch.exp(-max_val) + torch.exp(-x - max_val))
@@ -64,9 +94,49 @@ def loss_and_grad(function: Callable[..., Any], x: Any, y: Any, reduction: str, 
     return loss, grad
 
 
+def forward_tangent(function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """The reduced loss's tangent along x + t·1 (per element for `none`) by forward mode (torch.func.jvp)."""
+    _, tangent = torch.func.jvp(lambda value: function(value, y, reduction, **options), (x,), (torch.ones_like(x),))
+    return tangent
+
+
+def gradient_wrt(name: str, function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """d(sum of the reduced loss)/d(the argument `name`: y, weight or pos_weight) through autograd."""
+    arguments = {"y": y, **options}
+    leaf = arguments[name] = arguments[name].detach().requires_grad_(True)
+    loss = function(x, arguments.pop("y"), reduction, **arguments)
+    (grad,) = torch.autograd.grad(loss.sum(), leaf)
+    return grad
+
+
+def second_derivative(function: Callable[..., Any], x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """The diagonal of the Hessian wrt x, d(Σ ∂L/∂x)/dx (the loss is elementwise: H is diagonal) by double
+    backward."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(function(x, y, reduction, **options).sum(), x, create_graph=True)
+    (grad2,) = torch.autograd.grad(grad.sum(), x)
+    return grad2
+
+
+def _no_derivative(answer: Any) -> Any:
+    """torch's own word that it has no such derivative ("… is not differentiable with respect to argument
+    'weight'") as `Unsupported`; any other answer as it is."""
+    if isinstance(answer, RuntimeError) and "is not differentiable" in str(answer):
+        return Unsupported("torch: " + " ".join(str(answer).split()))
+    return answer
+
+
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "torch.logits": torch_logits, "torch.probs": torch_probs, "torch.lse_formula": torch_lse_formula,
+    "torch.softmax2": torch_softmax2, "torch.probs_of_sigmoid": torch_probs_of_sigmoid,
 }
+_HELPERS: dict[str, tuple[Callable[..., Any], ...]] = {"torch.softmax2": (weighted_reduction,)}
+# each further derivative: its helper and the arguments before the loss function
+_DERIVATIVES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+    "grad_fwd": (forward_tangent, ()), "grad2": (second_derivative, ()),
+    **{f"grad_{name}": (gradient_wrt, (name,)) for name in ("y", "weight", "pos_weight")},
+}
+_REPRO_HEADER = "import torch\n\n"
 
 
 class TorchAdapter(Adapter):
@@ -83,8 +153,20 @@ class TorchAdapter(Adapter):
         Implementation(
             "torch.probs", "probs",
             api="torch.nn.functional.binary_cross_entropy(p, y, weight=w, reduction=r)",
+            same_as="torch.logits", relation="probs_logits",
         ),
         Implementation("torch.lse_formula", "logits", api=_LSE, api_pos_weight=_LSE_POS, formula=True),
+        Implementation(
+            "torch.softmax2", "logits",
+            api="torch.nn.functional.cross_entropy(stack([0, x], -1), stack([1 - y, y], -1), reduction='none')"
+                "; w·l, then .mean() / .sum()",
+            same_as="torch.logits", relation="softmax2", runs_on="relation",
+        ),
+        Implementation(
+            "torch.probs_of_sigmoid", "logits",
+            api="torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), y, weight=w, reduction=r)",
+            sigmoid_inside=True, runs_on="context",
+        ),
     )
 
     def _load(self, threads: int) -> None:
@@ -212,6 +294,13 @@ class TorchAdapter(Adapter):
             raise RuntimeError("torch.compile ran no compiled graph for this call (fell back to eager)")
         return Result(loss, grad, f"compiled graph executions: {self._compiled_calls - before}")
 
+    def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
+                    wanted: tuple[str, ...]) -> dict[str, Any]:
+        impl.api_for("pos_weight" in arrays)  # Unsupported for all of them where the API has no pos_weight
+        tensors = {name: from_numpy(value, value.dtype.name, self._device(device)) for name, value in arrays.items()}
+        answers = derivative_answers(_DERIVATIVES, _FUNCTIONS[impl.impl], tensors, reduction, wanted, arrays)
+        return {name: _no_derivative(answer) for name, answer in answers.items()}
+
     to_numpy = staticmethod(to_numpy)
 
     @staticmethod
@@ -229,4 +318,10 @@ def run(x, y, weight, pos_weight):
     loss, grad = loss_and_grad({function}, from_numpy(x, DTYPE), from_numpy(y, Y_DTYPE), REDUCTION, **options)
     return to_numpy(loss), to_numpy(grad)
 '''
-        return "import torch\n\n" + source_of(from_numpy, to_numpy, _FUNCTIONS[impl.impl], loss_and_grad) + driver
+        helpers = (*_HELPERS.get(impl.impl, ()), _FUNCTIONS[impl.impl])
+        return _REPRO_HEADER + source_of(from_numpy, to_numpy, *helpers, loss_and_grad) + driver
+
+    def repro_derivative_source(self, impl: Implementation, quantity: str) -> str:
+        function = _FUNCTIONS[impl.impl]
+        return derivative_source(self.framework, _DERIVATIVES, quantity, _REPRO_HEADER,
+                                 (from_numpy, to_numpy, *_HELPERS.get(impl.impl, ()), loss_and_grad), function)

@@ -12,9 +12,10 @@ from typing import NamedTuple
 
 from cases import Case
 from harness.store.schema import Shard
-from implementations import REDUCTIONS, Adapter
+from implementations import DERIVATIVES, REDUCTIONS, Adapter, Implementation
 
-__all__ = ["BATCH_SIZE", "Cell", "Job", "Scope", "batch_eligible", "jobs_for", "shard_cases"]
+__all__ = ["BATCH_SIZE", "DERIVATIVE_REDUCTIONS", "Cell", "Job", "Scope", "batch_eligible", "derivative_quantities",
+           "jobs_for", "runs", "shard_cases"]
 
 BATCH_SIZE = 4099  # long enough for every vectorised main loop, odd so that the tail code runs too
 
@@ -42,6 +43,7 @@ class Job:
     reductions: tuple[str, ...]
     mode: str = "eager"
     check: str = "reference"
+    derivatives: tuple[str, ...] = ()  # further derivatives (DERIVATIVES) to compute with each reduction
 
     def cells(self) -> list[Cell]:
         return [Cell(self.impl, self.case_index, self.dtype, self.device, r, self.mode, self.check)
@@ -83,26 +85,52 @@ def batch_eligible(case: Case) -> bool:
             and case.x.shape == case.y.shape and case.x.size > 0)
 
 
+# The further derivatives of `none` are those of the sum (and equal `sum`'s), so they run for `none` and `mean`.
+DERIVATIVE_REDUCTIONS = ("none", "mean")
+
+
+def derivative_quantities(impl: Implementation, case: Case, mode: str = "eager", check: str = "reference",
+                          reduction: str = "none") -> tuple[str, ...]:
+    """The further derivatives judged for a cell: on the cases tagged "derivative", eager, against the reference,
+    for `none` and `mean`, for the APIs that exist in their own right (not those here for a relation or a
+    context); grad_weight and grad_pos_weight where the case has them."""
+    if "derivative" not in case.tags or mode != "eager" or check != "reference" or impl.runs_on is not None \
+            or reduction not in DERIVATIVE_REDUCTIONS:
+        return ()
+    absent = {"grad_weight": case.weight is None, "grad_pos_weight": case.pos_weight is None}
+    return tuple(name for name in DERIVATIVES if not absent.get(name, False))
+
+
+def runs(impl: Implementation, case: Case) -> bool:
+    """Whether an implementation runs a case: the same input form, and the tag it is limited to (if any)."""
+    return case.input_form == impl.input_form and (impl.runs_on is None or impl.runs_on in case.tags)
+
+
 def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str], devices: Sequence[str],
              scope: Scope) -> Iterator[Job]:
     """Every job of one adapter, eager first (the compiled paths are compared with the eager results)."""
 
-    def cells() -> Iterator[tuple[str, int, Case, str, str]]:
+    def cells() -> Iterator[tuple[Implementation, int, Case, str, str]]:
         for impl in adapter.implementations:
             for index, case in enumerate(cases):
-                if case.input_form == impl.input_form and scope.includes(case):
+                if runs(impl, case) and scope.includes(case):
                     for dtype in (d for d in dtypes if case.runs_in(d)):
                         for device in devices:
-                            yield impl.impl, index, case, dtype, device
+                            yield impl, index, case, dtype, device
 
-    for impl, index, case, dtype, device in cells():
-        yield Job(index, dtype, impl, device, REDUCTIONS)
+    for implementation, index, case, dtype, device in cells():
+        impl = implementation.impl
+        if implementation.sigmoid_inside:  # there for its compiled paths: eager only where they are compared
+            if scope.compiles(case, dtype):
+                yield Job(index, dtype, impl, device, scope.path_reductions)
+            continue
+        yield Job(index, dtype, impl, device, REDUCTIONS, derivatives=derivative_quantities(implementation, case))
         if batch_eligible(case):
             yield Job(index, dtype, impl, device, ("none",), check="batch")
     for mode in (m for m in adapter.modes if m != "eager"):
-        for impl, index, case, dtype, device in cells():
+        for implementation, index, case, dtype, device in cells():
             if scope.compiles(case, dtype):
-                yield Job(index, dtype, impl, device, scope.path_reductions, mode=mode)
+                yield Job(index, dtype, implementation.impl, device, scope.path_reductions, mode=mode)
 
 
 def shard_cases(cases: Sequence[Case], shard: Shard | None) -> list[Case]:

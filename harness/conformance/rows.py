@@ -10,16 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from cases import Case, FloatFormat, float_format
-from harness.conformance.plan import BATCH_SIZE, Cell
+from cases import Case, CaseInputs, FloatFormat, float_format
+from harness.conformance.plan import BATCH_SIZE, Cell, derivative_quantities
+from harness.conformance.relations import RELATIONS, Pair
 from harness.store.schema import ConformanceRow
 from harness.verdict.conventions import Convention, Prediction, predict
+from harness.verdict.derivatives import DerivativeReference
 from harness.verdict.domain import domain_violation, implied_dtype
 from harness.verdict.oracle import Reference
 from harness.verdict.regions import failures
 from harness.verdict.tolerance import ELEMENT_STATUSES
 from harness.verdict.ulp import Judgement, judge, same_values
-from implementations import Adapter, Output, Unsupported
+from harness.verdict.variants import ReferenceKey, variant_inputs, variant_of
+from implementations import Adapter, Derivative, Output, Unsupported
 
 __all__ = ["QUANTITIES", "Judge"]
 
@@ -41,9 +44,43 @@ class Judge:
     compared: set[Cell] = field(default_factory=set)  # eager cells that a compiled path is compared with
     eager: dict[Cell, Output] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    predictions: dict[tuple[str, int, str, str, str, str | None], Prediction | None] = field(default_factory=dict)
+    predictions: dict[tuple[str, int, str, str, str, str, str | None], Prediction | None] = field(
+        default_factory=dict)
     settled: set[Cell] = field(default_factory=set)  # compared eager cells whose answer has come
-    held: dict[Cell, list[tuple[str, Cell, Output, Reference]]] = field(default_factory=dict)
+    held: dict[Cell, list[tuple[str, Cell, Output | tuple[str, str]]]] = field(default_factory=dict)
+    eager_raised: dict[Cell, tuple[str, str]] = field(default_factory=dict)  # compared eager cells that raised
+    references: dict[ReferenceKey, Reference] = field(default_factory=dict)
+    derivative_references: dict[tuple[int, str], DerivativeReference | str] = field(default_factory=dict)
+    pairs: dict[Cell, list[Pair]] = field(default_factory=dict)  # eager cells an identity links, to their pairs
+    sides: dict[Cell, Output] = field(default_factory=dict)  # their outputs, until each pair is judged
+
+    # --------------------------------------------------------------------------------------- the inputs
+
+    def reference_key(self, cell: Cell) -> ReferenceKey:
+        """Which exact value a cell is judged against: its case's, in its dtype; for an API that computes σ inside,
+        that of σ(x) rounded to the dtype (probabilities); for label smoothing, that of the smoothed labels."""
+        impl = self.adapters[self._framework(cell.impl)].implementation(cell.impl)
+        return ReferenceKey(cell.case_index, cell.dtype, variant_of(impl))
+
+    def inputs(self, cell: Cell) -> tuple[CaseInputs, str]:
+        """The inputs and input form the cell's exact value is of (see `reference_key`)."""
+        return variant_inputs(self.cases, self.reference_key(cell))
+
+    def _framework(self, impl: str) -> str:
+        return impl.split(".", 1)[0] if impl.split(".", 1)[0] in self.adapters else next(
+            name for name, adapter in self.adapters.items() if any(i.impl == impl for i in adapter.implementations))
+
+    def quantities(self, cell: Cell) -> tuple[str, ...]:
+        """The quantities of a cell's reference rows: loss, grad, and the further derivatives judged for it. An
+        API that computes σ inside is there for its context: its path rows compare the compiled path with eager
+        in that context, and it has no reference rows (BCE of the σ it rounded is a question of its σ)."""
+        if cell.check == "batch":
+            return QUANTITIES
+        impl = self.adapters[self._framework(cell.impl)].implementation(cell.impl)
+        if impl.sigmoid_inside:
+            return ()
+        return QUANTITIES + derivative_quantities(impl, self.cases[cell.case_index], cell.mode, cell.check,
+                                                  cell.reduction)
 
     # ---------------------------------------------------------------------------------------------- rows
 
@@ -72,14 +109,14 @@ class Judge:
     def status_rows(self, framework: str, cell: Cell, status: str, error_type: str = "",
                     message: str = "") -> list[ConformanceRow]:
         row = replace(self.base(framework, cell), status=status, error_type=error_type, error_message=message)
-        return [replace(row, quantity=quantity).with_id() for quantity in QUANTITIES]
+        return [replace(row, quantity=quantity).with_id() for quantity in self.quantities(cell) or ("loss",)]
 
     def _located(self, cell: Cell, verdict: Judgement, shape: tuple[int, ...]) -> dict[str, Any]:
         """The verdict's fields of a row, with the worst element's inputs where they have the result's shape."""
         located: dict[str, Any] = dict(
             max_ulp_error=verdict.max_ulp_error, max_abs_error=verdict.max_abs_error,
             max_rel_error=verdict.max_rel_error, n_bad=verdict.n_bad, got=verdict.got, expected=verdict.expected)
-        if verdict.worst_index is not None:
+        if verdict.worst_index is not None:  # the case's own inputs (an API's σ(x) is located at its x)
             inputs = self.cases[cell.case_index].inputs(cell.dtype)
             located["worst_index"] = json.dumps(list(verdict.worst_index))
             for name, values in (("worst_x", inputs.x), ("worst_y", inputs.y)):
@@ -89,14 +126,36 @@ class Judge:
 
     # ------------------------------------------------------------------------------------ the messages
 
-    def raised(self, framework: str, cell: Cell, error_type: str, message: str) -> list[ConformanceRow]:
-        case = self.cases[cell.case_index]
-        outside = domain_violation(case.inputs(cell.dtype), case.input_form)
-        note = f" (input outside the domain: {outside})" if outside else ""
-        return self.status_rows(framework, cell, "rejected" if outside else "error", error_type, message + note)
+    def _outside(self, cell: Cell) -> str | None:
+        inputs, form = self.inputs(cell)
+        return domain_violation(inputs, form)
 
-    def result(self, framework: str, cell: Cell, output: Output, ref: Reference) -> list[ConformanceRow]:
-        """Rows for a computed result: against the reference, and for a compiled mode also against eager."""
+    def raised(self, framework: str, cell: Cell, error_type: str, message: str) -> list[ConformanceRow]:
+        """Rows for a cell whose computation raised; a compiled path's that differs from eager's answer gets a
+        path row too (a path that raises where eager computes, or the reverse, is a `fail` of the path)."""
+        if cell.mode == "eager" and cell in self.compared:
+            self.eager_raised[cell] = (error_type, message)
+            self.settled.add(cell)
+        elif cell.mode != "eager" and (counterpart := cell._replace(mode="eager")) in self.compared \
+                and counterpart not in self.settled:
+            self.held.setdefault(counterpart, []).append((framework, cell, (error_type, message)))
+            return []
+        outside = self._outside(cell)
+        note = f" (input outside the domain: {outside})" if outside else ""
+        rows = self.status_rows(framework, cell, "rejected" if outside else "error", error_type, message + note)
+        eager = self.eager.get(cell._replace(mode="eager"))
+        if cell.mode != "eager" and eager is not None:
+            rows += self._path_status_rows(framework, cell, f"{cell.mode} raised {error_type}: {message}; eager "
+                                                            "computed a result")
+        return rows
+
+    def result(self, framework: str, cell: Cell, output: Output, ref: Reference | None = None
+               ) -> list[ConformanceRow]:
+        """Rows for a computed result: against the reference (with the further derivatives asked for), for a
+        compiled mode also against eager, and the identities it completes. `ref`: the exact value, where the
+        caller has it (else the one computed for the cell's reference key)."""
+        if ref is not None:
+            self.references.setdefault(self.reference_key(cell), ref)
         if cell.mode == "eager":
             if cell in self.compared:
                 self.eager[cell] = output
@@ -105,19 +164,136 @@ class Judge:
             return self.status_rows(framework, cell, "error", "NotCompiled",
                                     f"{cell.mode} gave no evidence that compiled code ran")
         elif (counterpart := cell._replace(mode="eager")) in self.compared and counterpart not in self.settled:
-            self.held.setdefault(counterpart, []).append((framework, cell, output, ref))
+            self.held.setdefault(counterpart, []).append((framework, cell, output))
             return []
+        ref = self.references[self.reference_key(cell)]
         base = replace(self.base(framework, cell), api=output.api)
-        rows = [self._reference_row(base, cell, quantity, output, ref) for quantity in QUANTITIES]
-        eager = self.eager.get(cell._replace(mode="eager"))
-        if cell.mode != "eager" and eager is not None:
+        quantities = self.quantities(cell)
+        rows = [self._reference_row(base, cell, quantity, output, ref) for quantity in quantities
+                if quantity in QUANTITIES]
+        rows += [self._derivative_row(base, cell, name, output.derivatives.get(name))
+                 for name in quantities if name not in QUANTITIES]
+        counterpart = cell._replace(mode="eager")
+        if cell.mode != "eager" and (eager := self.eager.get(counterpart)) is not None:
             rows += [self._path_row(base, cell, quantity, output, eager, ref) for quantity in QUANTITIES]
+        elif cell.mode != "eager" and counterpart in self.eager_raised:
+            error_type, message = self.eager_raised[counterpart]
+            rows += self._path_status_rows(framework, cell, f"eager raised {error_type}: {message}; {cell.mode} "
+                                                            "returned a result")
+        if cell.mode == "eager" and cell in self.pairs:
+            rows += self._relations(framework, cell, output)
         return rows
 
     def release(self, eager: Cell) -> list[ConformanceRow]:
         """The eager cell's answer has come (whatever it was): the rows of the compiled results held for it."""
         self.settled.add(eager)
-        return [row for held in self.held.pop(eager, []) for row in self.result(*held)]
+        rows = []
+        for framework, cell, answer in self.held.pop(eager, []):
+            if isinstance(answer, Output):
+                rows += self.result(framework, cell, answer)
+            else:
+                rows += self.raised(framework, cell, *answer)
+        return rows
+
+    def _path_status_rows(self, framework: str, cell: Cell, message: str) -> list[ConformanceRow]:
+        """A compiled path that raises where eager computes, or computes where eager raises: a `fail` of the
+        path, for each quantity."""
+        row = replace(self.base(framework, cell), check="path", status="fail", error_type="PathStatus",
+                      error_message=message)
+        return [replace(row, quantity=quantity).with_id() for quantity in QUANTITIES]
+
+    # ------------------------------------------------------------------------------------- identities
+
+    def _relations(self, framework: str, cell: Cell, output: Output) -> list[ConformanceRow]:
+        """The rows of every identity whose two sides have now both come."""
+        self.sides[cell] = output
+        rows = []
+        for pair in self.pairs[cell]:
+            if pair.base in self.sides and pair.partner in self.sides:
+                rows += self._relation_rows(framework, pair)
+        return rows
+
+    def _exact(self, cell: Cell, quantity: str) -> np.ndarray:
+        ref = self.references[self.reference_key(cell)]
+        hi, lo, _ = ref.loss(cell.reduction) if quantity == "loss" else ref.grad(cell.reduction)
+        return np.asarray(hi, dtype=np.float64) + np.asarray(lo, dtype=np.float64)
+
+    def _relation_rows(self, framework: str, pair: Pair) -> list[ConformanceRow]:
+        """The identity between the pair's outputs, per quantity, within the pass tolerance of the dtype plus
+        what separates the two sides' exact values (nothing, for the identities on exact inputs)."""
+        relation = RELATIONS[pair.relation]
+        cell = Cell(pair.impl, pair.case, pair.base.dtype, pair.base.device, pair.base.reduction)
+        row = replace(self.base(framework, cell), check="relation", relation=pair.relation)
+        rows = []
+        for quantity in QUANTITIES:
+            side, partner = (getattr(self.sides[c], quantity) for c in (pair.base, pair.partner))
+            mapped = relation.mapped(quantity, side)
+            if mapped is None:
+                continue
+            fields = self._relation_fields(relation, pair, quantity, mapped, partner)
+            rows.append(replace(row, quantity=quantity, **fields).with_id())
+        return rows
+
+    def _relation_fields(self, relation: Any, pair: Pair, quantity: str, mapped: np.ndarray,
+                         got: np.ndarray) -> dict[str, Any]:
+        partner_case = self.cases[pair.partner.case_index].name
+        statement = f"{relation.statement} ({pair.partner.impl} on {partner_case})"
+        if got.shape != mapped.shape:
+            return dict(status="fail", error_message=f"{statement}: shapes {got.shape} and {mapped.shape}")
+        exact_mapped = relation.mapped(quantity, self._exact(pair.base, quantity))
+        exact_got = self._exact(pair.partner, quantity)
+        with np.errstate(invalid="ignore"):
+            apart = np.where(exact_got == exact_mapped, 0.0, np.abs(exact_got - exact_mapped))
+        # where the two exact values differ without bound (σ(x) rounded to 1: BCE(q) is ∞, BCE with logits is x)
+        # the identity says nothing: those elements are left out
+        apart = np.nan_to_num(apart, nan=np.inf, posinf=np.inf)
+        apart = np.where(np.isinf(exact_got) & (exact_got == exact_mapped), 0.0, apart)
+        incomparable = np.isinf(apart)
+        got, mapped = np.where(incomparable, 0.0, got), np.where(incomparable, 0.0, mapped)
+        apart = np.where(incomparable, 0.0, apart)
+        reduced_over = self.references[self.reference_key(pair.base)].n if (
+            quantity == "loss" and pair.base.reduction != "none") else None
+        verdict = judge(got, mapped, np.zeros_like(mapped), apart, float_format(pair.base.dtype), reduced_over)
+        message = statement + ("" if verdict.status == "pass" else
+                               f": {verdict.n_bad} element(s) beyond the pass tolerance")
+        if incomparable.any():
+            message += f"; {np.count_nonzero(incomparable)} element(s) where the exact sides differ without bound " \
+                       "left out"
+        return dict(status=verdict.status, error_message=message, out_dtype="",
+                    **self._located(Cell(pair.impl, pair.case, pair.base.dtype, pair.base.device,
+                                         pair.base.reduction), verdict, got.shape))
+
+    # ------------------------------------------------------------------------------------ derivatives
+
+    def _derivative_row(self, base: ConformanceRow, cell: Cell, name: str,
+                        answer: Derivative | None) -> ConformanceRow:
+        """A further derivative against its exact value (the loss's statuses; no conventions apply)."""
+        row = replace(base, quantity=name)
+        if answer is None:
+            return replace(row, status="error", error_message=f"no {name} returned").with_id()
+        if answer.status:
+            status = "rejected" if answer.status == "error" and self._outside(cell) else answer.status
+            return replace(row, status=status, error_type=answer.error_type,
+                           error_message=answer.message).with_id()
+        exact = self.derivative_references.get((cell.case_index, cell.dtype))
+        if not isinstance(exact, DerivativeReference):
+            return replace(row, status="fail", error_type="SilentBroadcast", out_dtype=answer.dtype,
+                           error_message=f"returned {name} although the inputs have none ({exact})").with_id()
+        want = exact.quantity(name, cell.reduction)
+        got = np.asarray(answer.values, dtype=np.float64)
+        verdict = judge(got, want.hi, want.lo, want.band, float_format(cell.dtype), want.reduced_over)
+        located = self._located(cell, verdict, got.shape)
+        elementwise = want.reduced_over is None and got.shape == self.cases[cell.case_index].x.shape
+        status, error_type, messages = verdict.status, "", [verdict.message] if verdict.message else []
+        implied = _derivative_dtype(self.cases[cell.case_index].inputs(cell.dtype), name)
+        if answer.dtype and answer.dtype != implied:  # as for the gradient: the dtype of what it differentiates by
+            error_type = "OutDtype"
+            messages.append(f"result dtype {answer.dtype}, but the inputs imply {implied}")
+            status = "fail" if status in ("pass", "inexact") else status
+        return replace(row, status=status, out_dtype=answer.dtype, error_type=error_type,
+                       error_message="; ".join(messages),
+                       failures=self._failures(cell, verdict, got, None) if elementwise else "",
+                       **located).with_id()
 
     def batch(self, framework: str, cell: Cell, alone: Output, batched: Output) -> list[ConformanceRow]:
         """Each element alone against the same element inside a batch of BATCH_SIZE: the bits must agree."""
@@ -181,7 +357,7 @@ class Judge:
             what = "matches" if status == "deviation" else f"explains {explained} element(s) of"
             messages.append(f"{what} the documented convention {convention.id}: {convention.reason}")
             deviation = deviation if status == "deviation" else ""
-        expected_dtype = implied_dtype(self.cases[cell.case_index].inputs(cell.dtype), quantity)
+        expected_dtype = implied_dtype(self.inputs(cell)[0], quantity)
         error_type = ""
         if out_dtype and out_dtype != expected_dtype:
             error_type = "OutDtype"
@@ -196,7 +372,7 @@ class Judge:
         """The failing (not explained) elements of an element-wise result, by region and failure mode."""
         if reduced_over is not None or verdict.levels is None or verdict.ulp_errors is None or verdict.rounded is None:
             return ""
-        case = self.cases[cell.case_index]
+        case = self.cases[cell.case_index]  # regions in the case's own inputs, as the row's input_form says
         inputs = case.inputs(cell.dtype)
         if inputs.x.shape != got.shape or inputs.y.shape != got.shape:
             return ""
@@ -210,11 +386,12 @@ class Judge:
                     compute_dtype: str | None) -> Prediction | None:
         """What `convention` predicts for the cell: shared by every implementation and mode it covers that
         computes in the same dtype."""
-        key = (convention.id, cell.case_index, cell.dtype, cell.reduction, quantity, compute_dtype)
+        variant = self.reference_key(cell)
+        key = (convention.id, variant.case_index, cell.dtype, variant.variant, cell.reduction, quantity,
+               compute_dtype)
         if key not in self.predictions:
-            case = self.cases[cell.case_index]
-            self.predictions[key] = predict(convention, case.inputs(cell.dtype), case.input_form, cell.reduction,
-                                            quantity, compute_dtype)
+            inputs, form = self.inputs(cell)
+            self.predictions[key] = predict(convention, inputs, form, cell.reduction, quantity, compute_dtype)
         return self.predictions[key]
 
     def _explain(self, cell: Cell, quantity: str, got: np.ndarray, verdict: Judgement,
@@ -258,6 +435,12 @@ class Judge:
             "" if verdict.status == "pass" else f": {verdict.n_bad} element(s) beyond the pass tolerance")
         return replace(row, status=verdict.status, error_message=message,
                        **self._located(cell, verdict, got.shape)).with_id()
+
+
+def _derivative_dtype(inputs: CaseInputs, name: str) -> str:
+    """The dtype a derivative should have: that of the argument it is taken with respect to (x for the others)."""
+    by = {"grad_y": inputs.y, "grad_weight": inputs.weight, "grad_pos_weight": inputs.pos_weight}.get(name)
+    return by.dtype.name if by is not None and by.dtype.kind == "f" else inputs.dtype
 
 
 def _coarser(a: FloatFormat, b: FloatFormat) -> FloatFormat:

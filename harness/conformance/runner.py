@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,16 @@ from cases import Case
 from harness.conformance.messages import Assign, BatchComputed, Computed, NotSupported, Raised, Ready, Stop
 from harness.conformance.plan import Cell, Job, Scope, jobs_for
 from harness.conformance.profile import Profile
+from harness.conformance.relations import relation_pairs
 from harness.conformance.rows import Judge
 from harness.conformance.worker import worker_main
 from harness.store.environment import cache_root
 from harness.store.folder import RunStore
 from harness.store.schema import CellKey, ConformanceRow
 from harness.verdict.conventions import Convention, convention_use
-from harness.verdict.oracle import Reference, located_reference
+from harness.verdict.derivatives import derivative_reference
+from harness.verdict.oracle import located_reference
+from harness.verdict.variants import variant_inputs
 from harness.workers.messages import Hello, LoadFailed
 from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from implementations import Adapter
@@ -124,7 +127,7 @@ def remaining_jobs(jobs: list[Job], pending: set[Cell]) -> list[Job]:
     for job in jobs:
         reductions = tuple(c.reduction for c in job.cells() if c in pending)
         if reductions:
-            out.append(Job(job.case_index, job.dtype, job.impl, job.device, reductions, job.mode, job.check))
+            out.append(replace(job, reductions=reductions))
     return out
 
 
@@ -153,7 +156,6 @@ class _Audit:
     pool: WorkerPool
     backlogs: dict[str, Backlog] = field(default_factory=dict)
     running: dict[Worker, Share] = field(default_factory=dict)
-    references: dict[tuple[int, str], Reference] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=lambda: {"workers": {}, "faults": []})
     profile: Profile = field(default_factory=Profile)
     total: int = 0
@@ -171,13 +173,18 @@ class _Audit:
         """Every adapter's jobs (less what `recorded` holds): rows at once for what cannot run, a backlog of
         pieces for the rest."""
         for name, adapter in adapters.items():
-            jobs = self._still_to_run(list(jobs_for(adapter, self.cases, dtypes, devices, scope)), recorded)
+            jobs = self._still_to_run(adapter, list(jobs_for(adapter, self.cases, dtypes, devices, scope)), recorded)
             self.total += sum(len(job.reductions) for job in jobs)
             self.report["workers"][name] = {"available": adapter.is_available(),
                                             "installed_version": adapter.installed_version() or ""}
             runnable = self._runnable(name, adapter, jobs)
             self.judge.compared.update(cell._replace(mode="eager") for job in runnable if job.mode != "eager"
                                        for cell in job.cells())
+            planned = {cell for job in runnable for cell in job.cells()}
+            for pair in relation_pairs(adapter, self.cases, dtypes, devices):
+                if pair.base in planned and pair.partner in planned:
+                    for side in (pair.base, pair.partner):
+                        self.judge.pairs.setdefault(side, []).append(pair)
             if runnable:
                 self.backlogs[name] = Backlog(name, units_of(runnable, self.cases))
         queued = sum(len(job.reductions) for backlog in self.backlogs.values() for unit in backlog.units
@@ -188,13 +195,19 @@ class _Audit:
         return CellKey(cell.impl, self.cases[cell.case_index].name, cell.dtype, cell.device, cell.reduction,
                        cell.mode, cell.check)
 
-    def _still_to_run(self, jobs: list[Job], recorded: frozenset[CellKey]) -> list[Job]:
-        """The jobs narrowed to cells an interrupted run did not record, and the eager cells that a compiled
-        cell still to run is compared with (the eager output is not in the journal)."""
+    def _still_to_run(self, adapter: type[Adapter], jobs: list[Job], recorded: frozenset[CellKey]) -> list[Job]:
+        """The jobs narrowed to cells an interrupted run did not record, the eager cells that a compiled cell
+        still to run is compared with, and both sides of an identity whose row is missing (outputs are not in
+        the journal)."""
         if not recorded:
             return jobs
         compared = {cell._replace(mode="eager") for job in jobs if job.mode != "eager" for cell in job.cells()
                     if self._key(cell) not in recorded}
+        for pair in relation_pairs(adapter, self.cases, sorted({job.dtype for job in jobs}),
+                                   sorted({job.device for job in jobs})):
+            cell = Cell(pair.impl, pair.case, pair.base.dtype, pair.base.device, pair.base.reduction, check="relation")
+            if self._key(cell)._replace(relation=pair.relation) not in recorded:
+                compared |= {pair.base, pair.partner}
         pending = {cell for job in jobs for cell in job.cells() if self._key(cell) not in recorded or cell in compared}
         return remaining_jobs(jobs, pending)
 
@@ -218,25 +231,36 @@ class _Audit:
         """The exact references, computed here while the workers import their frameworks: once per (case, dtype),
         for every implementation."""
         began = time.perf_counter()
-        needed = sorted({(job.case_index, job.dtype) for share in self.running.values() for job in share.jobs}
-                        | {(job.case_index, job.dtype) for backlog in self.backlogs.values()
-                           for unit in backlog.units for job in unit})
+        jobs = [job for share in self.running.values() for job in share.jobs] + [
+            job for backlog in self.backlogs.values() for unit in backlog.units for job in unit]
+        needed = sorted({self.judge.reference_key(cell) for job in jobs for cell in job.cells()[:1]})
         stats = self.profile.references
         stats.update(computed=0, cached=0, slow_elements=0)
-        for count, (index, dtype) in enumerate(needed, 1):
-            case = self.cases[index]
+        for count, key in enumerate(needed, 1):
             with np.errstate(all="ignore"):  # inf - inf in a sum of infinite losses is the data, not a warning
-                stored, source = located_reference(case.inputs(dtype), case.input_form,
+                stored, source = located_reference(*variant_inputs(self.cases, key),
                                                    use_cache=self.settings.use_cache)
             stats["computed" if source == "computed" else "cached"] += 1
             stats["slow_elements"] += stored.slow_elements if source == "computed" else 0
-            self.references[(index, dtype)] = stored
+            self.judge.references[key] = stored
             if self.progress is not None:
                 self.progress(self.done, self.total, f"reference {count}/{len(needed)}")
+        self.compute_derivative_references(sorted({(job.case_index, job.dtype) for job in jobs if job.derivatives}))
         stats["seconds"] = time.perf_counter() - began
         self.report["reference_seconds"] = round(stats["seconds"], 2)
 
     # ---------------------------------------------------------------------------------------- the workers
+
+    def compute_derivative_references(self, needed: list[tuple[int, str]]) -> None:
+        """The exact further derivatives of the cases that have them (or why there are none)."""
+        for index, dtype in needed:
+            case = self.cases[index]
+            try:
+                with np.errstate(all="ignore"):
+                    self.judge.derivative_references[(index, dtype)] = derivative_reference(
+                        case.inputs(dtype), case.input_form, use_cache=self.settings.use_cache)
+            except ValueError as exc:
+                self.judge.derivative_references[(index, dtype)] = str(exc)
 
     def fill(self) -> None:
         """Start workers while CPUs are free: first one for each framework with work (the heaviest first), then
@@ -357,8 +381,7 @@ class _Audit:
                     case BatchComputed(alone=alone, batched=batched):
                         return self.judge.batch(framework, cell, alone, batched)
                     case Computed(output=output):
-                        return self.judge.result(framework, cell, output,
-                                                 self.references[(cell.case_index, cell.dtype)])
+                        return self.judge.result(framework, cell, output)
         except Exception as exc:
             return self.judge.status_rows(framework, cell, "error", "HarnessError",
                                           f"the harness failed to judge this result: {type(exc).__name__}: {exc}")

@@ -12,7 +12,7 @@ import numpy as np
 
 from cases import Case
 from harness.conformance.messages import Assign, BatchComputed, CellMessage, Computed, NotSupported, Raised, Ready
-from harness.conformance.plan import BATCH_SIZE, Cell, Job
+from harness.conformance.plan import BATCH_SIZE, DERIVATIVE_REDUCTIONS, Cell, Job
 from harness.workers.messages import load_framework
 from harness.workers.process import one_line, redirect_output
 from implementations import Adapter, Implementation, Output, Unsupported
@@ -47,7 +47,8 @@ def run_jobs(adapter: Adapter, cases: list[Case], jobs: tuple[Job, ...] | list[J
         arrays = cases[job.case_index].inputs(job.dtype).arrays()
         for cell in job.cells():
             began = time.perf_counter()
-            answer = _answer(adapter, impl, arrays, cell)
+            wanted = job.derivatives if cell.reduction in DERIVATIVE_REDUCTIONS else ()
+            answer = _answer(adapter, impl, arrays, cell, wanted)
             channel.send(dataclasses.replace(answer, seconds=time.perf_counter() - began))
 
 
@@ -58,12 +59,15 @@ def usage() -> tuple[float, int]:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, own.ru_maxrss * 1024
 
 
-def _answer(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray], cell: Cell) -> CellMessage:
-    """What the framework did with one cell."""
+def _answer(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray], cell: Cell,
+            derivatives: tuple[str, ...] = ()) -> CellMessage:
+    """What the framework did with one cell (and the further derivatives asked for with it)."""
     try:
         if cell.check == "batch":
             return BatchComputed(cell, *_alone_and_batched(adapter, impl, arrays, cell.device))
-        return Computed(cell, adapter.compute(impl, arrays, cell.reduction, cell.device, cell.mode))  # type: ignore[arg-type]
+        output = adapter.compute(impl, arrays, cell.reduction, cell.device, cell.mode,  # type: ignore[arg-type]
+                                 derivatives)
+        return Computed(cell, output)
     except Unsupported as exc:
         return NotSupported(cell, str(exc))
     except Exception as exc:  # the framework's own answer to this input

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cases import Case, CaseInputs, float_format
+from cases.relations import partner_of
 from harness.findings.known import KnownIssue, link_known_issues
 from harness.findings.signature import FINDING_STATUSES, NONFINITE_FAILURES, Signature, finding_id, signatures
 from harness.findings.titles import title_of, why_of
@@ -122,7 +123,7 @@ def example_fields(kind: str, example: dict[str, Any], cases: Mapping[str, Case]
         **{name: math.nan if weights[name] is None else weights[name] for name in ("weight", "pos_weight")},
         "got": example.get("got", math.nan), "expected": example.get("expected", math.nan),
         "ulp_error": example.get("ulp", math.nan), "input_form": example["form"],
-        "minimal": "element" if "x" in example and kind != "reduction" else "case",
+        "minimal": "element" if "x" in example and kind not in ("reduction", "relation") else "case",
         **{f"example_{name}": str(example[name]) for name in ("impl", "dtype", "mode", "reduction", "case")},
         "example_row": example["row_id"], "example_index": json.dumps(example.get("index", [])),
     }
@@ -137,12 +138,46 @@ def _collect(conformance: pd.DataFrame, cases: Mapping[str, Case]) -> dict[tuple
             found = [s for s in signatures(row, cases.get(str(row.case)), {}) if s.kind in ("precision", "nonfinite")]
             elementwise[(row.impl, row.case, row.dtype, row.device, row.quantity, row.mode)] = found
     groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    sides: dict[tuple[Any, ...], list[Signature]] = {}  # a reference row's problems, for the identities it is in
+    relations = [row for row in alarms.itertuples(index=False) if row.check == "relation"]
     for row in alarms.itertuples(index=False):
-        for signature in signatures(row, cases.get(str(row.case)), elementwise):
-            group = groups.setdefault(signature.key, {"rows": [], "examples": []})
-            group["rows"].append(row)
-            group["examples"].append(signature.example)
+        if row.check == "relation":
+            continue
+        found = signatures(row, cases.get(str(row.case)), elementwise)
+        if row.check == "reference":
+            sides[(row.impl, row.case, row.dtype, row.device, row.reduction, row.quantity)] = found
+        _add(groups, row, found)
+    for row in relations:  # an identity broken by a side's own problem is that problem's: an attribute of it
+        _add(groups, row, _sides_of(row, sides, cases) or signatures(row, cases.get(str(row.case)), elementwise))
     return groups
+
+
+def _add(groups: dict[tuple[str, ...], dict[str, Any]], row: Any, found: list[Signature]) -> None:
+    for signature in found:
+        group = groups.setdefault(signature.key, {"rows": [], "examples": []})
+        group["rows"].append(row)
+        group["examples"].append(signature.example)
+
+
+def _sides_of(row: Any, sides: dict[tuple[Any, ...], list[Signature]], cases: Mapping[str, Case]
+              ) -> list[Signature]:
+    """The problems of the reference rows an identity's row compares (its implementation and the one it must
+    equal, on its case and the partner case), in the same dtype, reduction and quantity."""
+    impls = {row.impl, *_twins().get(row.impl, ())}
+    names = {row.case, *(name for name, case in cases.items() if partner_of(case) == (row.relation, row.case))}
+    found: dict[tuple[str, ...], Signature] = {}
+    for impl in impls:
+        for name in names:
+            for signature in sides.get((impl, name, row.dtype, row.device, row.reduction, row.quantity), []):
+                found.setdefault(signature.key, signature)
+    return list(found.values())
+
+
+@functools.cache
+def _twins() -> dict[str, tuple[str, ...]]:
+    """impl → the implementation it must equal by an identity (`Implementation.same_as`), for the known adapters."""
+    return {impl.impl: (impl.same_as,) for adapter in adapter_classes().values() for impl in adapter.implementations
+            if impl.same_as}
 
 
 def _record(key: tuple[str, ...], group: dict[str, Any], cases: Mapping[str, Case],

@@ -12,24 +12,28 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cases import BadInput, Case, float_format, round_to_format
+from cases import BadInput, Case, CaseInputs, float_format, round_to_format
 from cases.casefile import hex_strings
 from cases.dtypes import round_in_format, ulp_in_format
 from harness.conformance.plan import BATCH_SIZE
+from harness.conformance.relations import RELATIONS, relation_pairs
 from harness.findings import script
 from harness.findings.grouping import example_fields, inputs_at, representative
 from harness.findings.signature import signatures
 from harness.findings.titles import title_of
 from harness.store.folder import RunFolderError, RunStore
 from harness.store.schema import INLINE_LIMIT
+from harness.verdict.derivatives import derivative_reference
 from harness.verdict.oracle import reference
 from harness.verdict.tolerance import NOT_FINDINGS, pass_ulp
 from harness.verdict.ulp import same_values
-from implementations import adapter_classes
+from harness.verdict.variants import ReferenceKey, variant_inputs, variant_of
+from implementations import Adapter, Implementation, Unsupported, adapter_classes
 from implementations.base import source_of
 
 __all__ = ["ReproError", "reproducer"]
@@ -103,7 +107,8 @@ def reproducer(run_dir: str | Path, identifier: str, framework: str | None = Non
         row = _row(table, identifier, folder)
         if row["status"] in NOT_FINDINGS:
             raise ReproError(f"row {identifier} is {row['status']}: there is nothing to reproduce")
-        return _script(folder, row, _case(store.read_cases(), row))
+        cases = store.read_cases()
+        return _script(folder, row, _case(cases, row), cases=cases)
     finding, cases = chosen.iloc[0], store.read_cases()
     if framework is not None and framework not in finding["frameworks"]:
         raise ReproError(f"finding {identifier} does not involve {framework}; it holds in "
@@ -136,7 +141,7 @@ def _finding_script(folder: Path, table: pd.DataFrame, cases: dict[str, Case], f
     row = _row(table, finding["example_row"], folder)
     case = _case(cases, row)
     if finding["minimal"] != "element":
-        return _script(folder, row, case)
+        return _script(folder, row, case, cases=cases)
     recorded = float(finding["got"]) if row["reduction"] == "none" else math.nan  # a mean's gradient is g / n
     element, row = one_element(case, row, tuple(json.loads(finding["example_index"])), recorded)
     return _script(folder, row, element, f"finding {finding['finding_id']}: {finding['title']}")
@@ -154,8 +159,7 @@ def one_element(case: Case, row: pd.Series, index: tuple[int, ...],
     element = Case(f"{case.name}{list(index)}", case.family, case.input_form, x, y, weight=at["weight"],
                    pos_weight=at["pos_weight"], description=f"element {list(index)} of {case.name}",
                    y_dtype=case.y_dtype)
-    exact = reference(element.inputs(row["dtype"]), case.input_form)
-    hi, lo, _band = exact.loss("none") if row["quantity"] == "loss" else exact.grad("none")
+    hi, lo = _exact_element(element, row)
     expected = float(round_to_format(np.asarray(hi + lo), float_format(row["dtype"])).ravel()[0])
     cut = row.copy()
     cut["case"], cut["reduction"], cut["worst_index"] = element.name, "none", "[0]"
@@ -163,8 +167,32 @@ def one_element(case: Case, row: pd.Series, index: tuple[int, ...],
     return element, cut
 
 
-def _script(folder: Path, row: pd.Series, case: Case, subject: str = "") -> str:
-    """The reproducer of `row` (a row of the run, or one cut down to an element) on `case`."""
+def _source_literal(source: str) -> str:
+    """Source code as a string literal that reads as the code itself (a raw triple-quoted string where it can)."""
+    if "'''" in source or source.endswith("\\"):
+        return repr(source)
+    return "r'''" + source + "'''"
+
+
+def _exact_element(element: Case, row: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The exact value of the row's quantity on a one-element case, as the audit judged it (on the inputs its
+    implementation is judged on: label smoothing's are smoothed)."""
+    adapters = adapter_classes()
+    impl = adapters[row["framework"]].implementation(row["impl"]) if row["framework"] in adapters else None
+    inputs, form = variant_inputs([element], ReferenceKey(0, row["dtype"], variant_of(impl) if impl else ""))
+    quantity = str(row["quantity"])
+    if quantity in ("loss", "grad"):
+        exact = reference(inputs, form)
+        hi, lo, _band = exact.loss("none") if quantity == "loss" else exact.grad("none")
+        return hi, lo
+    want = derivative_reference(inputs, form).quantity(quantity, "none")
+    return want.hi, want.lo
+
+
+def _script(folder: Path, row: pd.Series, case: Case, subject: str = "", cases: dict[str, Case] | None = None
+            ) -> str:
+    """The reproducer of `row` (a row of the run, or one cut down to an element) on `case` (`cases`: the run's,
+    where an identity's partner is found)."""
     adapters = adapter_classes()
     if row["framework"] not in adapters:
         raise ReproError(f"framework {row['framework']!r} has no adapter here; install the plugin that provides it")
@@ -179,23 +207,85 @@ def _script(folder: Path, row: pd.Series, case: Case, subject: str = "") -> str:
     recorded = float(row["got"]) if not pd.isna(row["got"]) else math.nan
     expected = float(row["expected"]) if not pd.isna(row["expected"]) else math.nan
 
-    body = _inputs_block(case, dtype) + "\n" + adapter.repro_source(impl, mode if check != "path" else "eager")
-    compiled = "None"
-    if check == "path":
-        body += "\nrun_eager = run\n\n" + adapter.repro_source(impl, mode) + "\nrun_compiled = run\nrun = run_eager\n"
-        compiled = "run_compiled"
     settings = {"label": f"{row['impl']} {mode} {dtype} reduction={row['reduction']} {row['quantity']}",
                 "check": check, "quantity": row["quantity"], "reduction": row["reduction"], "worst": list(worst),
                 "recorded": recorded, "expected": expected, "recorded_error": row["error_type"],
                 "format": [fmt.precision, fmt.emin, fmt.max_finite], "batch_size": BATCH_SIZE,
+                "shape": list(_result_shape(case.inputs(dtype), row["quantity"], row["reduction"])),
                 "pass_ulp": pass_ulp(case.size if row["quantity"] == "loss" and row["reduction"] != "none" else None)}
+    if check == "relation":
+        body, settings = _relation_body(adapter, row, case, cases or {case.name: case}, settings)
+        other, partner = "run_partner", ", partner=(x_partner, y_partner, weight_partner, pos_weight_partner)"
+    else:
+        body, other, partner = _body(adapter, impl, case, dtype, mode, check, row["quantity"]), "None", ""
+        other = "run_compiled" if check == "path" else other
     return (_header(row, folder, case, y_dtype, subject) + f"SETTINGS = {_settings_literal(settings)}\n\n"
             + source_of(ulp_in_format, same_values, *_SCRIPT) + "\n" + body
-            + f"\n\nif __name__ == \"__main__\":\n    sys.exit(reproduce(run, {compiled}, x, y, weight, pos_weight, "
-            "SETTINGS))\n")
+            + f"\n\nif __name__ == \"__main__\":\n    sys.exit(reproduce(run, {other}, x, y, weight, pos_weight, "
+            f"SETTINGS{partner}))\n")
 
 
-_SCRIPT = (script.ulp_distance, script._pick, script.observe, script.reproduce)
+def _result_shape(inputs: CaseInputs, quantity: str, reduction: str) -> tuple[int, ...]:
+    """The shape a result must have: x's for what is per element, a weight's for its derivative, else ()."""
+    if quantity in ("grad_weight", "grad_pos_weight"):
+        value = inputs.weight if quantity == "grad_weight" else inputs.pos_weight
+        return () if value is None else value.shape
+    if quantity == "grad_y":
+        return inputs.y.shape
+    per_element = quantity in ("grad", "grad2") or reduction == "none"
+    return inputs.x.shape if per_element else ()
+
+
+def _body(adapter: Adapter, impl: Implementation, case: Case, dtype: str, mode: str, check: str,
+          quantity: str) -> str:
+    """The inputs and the framework call (`run`; a path row's `run_compiled` too)."""
+    body = _inputs_block(case, dtype) + "\n" + _source(adapter, impl, "eager" if check == "path" else mode, quantity)
+    if check == "path":
+        compiled = _source(adapter, impl, mode, quantity)
+        body += "\nrun_eager = run\n\n" + compiled + "\nrun_compiled = run\nrun = run_eager\n"
+    return body
+
+
+def _source(adapter: Adapter, impl: Implementation, mode: str, quantity: str) -> str:
+    """`run` returning (loss, the quantity): the gradient's, or a further derivative's (the adapter's own)."""
+    if quantity in ("loss", "grad"):
+        return adapter.repro_source(impl, mode)
+    try:
+        return adapter.repro_derivative_source(impl, quantity)
+    except Unsupported as exc:
+        raise ReproError(f"no reproducer for {quantity} of {impl.impl}: {exc}") from None
+
+
+def _relation_body(adapter: Adapter, row: pd.Series, case: Case, cases: dict[str, Case],
+                   settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """An identity's two sides: the partner's inputs and call (`*_partner`, `run_partner`), then the base's."""
+    listed = list(cases.values())
+    pair = next((p for p in relation_pairs(type(adapter), listed, [row["dtype"]], [row["device"]])
+                 if p.relation == row["relation"] and p.impl == row["impl"] and listed[p.case].name == case.name
+                 and p.base.reduction == row["reduction"]), None)
+    if pair is None:
+        raise ReproError(f"row {row['row_id']}: the identity {row['relation']!r} has no pair in the run's cases")
+    relation = RELATIONS[pair.relation]
+    base_case, partner_case = listed[pair.base.case_index], listed[pair.partner.case_index]
+    quantity = str(row["quantity"])
+    # the partner's call runs in a namespace of its own: both sides define `run` and their helpers
+    source = adapter.repro_source(adapter.implementation(pair.partner.impl), "eager")
+    partner = (_inputs_block(partner_case, row["dtype"]) + "x_partner, y_partner, weight_partner, pos_weight_partner"
+               " = x, y, weight, pos_weight\n\n"
+               f"PARTNER_SOURCE = {_source_literal(source)}\n"
+               "partner_namespace = dict(globals())\n"
+               "exec(PARTNER_SOURCE, partner_namespace)  # the partner API's call, in a namespace of its own\n"
+               "run_partner = partner_namespace['run']\n\n")
+    base = _inputs_block(base_case, row["dtype"]) + "\n" + adapter.repro_source(
+        adapter.implementation(pair.base.impl), "eager")
+    factor = relation.loss_factor if quantity == "loss" else relation.grad_factor
+    settings = {**settings, "factor": factor, "reversed": relation.reversed,
+                "statement": f"{relation.statement} ({pair.partner.impl} on {partner_case.name} against "
+                             f"{pair.base.impl} on {base_case.name})"}
+    return partner + base, settings
+
+
+_SCRIPT = (script.ulp_distance, script._pick, script.observe, script._one_path_raises, script.reproduce)
 
 
 def _settings_literal(settings: dict[str, object]) -> str:

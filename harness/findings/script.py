@@ -1,7 +1,7 @@
 """The body of every reproducer: real, linted functions that `repro` copies into the script with `source_of`, so
 what runs is what is read and tested here. They need only NumPy. The script around them defines the framework
-call `run(x, y, weight, pos_weight) -> (loss, grad)` (and, for a path row, `run_compiled`), the inputs, and
-`SETTINGS`: what the audit recorded and what the right answer is.
+call `run(x, y, weight, pos_weight) -> (loss, grad)` (and, for a path row, `run_compiled`; for an identity the
+partner side's call and inputs), the inputs, and `SETTINGS`: what the audit recorded and what the right answer is.
 
 A reproducer exits 0 when the problem is still there (the discrepancy reproduces) and 1 when the framework now
 gives the right answer, so it can stand in a framework's own test suite or a bisection as it is.
@@ -37,10 +37,17 @@ def _pick(result: Any, index: tuple[int, ...]) -> float:
 
 
 def observe(run: Run, run_compiled: Run | None, x: np.ndarray, y: np.ndarray, weight: Any, pos_weight: Any,
-            settings: dict[str, Any]) -> tuple[float, float, str]:
-    """The framework's value where the audit looked, the value it should have been, and a line of context."""
+            settings: dict[str, Any], partner: tuple[Any, ...] = ()) -> tuple[float, float, str]:
+    """The framework's value where the audit looked, the value it should have been, and a line of context.
+    For an identity, `run_compiled` is the partner side's call and `partner` its inputs."""
     quantity = 0 if settings["quantity"] == "loss" else 1
     worst = tuple(settings["worst"])
+    if settings["check"] == "relation":
+        assert run_compiled is not None
+        base = np.asarray(run(x, y, weight, pos_weight)[quantity], dtype=np.float64) * settings["factor"]
+        mapped = base.ravel()[::-1].reshape(base.shape) if settings["reversed"] and base.ndim else base
+        other = run_compiled(*partner)[quantity]
+        return _pick(other, worst), _pick(mapped, worst), f"the identity: {settings['statement']}"
     if settings["check"] == "batch":
         index = np.resize(np.arange(x.size), settings["batch_size"])
         alone = [run(x.ravel()[i:i + 1], y.ravel()[i:i + 1], None, None)[quantity] for i in range(x.size)]
@@ -55,17 +62,37 @@ def observe(run: Run, run_compiled: Run | None, x: np.ndarray, y: np.ndarray, we
         eager, compiled = run(x, y, weight, pos_weight), run_compiled(x, y, weight, pos_weight)
         return _pick(compiled[quantity], worst), _pick(eager[quantity], worst), "compiled against eager"
     result = run(x, y, weight, pos_weight)[quantity]
-    implied = np.shape(x) if settings["quantity"] == "grad" or settings["reduction"] == "none" else ()
+    implied = tuple(settings["shape"])
     if np.shape(result) != implied:
         return math.nan, math.nan, f"a result of shape {np.shape(result)} where the inputs imply {implied}"
     return _pick(result, worst), float(settings["expected"]), "against the exact value"
 
 
+def _one_path_raises(run: Run, run_compiled: Run, inputs: tuple[Any, ...]) -> int:
+    """A compiled path that raises where eager computes, or the reverse: 0 while exactly one of them raises."""
+    raised = []
+    for name, call in (("eager", run), ("compiled", run_compiled)):
+        try:
+            call(*inputs)
+            print(f"{name}: computed a result")
+            raised.append(False)
+        except Exception as exc:  # the framework's own answer on this path
+            print(f"{name}: raised {type(exc).__name__}: {exc}")
+            raised.append(True)
+    reproduced = raised[0] != raised[1]
+    print("reproduced: one path raises, the other computes" if reproduced else
+          "NOT reproduced: both paths now agree on raising")
+    return 0 if reproduced else 1
+
+
 def reproduce(run: Run, run_compiled: Run | None, x: np.ndarray, y: np.ndarray, weight: Any, pos_weight: Any,
-              settings: dict[str, Any]) -> int:
+              settings: dict[str, Any], partner: tuple[Any, ...] = ()) -> int:
     """Run the framework and judge its answer: 0 when the recorded problem is there, 1 when it is gone."""
+    if settings["recorded_error"] == "PathStatus":
+        assert run_compiled is not None
+        return _one_path_raises(run, run_compiled, (x, y, weight, pos_weight))
     try:
-        got, right, context = observe(run, run_compiled, x, y, weight, pos_weight, settings)
+        got, right, context = observe(run, run_compiled, x, y, weight, pos_weight, settings, partner)
     except Exception as exc:  # the framework raised: what the audit recorded, or not
         print(f"raised {type(exc).__name__}: {exc}")
         same = type(exc).__name__ == settings["recorded_error"]

@@ -25,6 +25,7 @@ in `none` and `mean` is one finding, and an alarm never joins a documented conve
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ from cases import Case, float_format
 from harness.findings.script import ulp_distance
 from harness.verdict.domain import implied_dtype, shape_problem
 from harness.verdict.regions import failure_modes, input_regions
-from harness.verdict.tolerance import ALARMS
+from harness.verdict.tolerance import ALARMS, pass_ulp
+from implementations import adapter_classes
 
 __all__ = ["FINDING_STATUSES", "NONFINITE_FAILURES", "Signature", "finding_id", "signatures"]
 
@@ -66,7 +68,9 @@ def finding_id(kind: str, family: str, region: str, failure: str) -> str:
 
 
 def _family(quantity: str) -> str:
-    return "loss" if quantity == "loss" else "gradient"
+    """The quantity family: the loss, the gradient, or a further derivative by its own name (forward mode,
+    with respect to y, the weights, the second derivative: each computed by other code)."""
+    return "loss" if quantity == "loss" else "gradient" if quantity == "grad" else quantity
 
 
 def _element(row: Any, **values: Any) -> dict[str, Any]:
@@ -152,6 +156,17 @@ def _broadcast(row: Any, case: Case | None) -> Signature:
     return Signature("broadcast", "call", region, "broadcast", _element(row, message=row.error_message))
 
 
+_SHAPED_LIKE_WEIGHTS = ("grad_weight", "grad_pos_weight")
+
+
+def _of_weights(row: Any) -> Signature:
+    """A derivative with respect to a weight: the case family's inputs, the worst entry's failure."""
+    failure = str(failure_modes(np.array([row.got]), np.array([row.expected]))[0])
+    kind = "nonfinite" if failure in NONFINITE_FAILURES else "precision"
+    example = _element(row, got=row.got, expected=row.expected, ulp=_ulp(row.got, row.expected, row.dtype))
+    return Signature(kind, _family(row.quantity), f"{row.family} inputs", failure, example)
+
+
 def _size_region(n: int) -> str:
     return "empty inputs" if n == 0 else "n ≥ 65 520 elements" if n >= _COUNT_EDGE else "n < 65 520 elements"
 
@@ -174,6 +189,12 @@ def _compared(row: Any) -> Signature:
     region, failure, example = worst
     if row.check == "batch":  # the cause is the batch's code path (SIMD body or tail), wherever the element lies
         return Signature("batch", _family(row.quantity), "element inside a batch", "differs", example)
+    if row.check == "relation":
+        return Signature("relation", _family(row.quantity), f"{row.relation}, {region}", failure,
+                         {**example, "relation": row.relation, "message": row.error_message})
+    if row.error_type == "PathStatus":  # raises on one path only: no element to point at
+        return Signature("path", "call", "raises on one path only", "raises",
+                         _element(row, message=row.error_message, error_type=row.error_type))
     return Signature(row.check, _family(row.quantity), region, failure, example)
 
 
@@ -197,18 +218,48 @@ def signatures(row: Any, case: Case | None, elementwise: dict[tuple[Any, ...], l
     found = _reference(row, elementwise)
     if dtype and dtype[0].region != "wider result":  # lost digits are the narrower dtype's: that is the finding
         found = [s for s in found if s.failure not in ("lost", "imprecise")]
+    if (compute := _narrower_computation(row)) is not None:
+        found = [_as_narrower(signature, compute) for signature in found]
     return dtype + found
+
+
+@functools.cache
+def _compute_dtypes() -> dict[str, str]:
+    """impl → the dtype it computes in whatever its inputs' (`Implementation.compute_dtype`), where it has one."""
+    return {impl.impl: impl.compute_dtype for adapter in adapter_classes().values() for impl in adapter.implementations
+            if impl.compute_dtype}
+
+
+def _narrower_computation(row: Any) -> str | None:
+    """The dtype the row's implementation computes in, where it is narrower than the row's."""
+    compute = _compute_dtypes().get(row.impl)
+    if compute and float_format(compute).precision < float_format(row.dtype).precision:
+        return compute
+    return None
+
+
+def _as_narrower(signature: Signature, compute: str) -> Signature:
+    """Lost digits that the dtype computed in explains (the result is right to that dtype's pass tolerance): the
+    narrower computation's finding, not one of its own."""
+    example = signature.example
+    if signature.kind != "precision" or "got" not in example:
+        return signature
+    if _ulp(example["got"], example["expected"], compute) > pass_ulp(None):
+        return signature
+    return Signature("dtype", "call", "narrower computation", "dtype", {**example, "compute_dtype": compute})
 
 
 def _reference(row: Any, elementwise: dict[tuple[Any, ...], list[Signature]]) -> list[Signature]:
     """A reference row's problems: its elements' for `none`; a mean or sum shares those of its element-wise row,
     and what its element-wise row lacks is the reduction's (a float16 count or sum)."""
+    if row.quantity in _SHAPED_LIKE_WEIGHTS:  # summed over what each weight broadcasts to: no element of x
+        return [_of_weights(row)]
     if row.reduction == "none":
         return _elementwise(row)
     key = (row.impl, row.case, row.dtype, row.device, row.quantity)
     joined = [s for s in elementwise.get((*key, row.mode), elementwise.get((*key, "eager"), []))
               if s.kind != "convention"]  # an alarm is never filed under a documented convention
-    if row.quantity == "loss":
+    if row.quantity in ("loss", "grad_fwd"):  # a scalar: forward mode along ones reduces like the loss
         return joined or [_reduced(row)]
     shared, out = {s.key for s in joined}, dict[tuple[str, str, str, str], Signature]()
     for signature in _elementwise(row):  # a gradient is element-wise under every reduction

@@ -41,9 +41,15 @@ def exact(value: Any) -> str:
     return number(value) if not math.isfinite(float(value)) else repr(float(value))
 
 
+_QUANTITY_WORDS = {"loss": "loss", "gradient": "gradient", "grad_fwd": "forward-mode derivative",
+                   "grad_y": "derivative with respect to y", "grad_weight": "derivative with respect to the weight",
+                   "grad_pos_weight": "derivative with respect to pos_weight", "grad2": "second derivative",
+                   "call": "result"}
+
+
 def _quantity(record: dict[str, Any], example: dict[str, Any]) -> str:
     reduced = "" if example["reduction"] == "none" else f"{example['reduction']} "
-    return reduced + ("loss" if record["family"] == "loss" else "gradient")
+    return reduced + _QUANTITY_WORDS.get(record["family"], record["family"])
 
 
 def _value(record: dict[str, Any], example: dict[str, Any]) -> str:
@@ -65,6 +71,9 @@ def title_of(record: dict[str, Any], example: dict[str, Any]) -> str:
         return f"{_quantity(record, example)} has the wrong shape over {example['n']} elements: {message}"
     if kind == "reduction":
         return f"{_value(record, example)} over {example['n']} {example['dtype']} elements ({region})"
+    if kind == "dtype" and region == "narrower computation":
+        return (f"computes in {example['compute_dtype']} what its {example['dtype']} inputs ask for: "
+                f"{_value(record, example)} {_where(record, example)}")
     if kind == "dtype":
         return (f"returns {example['out_dtype']} where the inputs imply {example['implied']} ({region}, "
                 f"{example['dtype']} inputs)")
@@ -74,6 +83,12 @@ def title_of(record: dict[str, Any], example: dict[str, Any]) -> str:
         return f"raises {example.get('error_type') or 'an error'} on {region}: {message}"
     if kind in ("crash", "timeout"):
         return f"the worker {'died' if kind == 'crash' else 'stopped answering'} on {region}: {message}"
+    if kind == "relation":
+        got, mapped = _pair(example["got"], example["expected"])
+        return (f"{example['relation']} does not hold: {_quantity(record, example)} is {got} where the identity "
+                f"gives {mapped} {_where(record, example)}")
+    if kind == "path" and region == "raises on one path only":
+        return f"{example['mode']} and eager disagree on raising: {message}"
     if kind == "batch":
         return (f"{_quantity(record, example)} differs inside a batch from the element alone "
                 f"{_where(record, example)}")
@@ -109,10 +124,16 @@ def why_of(record: dict[str, Any], convention_reason: str = "") -> str:
         "reduction": ("a count or a sum held in float16 (its largest number is 65 504; every integer from 65 520 "
                       "rounds to inf)" if region.startswith("n ≥") else "the reduction itself, not its elements"),
         "dtype": {"narrower result": "computes in a narrower dtype than its inputs' (a loss class's own dtype)",
+                  "narrower computation": "computes in a narrower dtype than its inputs' (a loss class's own dtype, "
+                                          "floatx): what it returns has that dtype's precision",
                   "label dtype not promoted": "a wider label is cast to the input's dtype instead of promoting it",
                   }.get(region, "returns a wider dtype than its inputs'"),
         "broadcast": "mismatched shapes are broadcast against each other instead of raising",
         "raises": f"the API does not accept {region}",
         "batch": "the vectorised main loop and its scalar tail compute differently",
-        "path": "the compiled graph computes differently from eager (fusion or rewriting)",
+        "path": "the compiled graph computes differently from eager (fusion or rewriting)"
+                if region != "raises on one path only" else
+                "the compiled path checks its inputs differently from eager (a decomposition without the check)",
+        "relation": "the two sides of the identity compute differently (another formula or rounding order), "
+                    "though neither alone fails",
     }.get(kind, "")

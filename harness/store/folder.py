@@ -209,8 +209,13 @@ class RunStore:
         return frame
 
     def conformance(self) -> pd.DataFrame:
-        return self._table(CONFORMANCE, f"{str(self.path)!r} has no {CONFORMANCE}; the run did not finish — rerun "
-                                        "the audit", "rerun the audit")
+        """The run's rows; columns a run of an older schema lacks are there, empty (`failures`, `relation`)."""
+        frame = self._table(CONFORMANCE, f"{str(self.path)!r} has no {CONFORMANCE}; the run did not finish — "
+                                         "rerun the audit", "rerun the audit")
+        for column in ("failures", "relation"):
+            if column not in frame.columns:
+                frame[column] = ""
+        return frame
 
     def write_findings(self, frame: pd.DataFrame) -> None:
         """`findings.parquet`, and `findings.json` (the same rows, as a list of objects; non-finite numbers as

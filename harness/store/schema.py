@@ -38,8 +38,9 @@ __all__ = [
 ]
 
 # 2: conformance rows carry `failures` (their failing elements by region and failure mode); findings.parquet
-SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+# 3: conformance rows carry `relation` (the identity a check="relation" row tests); quantities beyond loss, grad
+SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 META = "meta.json"
 JOURNAL = "journal.jsonl"
@@ -54,10 +55,11 @@ INLINE_LIMIT = 4096  # cases up to this many elements are stored value by value 
 
 
 def row_id(impl: str, case: str, dtype: str, device: str, reduction: str, quantity: str,
-           check: str = "reference", mode: str = "eager") -> str:
-    """Stable hash of a conformance row's key: the same cell of the matrix has the same id in every run."""
-    key = "|".join((impl, case, dtype, device, reduction, quantity, check, mode))
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+           check: str = "reference", mode: str = "eager", relation: str = "") -> str:
+    """Stable hash of a conformance row's key: the same cell of the matrix has the same id in every run. The
+    relation joins the key only for relation rows, so the ids of every other row stay what they were."""
+    parts = (impl, case, dtype, device, reduction, quantity, check, mode) + ((relation,) if relation else ())
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def bench_row_id(impl: str, mode: str, direction: str, device: str, dtype: str, n: str) -> str:
@@ -85,6 +87,7 @@ class ConformanceRow:
     reduction: str = ""
     quantity: str = ""
     check: str = "reference"
+    relation: str = ""  # for check="relation": the identity's name (symmetry, pos_weight_one, …)
     mode: str = "eager"
     n: int = 0
     status: str = ""
@@ -105,7 +108,7 @@ class ConformanceRow:
     def with_id(self) -> ConformanceRow:
         """This row with its `row_id` computed from its key."""
         return replace(self, row_id=row_id(self.impl, self.case, self.dtype, self.device, self.reduction,
-                                           self.quantity, self.check, self.mode))
+                                           self.quantity, self.check, self.mode, self.relation))
 
     def record(self) -> dict[str, Any]:
         """The row as the journal stores it (one JSON object)."""
@@ -126,10 +129,11 @@ class CellKey(NamedTuple):
     reduction: str
     mode: str
     check: str
+    relation: str = ""
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> CellKey:
-        return cls(*(str(row[name]) for name in cls._fields))
+        return cls(*(str(row.get(name) or "") for name in cls._fields))
 
 
 BENCH_COLUMNS = [

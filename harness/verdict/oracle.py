@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -232,16 +233,22 @@ def _mp_logits(x: float, y: float, w: float, p: float) -> tuple[mpmath.mpf, mpma
     return loss, grad
 
 
-def _mp_probs(q: float, y: float, w: float, p: float) -> tuple[mpmath.mpf, mpmath.mpf]:
-    if math.isnan(q) or math.isnan(y) or math.isnan(w) or math.isnan(p):
-        return _MP.nan, _MP.nan
+def _mp_probability_terms(q: float) -> tuple[mpmath.mpf, mpmath.mpf, mpmath.mpf, mpmath.mpf]:
+    """(log q, log(1 − q), 1/q, 1/(1 − q)) at the working precision, with their limits at q = 0 and 1. Real
+    logarithms only: log of a negative number is NaN here, as in every framework."""
     mq = _MP.mpf(q)
-    a, py = 1 - _MP.mpf(y), _MP.mpf(p) * y
-    # Real logarithms only: log of a negative number is NaN here, as in every framework.
     log_q = -_INF if q == 0 else (_MP.log(mq) if q > 0 else _MP.nan)
     log_1mq = -_INF if q == 1 else (_MP.log1p(-mq) if q < 1 else _MP.nan)
     inv_q = _INF if q == 0 else 1 / mq
     inv_1mq = _INF if q == 1 else 1 / (1 - mq)
+    return log_q, log_1mq, inv_q, inv_1mq
+
+
+def _mp_probs(q: float, y: float, w: float, p: float) -> tuple[mpmath.mpf, mpmath.mpf]:
+    if math.isnan(q) or math.isnan(y) or math.isnan(w) or math.isnan(p):
+        return _MP.nan, _MP.nan
+    a, py = 1 - _MP.mpf(y), _MP.mpf(p) * y
+    log_q, log_1mq, inv_q, inv_1mq = _mp_probability_terms(q)
     loss = -(w * (_mp_times(py, log_q) + _mp_times(a, log_1mq)))
     grad = w * (_mp_times(a, inv_1mq) - _mp_times(py, inv_q))
     return loss, grad
@@ -376,10 +383,10 @@ def cached_reference(inputs: CaseInputs, input_form: str) -> Reference | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        with path.open("rb") as file, np.load(file, allow_pickle=False) as stored:
             values = {f.name: stored[f.name] for f in fields(Reference) if f.name in stored}
         return Reference(**{k: (v if k in _ARRAY_FIELDS else v.item()) for k, v in values.items()}, undefined=None)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):  # a truncated entry is a bad zip
         path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
         return None
 

@@ -160,3 +160,34 @@ def test_a_reference_row_names_its_failing_elements() -> None:
     mean = judge.result("torch", Cell("torch.logits", 0, "float64", "cpu", "mean"),
                         Output(np.array(0.5), ref.grad_mean_hi.copy(), "float64", "float64", "api"), ref)[0]
     assert mean.failures == ""
+
+
+OUTSIDE = Case("outside", "test", "probs", np.array([0.5, 1e-30]), np.array([-0.5, 2.0]), tags=("path",))
+
+
+def test_a_compiled_path_that_computes_where_eager_raises_fails() -> None:
+    eager_cell = Cell("torch.probs", 0, "float32", "cpu", "mean")
+    compiled_cell = eager_cell._replace(mode="torch.compile")
+    judge = Judge([OUTSIDE], {"torch": ADAPTERS["torch"]}, compared={eager_cell})
+    ref = reference(OUTSIDE.inputs("float32"), "probs")
+    # the compiled answer comes first: it waits for eager's
+    assert judge.result("torch", compiled_cell, _output(np.array(-50.0), np.zeros(2), "compiled: 1"), ref) == []
+    eager = judge.raised("torch", eager_cell, "RuntimeError", "all elements of target should be between 0 and 1")
+    assert {row.status for row in eager} == {"rejected"}  # outside the domain: raising is right
+    rows = judge.release(eager_cell)
+    path = [row for row in rows if row.check == "path"]
+    assert sorted(row.quantity for row in path) == ["grad", "loss"]
+    assert {(row.status, row.error_type) for row in path} == {("fail", "PathStatus")}
+    assert "eager raised RuntimeError" in path[0].error_message
+
+
+def test_a_compiled_path_that_raises_where_eager_computes_fails() -> None:
+    eager_cell = Cell("torch.logits", 0, "float32", "cpu", "mean")
+    compiled_cell = eager_cell._replace(mode="torch.compile")
+    judge = Judge([CASE], {"torch": ADAPTERS["torch"]}, compared={eager_cell})
+    ref = reference(CASE.inputs("float32"), "logits")
+    judge.result("torch", eager_cell, _output(np.array(ref.mean_hi), ref.grad_mean_hi), ref)
+    rows = judge.raised("torch", compiled_cell, "BackendCompilerFailed", "no kernel")
+    assert {(row.check, row.status) for row in rows} == {("reference", "error"), ("path", "fail")}
+    unrelated = Judge([CASE], {"torch": ADAPTERS["torch"]})  # no eager to compare with: no path row
+    assert {row.check for row in unrelated.raised("torch", compiled_cell, "RuntimeError", "x")} == {"reference"}

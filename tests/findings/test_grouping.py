@@ -156,3 +156,30 @@ def test_rows_of_an_older_run_stand_for_their_worst_element() -> None:
                    out_dtype="float64")  # a row that fails for its dtype alone: no element finding
     assert list(_findings([passing])["kind"]) == ["dtype"]
     assert build_findings(pd.DataFrame(), CASES)[0].empty
+
+
+def test_an_identity_broken_by_a_side_s_own_problem_is_an_attribute_of_that_finding() -> None:
+    side = _row("torch.logits")  # x = -40, y = 0: the loss is lost
+    relation = _row("torch.logits", check="relation", relation="symmetry", got=[0.0, 1.0, 0.0, 0.0],
+                    expected=[TINY, 1.0, 0.0, 0.0])
+    found = _findings([side, relation])
+    assert len(found) == 1
+    assert found.iloc[0]["checks"] == ["reference", "relation"] and found.iloc[0]["rows"] == 2
+
+
+def test_an_identity_broken_while_both_sides_pass_is_a_finding_of_its_own() -> None:
+    relation = _row("torch.logits", check="relation", relation="symmetry", got=[0.0, 1.5, 0.0, 0.0],
+                    expected=[0.0, 1.0, 0.0, 0.0])
+    found = _findings([relation])
+    assert len(found) == 1
+    finding = found.iloc[0]
+    assert finding["kind"] == "relation" and finding["region"].startswith("symmetry, ")
+    assert finding["title"].startswith("symmetry does not hold: loss is 1.5 where the identity gives 1")
+
+
+def test_derivatives_are_findings_of_their_own_quantity() -> None:
+    grad2 = _row("jax.logits", quantity="grad2", got=[0.0, 1.0, 0.0, 0.0], expected=[TINY, 1.0, 0.0, 0.0])
+    loss = _row("jax.logits")
+    found = _findings([grad2, loss])
+    assert sorted(found["family"]) == ["grad2", "loss"]
+    assert "second derivative is 0 where the exact value is 4.24835e-18" in " ".join(found["title"])

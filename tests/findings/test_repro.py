@@ -26,7 +26,7 @@ from tests.conftest import run_cli
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("repro") / "run"
     wanted = {"prob_edges_float32", "logit_thresholds_bfloat16", "large_logits", "labels_outside_probs",
-              "scale_logits_n1000"}
+              "scale_logits_n1000", "relation_logits", "relation_logits~mirror"}
     cases = [c for c in builtin_cases() if c.name in wanted]
     harness.audit(frameworks=["numpy", "torch", "jax"], dtypes=["float32", "bfloat16"], cases=cases, out=out)
     return out
@@ -52,6 +52,22 @@ def test_every_kind_of_discrepancy_reproduces(run_dir: Path, tmp_path: Path) -> 
         verdict = [line for line in done.stdout.splitlines() if "reproduced" in line]
         assert done.returncode == 0, (row.to_dict(), done.stdout[-2000:], done.stderr[-2000:])
         assert len(verdict) == 1 and verdict[0].startswith("reproduced:"), done.stdout
+
+
+@pytest.mark.slow
+def test_identities_further_derivatives_and_path_status_reproduce(run_dir: Path, tmp_path: Path) -> None:
+    """A broken identity (both sides run again), a wrong second derivative and a compiled path that computes
+    where eager raises (pytorch#193757): each script exits 0 and says so."""
+    table = pd.read_parquet(run_dir / "conformance.parquet")
+    alarms = table[table["status"].isin(["fail", "nonfinite"])]
+    picks = [alarms[alarms["check"] == "relation"].iloc[0], alarms[alarms["quantity"] == "grad2"].iloc[0],
+             alarms[alarms["error_type"] == "PathStatus"].iloc[0]]
+    for row in picks:
+        script = tmp_path / f"repro_{row['row_id']}.py"
+        script.write_text(reproducer(run_dir, row["row_id"]), encoding="utf-8")
+        done = _run(script)
+        assert done.returncode == 0, (row.to_dict(), done.stdout[-2000:], done.stderr[-2000:])
+        assert "reproduced:" in done.stdout and "NOT reproduced" not in done.stdout, done.stdout
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ EXACT = 3.059022269256247e-07  # softplus(-15) rounded to float32
 def _settings(**changes: Any) -> dict[str, Any]:
     base = {"label": "test", "check": "reference", "quantity": "loss", "reduction": "none", "worst": [0],
             "recorded": 0.0, "expected": EXACT, "recorded_error": "", "batch_size": 7, "pass_ulp": 4.0,
-            "format": [F32.precision, F32.emin, F32.max_finite]}
+            "format": [F32.precision, F32.emin, F32.max_finite], "shape": list(np.shape(X))}
     return base | changes
 
 

@@ -29,7 +29,7 @@ def test_row_ids_are_the_ones_earlier_runs_stored() -> None:
 def test_the_row_record_is_the_table_s_columns_in_order() -> None:
     assert CONFORMANCE_COLUMNS[:6] == ["run_id", "row_id", "framework", "framework_version", "impl", "api"]
     assert CONFORMANCE_COLUMNS[-5:] == ["got", "expected", "error_type", "error_message", "failures"]
-    assert len(CONFORMANCE_COLUMNS) == 31 and len(set(CONFORMANCE_COLUMNS)) == 31
+    assert len(CONFORMANCE_COLUMNS) == 32 and len(set(CONFORMANCE_COLUMNS)) == 32
     row = ConformanceRow(impl="torch.logits", case="seed_logits", dtype="float32", device="cpu", reduction="mean",
                          quantity="loss").with_id()
     assert row.row_id == "841699b1dd8e4539"

@@ -145,5 +145,8 @@ def test_the_disk_cache_serves_a_reference_and_a_damaged_entry_is_recomputed(tmp
     stored = cached_reference(inputs, "logits")
     assert stored is not None and stored.mean_hi == first.mean_hi and np.array_equal(stored.loss_hi, first.loss_hi)
     (entry,) = (tmp_path / "reference").iterdir()
+    whole = entry.read_bytes()
     entry.write_bytes(b"not an npz")
     assert cached_reference(inputs, "logits") is None and not entry.exists()  # removed, never trusted
+    entry.write_bytes(whole[:100])  # a truncated entry (a write cut short): a zip without its directory
+    assert cached_reference(inputs, "logits") is None and not entry.exists()

@@ -1,0 +1,112 @@
+"""Identities between two results: which cells pair up, and a planted violation of each one trips its row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cases import builtin_cases
+from cases.relations import partner_of
+from harness.conformance.plan import Cell
+from harness.conformance.relations import RELATIONS, Pair, relation_pairs
+from harness.conformance.rows import Judge
+from harness.verdict.oracle import reference
+from harness.verdict.variants import variant_inputs
+from implementations import Output, adapter_classes
+
+CASES = builtin_cases(0, ["relations"])
+ADAPTERS = adapter_classes()
+
+
+def _pairs(framework: str, dtype: str = "float64") -> list[Pair]:
+    return relation_pairs(ADAPTERS[framework], CASES, [dtype], ["cpu"])
+
+
+def test_every_relation_pairs_up_somewhere() -> None:
+    found = {pair.relation for framework in ADAPTERS for pair in _pairs(framework)}
+    assert found == set(RELATIONS)
+
+
+def test_pairs_link_a_base_case_and_its_partner() -> None:
+    for pair in _pairs("torch"):
+        base, partner = CASES[pair.base.case_index], CASES[pair.partner.case_index]
+        if RELATIONS[pair.relation].same_impl:
+            assert pair.base.impl == pair.partner.impl == pair.impl
+            assert partner_of(partner) == (pair.relation, base.name)
+        assert pair.base.reduction == pair.partner.reduction and pair.base.dtype == pair.partner.dtype
+
+
+def test_pos_weight_one_only_where_the_api_takes_pos_weight() -> None:
+    impls = {pair.impl for pair in _pairs("torch") if pair.relation == "pos_weight_one"}
+    assert impls == {"torch.logits", "torch.lse_formula"}  # torch.probs has no pos_weight
+
+
+def _exact_output(judge: Judge, cell: Cell) -> Output:
+    """What a framework computing the exact value rounded to float64 returns for a cell."""
+    ref = reference(*variant_inputs(judge.cases, judge.reference_key(cell)))
+    judge.references[judge.reference_key(cell)] = ref
+    loss, grad = ref.loss(cell.reduction)[0], ref.grad(cell.reduction)[0]
+    return Output(np.asarray(loss, dtype=np.float64), np.asarray(grad, dtype=np.float64), "float64", "float64",
+                  api="exact")
+
+
+def _relation_rows(pair: Pair, framework: str, plant: float = 0.0) -> dict[str, str]:
+    """The relation rows' statuses by quantity, the partner's loss moved by `plant` relative."""
+    judge = Judge(CASES, {framework: ADAPTERS[framework]})
+    for side in (pair.base, pair.partner):
+        judge.pairs.setdefault(side, []).append(pair)
+    rows = judge.result(framework, pair.base, _exact_output(judge, pair.base))
+    partner = _exact_output(judge, pair.partner)
+    moved = Output(partner.loss * (1.0 + plant), partner.grad * (1.0 + plant), "float64", "float64", "exact")
+    rows += judge.result(framework, pair.partner, moved)
+    return {row.quantity: row.status for row in rows if row.check == "relation"}
+
+
+def _one(relation: str, framework: str, reduction: str) -> Pair:
+    return next(p for p in _pairs(framework) if p.relation == relation and p.base.reduction == reduction)
+
+
+_FRAMEWORK = {"softmax2": "torch", "focal_gamma0": "jax", "label_smoothing": "tensorflow"}
+
+
+@pytest.mark.parametrize("relation", sorted(RELATIONS))
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_exact_sides_satisfy_the_identity(relation: str, reduction: str) -> None:
+    pair = _one(relation, _FRAMEWORK.get(relation, "numpy"), reduction)
+    statuses = _relation_rows(pair, _FRAMEWORK.get(relation, "numpy"))
+    assert statuses and set(statuses.values()) <= {"pass", "inexact"}, statuses
+    if RELATIONS[relation].grad_factor is None:
+        assert set(statuses) == {"loss"}  # d/dq and d/dx are different quantities
+    if relation not in ("probs_logits", "label_smoothing"):  # exact inputs: the identity holds to the bit
+        assert set(statuses.values()) == {"pass"}
+
+
+@pytest.mark.parametrize("relation", sorted(RELATIONS))
+def test_a_planted_violation_trips_the_identity(relation: str) -> None:
+    framework = _FRAMEWORK.get(relation, "numpy")
+    statuses = _relation_rows(_one(relation, framework, "none"), framework, plant=1e-3)
+    assert statuses["loss"] == "fail", statuses
+
+
+def test_symmetry_negates_the_gradient() -> None:
+    relation = RELATIONS["symmetry"]
+    assert relation.mapped("grad", np.array([0.25, -1.0])).tolist() == [-0.25, 1.0]
+    assert relation.mapped("loss", np.array([0.25])).tolist() == [0.25]
+
+
+def test_permutation_reverses_element_wise_results_and_keeps_scalars() -> None:
+    relation = RELATIONS["permutation"]
+    assert relation.mapped("loss", np.array([1.0, 2.0, 3.0])).tolist() == [3.0, 2.0, 1.0]
+    assert relation.mapped("loss", np.array(6.0)).tolist() == 6.0
+
+
+def test_the_default_audit_pairs_identities_in_every_framework_and_asks_every_derivative() -> None:
+    from harness.conformance.plan import Scope, jobs_for
+
+    everything = builtin_cases(0)
+    for framework, adapter in ADAPTERS.items():
+        pairs = relation_pairs(adapter, everything, ["float32"], ["cpu"])
+        assert {"symmetry", "weight_linear", "permutation"} <= {pair.relation for pair in pairs}, framework
+        asked = {name for job in jobs_for(adapter, everything, ["float32"], ["cpu"], Scope.default())
+                 for name in job.derivatives}
+        assert asked == {"grad_fwd", "grad_y", "grad_weight", "grad_pos_weight", "grad2"}, framework
