@@ -23,7 +23,7 @@ __all__ = ["MAX_CASE_FILE_BYTES", "CaseFileError", "case_entry", "hex_strings", 
 
 MAX_CASE_FILE_BYTES = 64 * 1024 * 1024
 _FIELDS = {"name", "input_form", "x", "y", "weight", "pos_weight", "family", "description", "tags", "y_dtype",
-           "dtypes"}
+           "dtypes", "weight_dtype"}
 _Y_DTYPES = {"float64", "float32", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"}
 _SPECIAL = {"inf": np.inf, "+inf": np.inf, "-inf": -np.inf, "nan": np.nan, "infinity": np.inf,
             "-infinity": -np.inf}
@@ -95,6 +95,9 @@ def _case(entry: Any, index: int, source: str) -> Case:
     y_dtype = entry.get("y_dtype")
     if y_dtype is not None and y_dtype not in _Y_DTYPES:
         raise CaseFileError(f"{label}: field 'y_dtype' is {y_dtype!r}; use one of {', '.join(sorted(_Y_DTYPES))}")
+    weight_dtype = entry.get("weight_dtype")
+    if weight_dtype is not None and weight_dtype not in DTYPES:
+        raise CaseFileError(f"{label}: field 'weight_dtype' is {weight_dtype!r}; use one of {', '.join(DTYPES)}")
     dtypes = entry.get("dtypes")
     if dtypes is not None and (not isinstance(dtypes, list) or not dtypes or any(d not in DTYPES for d in dtypes)):
         raise CaseFileError(f"{label}: field 'dtypes' must be a non-empty list of {', '.join(DTYPES)}")
@@ -118,6 +121,7 @@ def _case(entry: Any, index: int, source: str) -> Case:
         tags=tuple(tags),
         y_dtype=y_dtype,
         dtypes=None if dtypes is None else tuple(dtypes),
+        weight_dtype=weight_dtype,
     )
 
 
@@ -178,4 +182,6 @@ def case_entry(case: Case) -> dict[str, object]:
         entry["y_dtype"] = case.y_dtype
     if case.dtypes is not None:
         entry["dtypes"] = list(case.dtypes)
+    if case.weight_dtype is not None:
+        entry["weight_dtype"] = case.weight_dtype
     return entry

@@ -55,7 +55,8 @@ class Case:
     Master values are float64; `inputs(dtype)` rounds them (once, ties to even) to the dtype under test, and the
     reference is computed from those rounded values, so every framework is judged on the same problem.
 
-    `dtypes` limits the case to the dtypes it was derived for (None: every dtype). `recipe` is NumPy code that
+    `dtypes` limits the case to the dtypes it was derived for (None: every dtype). `y_dtype` and `weight_dtype`
+    give the labels, and the weight and pos_weight, a dtype of their own (mixed dtypes). `recipe` is NumPy code that
     regenerates x, y (and weight, pos_weight) bit for bit, for cases too large to print in a reproducer.
     Tags steer the matrix: "path" (compiled paths run on it by default), "batch" (element alone vs in a batch),
     "full" (only with --full).
@@ -72,6 +73,7 @@ class Case:
     tags: tuple[str, ...] = ()
     y_dtype: str | None = None
     dtypes: tuple[str, ...] | None = None
+    weight_dtype: str | None = None
     recipe: str = ""
     _cache: dict[str, CaseInputs] = field(default_factory=dict, repr=False, compare=False)
 
@@ -83,6 +85,9 @@ class Case:
         for attr in ("x", "y", "weight", "pos_weight"):
             object.__setattr__(self, attr, _frozen(getattr(self, attr)))
         object.__setattr__(self, "tags", tuple(self.tags))
+        if self.weight_dtype is not None and self.weight_dtype not in DTYPES:
+            raise ValueError(f"case {self.name!r}: unknown weight_dtype {self.weight_dtype!r}; known: "
+                             f"{', '.join(DTYPES)}")
         if self.dtypes is not None:
             object.__setattr__(self, "dtypes", tuple(self.dtypes))
             unknown = [d for d in self.dtypes if d not in DTYPES]
@@ -111,7 +116,8 @@ class Case:
         return int(self.x.size)
 
     def inputs(self, dtype: str) -> CaseInputs:
-        """The case rounded to `dtype` (labels to `y_dtype` when the case sets one)."""
+        """The case rounded to `dtype` (labels to `y_dtype`, weight and pos_weight to `weight_dtype`, when the case
+        sets them)."""
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
         cached = self._cache.get(dtype)
@@ -120,8 +126,8 @@ class Case:
                 dtype=dtype,
                 x=cast(self.x, dtype),
                 y=cast(self.y, self.y_dtype or dtype),
-                weight=None if self.weight is None else cast(self.weight, dtype),
-                pos_weight=None if self.pos_weight is None else cast(self.pos_weight, dtype),
+                weight=None if self.weight is None else cast(self.weight, self.weight_dtype or dtype),
+                pos_weight=None if self.pos_weight is None else cast(self.pos_weight, self.weight_dtype or dtype),
             )
             for value in cached.arrays().values():
                 value.flags.writeable = False

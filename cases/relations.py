@@ -107,9 +107,34 @@ def relations(_: int) -> list[Case]:
     return bases + [partner for base in bases for partner in partners(base, weights_only=base.weight is not None)]
 
 
+_HALF = ("float16", "bfloat16")
+
+
 def contexts(_: int) -> list[Case]:
-    """Logits for σ computed inside the function (then a probabilities API), in eager and compiled modes."""
+    """What the case file alone does not say: σ computed inside the function (then a probabilities API), the
+    loss inside torch.autocast, and half-precision inputs with a float32 weight or target, each in eager and
+    compiled modes."""
     x, y = grid([20.0, -20.0, 30.0, -30.0, 16.6, -16.6, 10.0, -10.0, 5.0, -5.0, 2.0, -2.0, 1.0, 0.0], [0.0, 1.0])
-    return [Case("context_sigmoid", "contexts", "logits", x, y, tags=("context", "path"),
-                 description="σ(x) computed in the function, then the probabilities loss: |x| up to 30 saturates σ "
-                             "in float32 (a graph rewrite that unwraps σ answers another question)")]
+    q, yq = grid([0.5, 0.3, 0.7, 0.05, 0.95, 0.001], [0.0, 1.0])
+    xs, ys = grid([0.5, -0.5, 2.0, -2.0, 8.0, -8.0], [0.0, 1.0])
+    weight = np.resize(np.array([0.5, 2.0, 1.5, 3.0]), q.shape)
+    return [
+        # torch.autocast is for float32 models: its cases are float32's
+        Case("context_autocast_probs", "contexts", "probs", q, yq, dtypes=("float32",),
+             tags=("context", "path", "autocast"), description="float32 probabilities, the loss inside torch.autocast"),
+        Case("context_autocast_logits", "contexts", "logits", xs, ys, dtypes=("float32",),
+             tags=("context", "path", "autocast"), description="float32 logits, the loss inside torch.autocast"),
+        Case("context_sigmoid", "contexts", "logits", x, y, tags=("context", "path", "sigmoid"),
+             description="σ(x) computed in the function, then the probabilities loss: |x| up to 30 saturates σ in "
+                         "float32 (a graph rewrite that unwraps σ answers another question)"),
+        Case("context_mixed_weight_probs", "contexts", "probs", q, yq, weight=weight, weight_dtype="float32",
+             dtypes=_HALF, tags=("context", "path"),
+             description="half-precision probabilities with a float32 weight: the compiled result's dtype against "
+                         "eager's"),
+        Case("context_mixed_weight_logits", "contexts", "logits", xs, ys, weight=weight, weight_dtype="float32",
+             dtypes=_HALF, tags=("context", "path"),
+             description="half-precision logits with a float32 weight: the compiled result's dtype against eager's"),
+        Case("context_mixed_target_logits", "contexts", "logits", xs, ys, y_dtype="float32", dtypes=_HALF,
+             tags=("context", "path"),
+             description="half-precision logits with float32 targets: the compiled result's dtype against eager's"),
+    ]

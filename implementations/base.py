@@ -152,7 +152,7 @@ def check_derivative(name: str, arrays: Mapping[str, np.ndarray]) -> None:
 
 _DERIVATIVE_DRIVER = """
 def run(x, y, weight, pos_weight):
-    options = {{name: from_numpy(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+    options = {{name: from_numpy(value, W_DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
                if value is not None}}
     x, y = from_numpy(x, DTYPE), from_numpy(y, Y_DTYPE)
     loss = {function}(x, y, REDUCTION, **options)
@@ -367,8 +367,9 @@ class Adapter(ABC):
     @abstractmethod
     def repro_source(self, impl: Implementation, mode: str) -> str:
         """Standalone Python (the framework and NumPy only) defining `run(x, y, weight, pos_weight)` → (loss, grad)
-        as float64 NumPy arrays, computed exactly as `compute` does. The script around it defines DTYPE, Y_DTYPE
-        and REDUCTION, and passes float64 arrays whose values are exact in those dtypes."""
+        as float64 NumPy arrays, computed exactly as `compute` does. The script around it defines DTYPE, Y_DTYPE,
+        W_DTYPE (weight and pos_weight) and REDUCTION, and passes float64 arrays whose values are exact in those
+        dtypes."""
 
     def repro_derivative_source(self, impl: Implementation, quantity: str) -> str:
         """Like `repro_source`, but `run` returns (loss, the further derivative `quantity`) computed exactly as

@@ -198,7 +198,7 @@ class JaxAdapter(Adapter):
             "jax.probs_of_sigmoid", "logits",
             api="composed -(xlogy(y, q) + xlog1py(1-y, -q)) with q = jax.nn.sigmoid(x)" + _REDUCE,
             api_pos_weight="composed -(p·xlogy(y, q) + xlog1py(1-y, -q)) with q = jax.nn.sigmoid(x)" + _REDUCE,
-            sigmoid_inside=True, runs_on="context",
+            sigmoid_inside=True, runs_on="sigmoid",
         ),
     )
 
@@ -344,7 +344,7 @@ class JaxAdapter(Adapter):
         function = _FUNCTIONS[impl.impl].__name__
         driver = f'''
 def run(x, y, weight, pos_weight):
-    options = {{name: from_numpy(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+    options = {{name: from_numpy(value, W_DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
                if value is not None}}
     loss, grad = {step}(function={function}, x=from_numpy(x, DTYPE), y=from_numpy(y, Y_DTYPE), reduction=REDUCTION,
                         **options)

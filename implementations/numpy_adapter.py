@@ -229,13 +229,13 @@ def run(x, y, weight, pos_weight):
     def cast(values, name):
         return None if values is None else np.asarray(values, dtype=np.float64).astype(DTYPES.get(name, name))
 
-    loss, grad = {_ENTRY[impl.impl]}(cast(x, DTYPE), cast(y, Y_DTYPE), REDUCTION, weight=cast(weight, DTYPE),
-                                      pos_weight=cast(pos_weight, DTYPE))
+    loss, grad = {_ENTRY[impl.impl]}(cast(x, DTYPE), cast(y, Y_DTYPE), REDUCTION, weight=cast(weight, W_DTYPE),
+                                      pos_weight=cast(pos_weight, W_DTYPE))
     return np.asarray(loss, dtype=np.float64), np.asarray(grad, dtype=np.float64)
 '''
         prelude = ("COMPUTE_DTYPE = " + repr(COMPUTE_DTYPE) + "\n"
                    "DTYPES = {'float64': np.float64, 'float32': np.float32, 'float16': np.float16, "
                    "'int64': np.int64, 'bool': np.bool_}\n"
-                   "if DTYPE == 'bfloat16' or Y_DTYPE == 'bfloat16':\n"
+                   "if 'bfloat16' in (DTYPE, Y_DTYPE, W_DTYPE):\n"
                    "    import ml_dtypes\n    DTYPES['bfloat16'] = ml_dtypes.bfloat16\n\n")
         return prelude + source_of(*_SOURCES[impl.impl]) + driver

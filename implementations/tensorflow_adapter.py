@@ -222,11 +222,11 @@ class TensorflowAdapter(Adapter):
         Implementation(
             "tensorflow.keras_probs_of_sigmoid", "logits",
             api="keras.losses.binary_crossentropy(y[..., None], tf.math.sigmoid(x[..., None]))" + _REDUCE,
-            sigmoid_inside=True, runs_on="context",
+            sigmoid_inside=True, runs_on="sigmoid",
         ),
         Implementation("tensorflow.keras_class_probs_of_sigmoid", "logits",
                        api=_CLASS.format("False", "tf.math.sigmoid(x)"), compute_dtype="float32",
-                       sigmoid_inside=True, runs_on="context"),
+                       sigmoid_inside=True, runs_on="sigmoid"),
     )
 
     def _load(self, threads: int) -> None:
@@ -362,7 +362,7 @@ class TensorflowAdapter(Adapter):
 
 
 def run(x, y, weight, pos_weight):
-    options = {{name: from_numpy(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+    options = {{name: from_numpy(value, W_DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
                if value is not None}}
     loss, grad = {step_name}(from_numpy(x, DTYPE), from_numpy(y, Y_DTYPE), **options)
     return to_numpy(loss), to_numpy(grad)

@@ -69,6 +69,17 @@ def torch_softmax2(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
     return weighted_reduction(loss.reshape(x.shape), reduction, weight)
 
 
+def torch_logits_autocast(x: Any, y: Any, reduction: str, weight: Any = None, pos_weight: Any = None) -> Any:
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            x, y, weight=weight, pos_weight=pos_weight, reduction=reduction)
+
+
+def torch_probs_autocast(p: Any, y: Any, reduction: str, weight: Any = None) -> Any:
+    with torch.autocast(p.device.type, dtype=torch.bfloat16):
+        return torch.nn.functional.binary_cross_entropy(p, y, weight=weight, reduction=reduction)
+
+
 def torch_probs_of_sigmoid(x: Any, y: Any, reduction: str, weight: Any = None) -> Any:
     return torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), y, weight=weight, reduction=reduction)
 
@@ -129,6 +140,7 @@ def _no_derivative(answer: Any) -> Any:
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "torch.logits": torch_logits, "torch.probs": torch_probs, "torch.lse_formula": torch_lse_formula,
     "torch.softmax2": torch_softmax2, "torch.probs_of_sigmoid": torch_probs_of_sigmoid,
+    "torch.logits_autocast": torch_logits_autocast, "torch.probs_autocast": torch_probs_autocast,
 }
 _HELPERS: dict[str, tuple[Callable[..., Any], ...]] = {"torch.softmax2": (weighted_reduction,)}
 # each further derivative: its helper and the arguments before the loss function
@@ -162,10 +174,27 @@ class TorchAdapter(Adapter):
                 "; w·l, then .mean() / .sum()",
             same_as="torch.logits", relation="softmax2", runs_on="relation",
         ),
+        # mixed precision as training loops run it: the loss inside torch.autocast(bfloat16), which keeps BCE in
+        # float32 on the CPU (and refuses the probabilities loss on CUDA as unsafe)
+        Implementation(
+            "torch.logits_autocast", "logits",
+            api="with torch.autocast(device, dtype=torch.bfloat16): "
+                "torch.nn.functional.binary_cross_entropy_with_logits(x, y, weight=w, reduction=r)",
+            api_pos_weight="with torch.autocast(device, dtype=torch.bfloat16): "
+                           "torch.nn.functional.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=p, "
+                           "reduction=r)",
+            runs_on="autocast",
+        ),
+        Implementation(
+            "torch.probs_autocast", "probs",
+            api="with torch.autocast(device, dtype=torch.bfloat16): "
+                "torch.nn.functional.binary_cross_entropy(p, y, weight=w, reduction=r)",
+            runs_on="autocast",
+        ),
         Implementation(
             "torch.probs_of_sigmoid", "logits",
             api="torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), y, weight=w, reduction=r)",
-            sigmoid_inside=True, runs_on="context",
+            sigmoid_inside=True, runs_on="sigmoid",
         ),
     )
 
@@ -313,7 +342,7 @@ class TorchAdapter(Adapter):
             function = f"torch.compile({function}, fullgraph=True, dynamic=True)"
         driver = f'''
 def run(x, y, weight, pos_weight):
-    options = {{name: from_numpy(value, DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
+    options = {{name: from_numpy(value, W_DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
                if value is not None}}
     loss, grad = loss_and_grad({function}, from_numpy(x, DTYPE), from_numpy(y, Y_DTYPE), REDUCTION, **options)
     return to_numpy(loss), to_numpy(grad)

@@ -76,7 +76,9 @@ class Scope:
         return self.full or "full" not in case.tags
 
     def compiles(self, case: Case, dtype: str) -> bool:
-        return dtype in self.path_dtypes and (self.full or "path" in case.tags)
+        """A context case made for certain dtypes (mixed dtypes) compiles in those; every other in path_dtypes."""
+        in_dtype = dtype in self.path_dtypes or ("context" in case.tags and case.dtypes is not None)
+        return in_dtype and (self.full or "path" in case.tags)
 
 
 def batch_eligible(case: Case) -> bool:

@@ -433,7 +433,12 @@ class Judge:
         verdict = judge(got, want, np.zeros_like(want), np.zeros_like(want), float_format(cell.dtype), reduced_over)
         message = "compiled against eager" + (
             "" if verdict.status == "pass" else f": {verdict.n_bad} element(s) beyond the pass tolerance")
-        return replace(row, status=verdict.status, error_message=message,
+        status, error_type = verdict.status, ""
+        eager_dtype = (eager.out_dtype if quantity == "loss" else eager.grad_dtype) or ""
+        if row.out_dtype and eager_dtype and row.out_dtype != eager_dtype:  # mixed dtypes promote differently
+            status, error_type = ("fail" if status in ("pass", "inexact") else status), "PathDtype"
+            message += f"; the compiled result is {row.out_dtype}, eager's {eager_dtype}"
+        return replace(row, status=status, error_type=error_type, error_message=message,
                        **self._located(cell, verdict, got.shape)).with_id()
 
 

@@ -158,7 +158,7 @@ def one_element(case: Case, row: pd.Series, index: tuple[int, ...],
     assert x is not None and y is not None
     element = Case(f"{case.name}{list(index)}", case.family, case.input_form, x, y, weight=at["weight"],
                    pos_weight=at["pos_weight"], description=f"element {list(index)} of {case.name}",
-                   y_dtype=case.y_dtype)
+                   y_dtype=case.y_dtype, weight_dtype=case.weight_dtype)
     hi, lo = _exact_element(element, row)
     expected = float(round_to_format(np.asarray(hi + lo), float_format(row["dtype"])).ravel()[0])
     cut = row.copy()
@@ -322,5 +322,6 @@ import numpy as np
 
 DTYPE = {row['dtype']!r}
 Y_DTYPE = {y_dtype!r}
+W_DTYPE = {case.weight_dtype or row['dtype']!r}
 REDUCTION = {row['reduction']!r}
 '''

@@ -192,6 +192,9 @@ def _compared(row: Any) -> Signature:
     if row.check == "relation":
         return Signature("relation", _family(row.quantity), f"{row.relation}, {region}", failure,
                          {**example, "relation": row.relation, "message": row.error_message})
+    if row.error_type == "PathDtype":  # the compiled path promotes mixed dtypes otherwise than eager
+        return Signature("path", "call", "result dtype differs from eager", "dtype",
+                         _element(row, out_dtype=row.out_dtype, message=row.error_message))
     if row.error_type == "PathStatus":  # raises on one path only: no element to point at
         return Signature("path", "call", "raises on one path only", "raises",
                          _element(row, message=row.error_message, error_type=row.error_type))

@@ -89,6 +89,9 @@ def title_of(record: dict[str, Any], example: dict[str, Any]) -> str:
                 f"gives {mapped} {_where(record, example)}")
     if kind == "path" and region == "raises on one path only":
         return f"{example['mode']} and eager disagree on raising: {message}"
+    if kind == "path" and region == "result dtype differs from eager":
+        detail = str(example.get("message", "")).split("; ")[-1]
+        return f"{example['mode']} returns another dtype than eager ({example['dtype']} inputs): {detail}"
     if kind == "batch":
         return (f"{_quantity(record, example)} differs inside a batch from the element alone "
                 f"{_where(record, example)}")
@@ -132,8 +135,10 @@ def why_of(record: dict[str, Any], convention_reason: str = "") -> str:
         "raises": f"the API does not accept {region}",
         "batch": "the vectorised main loop and its scalar tail compute differently",
         "path": "the compiled graph computes differently from eager (fusion or rewriting)"
-                if region != "raises on one path only" else
-                "the compiled path checks its inputs differently from eager (a decomposition without the check)",
+                if region not in ("raises on one path only", "result dtype differs from eager") else
+                "the compiled path checks its inputs differently from eager (a decomposition without the check)"
+                if region == "raises on one path only" else
+                "the compiled path promotes mixed input dtypes otherwise than eager",
         "relation": "the two sides of the identity compute differently (another formula or rounding order), "
                     "though neither alone fails",
     }.get(kind, "")

@@ -23,6 +23,18 @@ def test_values_specials_hex_and_decimals() -> None:
     assert case.inputs("float16").x.dtype == np.float16 and case.inputs("float16").y.dtype == np.float32
 
 
+def test_a_weight_of_its_own_dtype_round_trips() -> None:
+    from cases import case_entry
+
+    (case,) = parse_cases({"cases": [{"name": "w", "input_form": "logits", "x": [0.1, 2.0], "y": [0, 1],
+                                      "weight": [0.1, 3.0], "weight_dtype": "float32"}]})
+    inputs = case.inputs("bfloat16")
+    assert inputs.x.dtype.name == "bfloat16" and inputs.weight is not None and inputs.weight.dtype == np.float32
+    assert inputs.weight.tolist() == [float(np.float32(0.1)), 3.0]
+    (again,) = parse_cases({"cases": [case_entry(case)]})
+    assert again.weight_dtype == "float32" and again.inputs("bfloat16").weight.tolist() == inputs.weight.tolist()
+
+
 def test_nan_and_shape_mismatch_are_valid_cases() -> None:
     (case,) = parse_cases({"cases": [{"name": "odd", "input_form": "probs", "x": ["nan", 0.5], "y": [[1], [0]]}]})
     assert np.isnan(case.x[0]) and case.y.shape == (2, 1)
@@ -38,6 +50,7 @@ def test_nan_and_shape_mismatch_are_valid_cases() -> None:
         ({"name": "a", "input_form": "probs", "x": [[0, 1], [0]], "y": [0]}, "case 'a': field 'x': ragged"),
         ({"name": "a", "input_form": "probs", "x": [0], "y": [0], "wieght": [1]}, "unknown field 'wieght'"),
         ({"name": "a", "input_form": "probs", "x": [0], "y": [0], "y_dtype": "int128"}, "field 'y_dtype'"),
+        ({"name": "a", "input_form": "probs", "x": [0], "y": [0], "weight_dtype": "int8"}, "field 'weight_dtype'"),
         ({"name": "a", "input_form": "probs", "x": [0], "y": [None]}, "field 'y'[0]: None"),
     ],
 )

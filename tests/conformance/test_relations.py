@@ -110,3 +110,15 @@ def test_the_default_audit_pairs_identities_in_every_framework_and_asks_every_de
         asked = {name for job in jobs_for(adapter, everything, ["float32"], ["cpu"], Scope.default())
                  for name in job.derivatives}
         assert asked == {"grad_fwd", "grad_y", "grad_weight", "grad_pos_weight", "grad2"}, framework
+
+
+def test_context_cases_of_mixed_dtypes_compile_in_their_own_dtypes() -> None:
+    from harness.conformance.plan import Scope
+
+    contexts = {case.name: case for case in builtin_cases(0, ["contexts"])}
+    scope = Scope.default()
+    assert scope.compiles(contexts["context_mixed_weight_probs"], "bfloat16")
+    assert not scope.compiles(contexts["context_sigmoid"], "bfloat16")  # no dtypes of its own: float32 only
+    assert scope.compiles(contexts["context_sigmoid"], "float32")
+    mixed = contexts["context_mixed_weight_probs"].inputs("float16")
+    assert mixed.x.dtype == np.float16 and mixed.weight is not None and mixed.weight.dtype == np.float32

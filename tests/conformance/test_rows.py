@@ -191,3 +191,18 @@ def test_a_compiled_path_that_raises_where_eager_computes_fails() -> None:
     assert {(row.check, row.status) for row in rows} == {("reference", "error"), ("path", "fail")}
     unrelated = Judge([CASE], {"torch": ADAPTERS["torch"]})  # no eager to compare with: no path row
     assert {row.check for row in unrelated.raised("torch", compiled_cell, "RuntimeError", "x")} == {"reference"}
+
+
+def test_a_compiled_path_that_returns_another_dtype_than_eager_fails() -> None:
+    eager_cell = Cell("torch.probs", 0, "float32", "cpu", "mean")
+    compiled_cell = eager_cell._replace(mode="torch.compile")
+    judge = Judge([CASE], {"torch": ADAPTERS["torch"]}, compared={eager_cell})
+    ref = reference(CASE.inputs("float32"), "logits")
+    value = np.array(float(np.float32(ref.mean_hi)))
+    judge.result("torch", eager_cell, Output(value, ref.grad_mean_hi, "bfloat16", "float32", "api"), ref)
+    rows = judge.result("torch", compiled_cell, Output(value, ref.grad_mean_hi, "float32", "float32", "api",
+                                                        "compiled: 1"), ref)
+    path = {row.quantity: row for row in rows if row.check == "path"}
+    assert path["loss"].status == "fail" and path["loss"].error_type == "PathDtype"
+    assert "the compiled result is float32, eager's bfloat16" in path["loss"].error_message
+    assert path["grad"].status == "pass"  # the same dtype and values

@@ -183,3 +183,16 @@ def test_derivatives_are_findings_of_their_own_quantity() -> None:
     found = _findings([grad2, loss])
     assert sorted(found["family"]) == ["grad2", "loss"]
     assert "second derivative is 0 where the exact value is 4.24835e-18" in " ".join(found["title"])
+
+
+def test_digits_lost_to_a_narrower_computation_are_that_computation_s_finding() -> None:
+    """Keras's loss class computes float64 inputs in float32: a float64 gradient right to float32's precision is
+    the narrower computation's finding; one wrong even in float32 stays a finding of its own."""
+    float32_right = float(np.float32(0.1)) + 1e-12  # 1 ULP of float32 from 0.1, 2^26 ULP of float64
+    as_float32 = _row("tensorflow.keras_class_logits", quantity="grad", got=[float32_right, 1.0, 0.0, 0.0],
+                      expected=[0.1, 1.0, 0.0, 0.0])
+    found = _findings([as_float32])
+    assert list(found["region"]) == ["narrower computation"] and found.iloc[0]["kind"] == "dtype"
+    assert found.iloc[0]["title"].startswith("computes in float32 what its float64 inputs ask for")
+    wrong = _row("tensorflow.keras_class_logits", quantity="grad", got=[0.0, 1.0, 0.0, 0.0])
+    assert list(_findings([wrong])["kind"]) == ["precision"]  # 0.0 for 4.2e-18 is lost in float32 too

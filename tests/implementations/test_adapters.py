@@ -35,7 +35,10 @@ def _ids(cases: list[tuple[str, Implementation]]) -> list[str]:
 def _dtype(impl: Implementation, given: str) -> str:
     """The dtype a result comes in: the input's, or what the adapter declares its API computes in (Keras's loss
     classes cast to keras.config.floatx() = float32 and return float32 for float64, float16 and bfloat16 inputs
-    alike; the audit reports that as OutDtype, and here the declaration is checked against the framework)."""
+    alike; the audit reports that as OutDtype, and here the declaration is checked against the framework; under
+    torch.autocast BCE runs in float32: half-precision inputs give float32, float64 stays float64)."""
+    if impl.runs_on == "autocast" and given in ("float16", "bfloat16"):
+        return "float32"
     return impl.compute_dtype or given
 
 

@@ -153,7 +153,7 @@ def test_derivative_reproducer_computes_what_the_adapter_does(name: str, quantit
     impl, arrays = f"{name}.lse_formula", _arrays(f"{name}.logits")  # an API that answers every derivative
     expected = _derivative_value(adapter, impl, arrays, "mean", quantity)
     namespace: dict[str, Any] = {"Any": Any, "Callable": Callable, "np": np, "DTYPE": "float64",
-                                 "Y_DTYPE": "float64", "REDUCTION": "mean"}
+                                 "Y_DTYPE": "float64", "W_DTYPE": "float64", "REDUCTION": "mean"}
     exec(adapter.repro_derivative_source(adapter.implementation(impl), quantity), namespace)
     loss, got = namespace["run"](X, Y, W, P)
     assert loss.dtype == got.dtype == np.float64 and loss.shape == ()
@@ -197,7 +197,7 @@ def test_sigmoid_inside_runs_in_every_mode(name: str, impl: str) -> None:
     the gradient with respect to x through σ: σ(x) − y."""
     adapter = _adapter(name)
     implementation = adapter.implementation(impl)
-    assert implementation.input_form == "logits" and implementation.runs_on == "context"
+    assert implementation.input_form == "logits" and implementation.runs_on == "sigmoid"
     arrays = {"x": X, "y": Y}
     dtype = implementation.compute_dtype or "float64"
     rtol = 1e-6 if dtype == "float32" else RTOL
