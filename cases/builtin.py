@@ -84,7 +84,8 @@ def soft_labels(_: int) -> list[Case]:
 
 def weights(seed_value: int) -> list[Case]:
     """`weight` and `pos_weight`: scalar, per-class (last axis) and broadcast over rows. The further derivatives
-    run on the per-class and mixed ones (∂/∂weight and ∂/∂pos_weight summed over what each entry broadcasts to)."""
+    run on weight (N, 1) with pos_weight (C,) and on the per-class weight of probabilities (∂/∂weight and
+    ∂/∂pos_weight summed over what each entry broadcasts to)."""
     rng = np.random.default_rng(seed_value + 1)
     rows, classes = 6, 4
     x = rng.standard_normal((rows, classes)) * 4.0
@@ -95,12 +96,12 @@ def weights(seed_value: int) -> list[Case]:
     return [
         Case("weight_scalar", "weights", "logits", x, y, weight=np.array(2.5), description="weight = 2.5"),
         Case("weight_per_class", "weights", "logits", x, y, weight=per_class,
-             description="weight of shape (C,)", tags=("derivative",)),
+             description="weight of shape (C,)"),
         Case("weight_per_row", "weights", "logits", x, y, weight=per_row, description="weight of shape (N, 1)"),
         Case("pos_weight_scalar", "weights", "logits", x, y, pos_weight=np.array([3.0]),
              description="pos_weight = [3.0]"),
         Case("pos_weight_per_class", "weights", "logits", x, y, pos_weight=per_class,
-             description="pos_weight of shape (C,)", tags=("derivative",)),
+             description="pos_weight of shape (C,)"),
         Case("weight_and_pos_weight", "weights", "logits", x, y, weight=per_row, pos_weight=per_class,
              description="weight (N, 1) with pos_weight (C,)", tags=("derivative",)),
         Case("weight_per_class_probs", "weights", "probs", p, y, weight=per_class,

@@ -94,10 +94,11 @@ DERIVATIVE_REDUCTIONS = ("none", "mean")
 def derivative_quantities(impl: Implementation, case: Case, mode: str = "eager", check: str = "reference",
                           reduction: str = "none") -> tuple[str, ...]:
     """The further derivatives judged for a cell: on the cases tagged "derivative", eager, against the reference,
-    for `none` and `mean`, for the APIs that exist in their own right (not those here for a relation or a
-    context); grad_weight and grad_pos_weight where the case has them."""
+    for `none` and `mean`, for the frameworks' own APIs (not the formulas the harness writes with their
+    operations, nor the APIs here for a relation or a context); grad_weight and grad_pos_weight where the case
+    has them."""
     if "derivative" not in case.tags or mode != "eager" or check != "reference" or impl.runs_on is not None \
-            or reduction not in DERIVATIVE_REDUCTIONS:
+            or impl.formula or reduction not in DERIVATIVE_REDUCTIONS:
         return ()
     absent = {"grad_weight": case.weight is None, "grad_pos_weight": case.pos_weight is None}
     return tuple(name for name in DERIVATIVES if not absent.get(name, False))

@@ -109,7 +109,8 @@ def test_the_default_audit_pairs_identities_in_every_framework_and_asks_every_de
         assert {"symmetry", "weight_linear", "permutation"} <= {pair.relation for pair in pairs}, framework
         asked = {name for job in jobs_for(adapter, everything, ["float32"], ["cpu"], Scope.default())
                  for name in job.derivatives}
-        assert asked == {"grad_fwd", "grad_y", "grad_weight", "grad_pos_weight", "grad2"}, framework
+        every = {"grad_fwd", "grad_y", "grad_weight", "grad_pos_weight", "grad2"}
+        assert asked == (set() if framework == "numpy" else every), framework  # NumPy's are formulas of ours
 
 
 def test_context_cases_of_mixed_dtypes_compile_in_their_own_dtypes() -> None:
