@@ -219,6 +219,9 @@ def _script(folder: Path, row: pd.Series, case: Case, subject: str = "", cases: 
     else:
         body, other, partner = _body(adapter, impl, case, dtype, mode, check, row["quantity"]), "None", ""
         other = "run_compiled" if check == "path" else other
+    if row["error_type"] == "PathDtype":  # the dtypes the framework returns, recorded on their way to NumPy
+        body += _DTYPE_HOOK
+        partner = ", seen=SEEN_DTYPES"
     return (_header(row, folder, case, y_dtype, subject) + f"SETTINGS = {_settings_literal(settings)}\n\n"
             + source_of(ulp_in_format, same_values, *_SCRIPT) + "\n" + body
             + f"\n\nif __name__ == \"__main__\":\n    sys.exit(reproduce(run, {other}, x, y, weight, pos_weight, "
@@ -285,7 +288,17 @@ def _relation_body(adapter: Adapter, row: pd.Series, case: Case, cases: dict[str
     return partner + base, settings
 
 
-_SCRIPT = (script.ulp_distance, script._pick, script.observe, script._one_path_raises, script.reproduce)
+_SCRIPT = (script.ulp_distance, script._pick, script.observe, script._one_path_raises, script.dtype_name,
+           script._one_path_dtype, script.reproduce)
+_DTYPE_HOOK = """
+SEEN_DTYPES: list[str] = []
+framework_to_numpy = to_numpy
+
+
+def to_numpy(values):  # every result passes here: its dtype is recorded on the way
+    SEEN_DTYPES.append(dtype_name(values))
+    return framework_to_numpy(values)
+"""
 
 
 def _settings_literal(settings: dict[str, object]) -> str:

@@ -85,12 +85,36 @@ def _one_path_raises(run: Run, run_compiled: Run, inputs: tuple[Any, ...]) -> in
     return 0 if reproduced else 1
 
 
+def dtype_name(values: Any) -> str:
+    """A framework array's dtype by its NumPy name (`torch.bfloat16`, `<dtype: 'bfloat16'>` → bfloat16)."""
+    text = str(getattr(values, "dtype", ""))
+    return next((name for name in ("bfloat16", "float16", "float32", "float64") if name in text), text)
+
+
+def _one_path_dtype(run: Run, run_compiled: Run, inputs: tuple[Any, ...], quantity: str, seen: list[str]) -> int:
+    """A compiled result of another dtype than eager's: 0 while the two dtypes differ."""
+    dtypes = []
+    for name, call in (("eager", run), ("compiled", run_compiled)):
+        seen.clear()
+        call(*inputs)
+        dtypes.append(seen[0 if quantity == "loss" else 1])
+        print(f"{name}: the {quantity} is {dtypes[-1]}")
+    differ = dtypes[0] != dtypes[1]
+    print("reproduced: the compiled path returns another dtype" if differ else
+          "NOT reproduced: both paths now return the same dtype")
+    return 0 if differ else 1
+
+
 def reproduce(run: Run, run_compiled: Run | None, x: np.ndarray, y: np.ndarray, weight: Any, pos_weight: Any,
-              settings: dict[str, Any], partner: tuple[Any, ...] = ()) -> int:
-    """Run the framework and judge its answer: 0 when the recorded problem is there, 1 when it is gone."""
+              settings: dict[str, Any], partner: tuple[Any, ...] = (), seen: list[str] | None = None) -> int:
+    """Run the framework and judge its answer: 0 when the recorded problem is there, 1 when it is gone (`seen`:
+    where the script records the dtypes the framework returns, for a compiled path's dtype)."""
     if settings["recorded_error"] == "PathStatus":
         assert run_compiled is not None
         return _one_path_raises(run, run_compiled, (x, y, weight, pos_weight))
+    if settings["recorded_error"] == "PathDtype":
+        assert run_compiled is not None and seen is not None
+        return _one_path_dtype(run, run_compiled, (x, y, weight, pos_weight), settings["quantity"], seen)
     try:
         got, right, context = observe(run, run_compiled, x, y, weight, pos_weight, settings, partner)
     except Exception as exc:  # the framework raised: what the audit recorded, or not

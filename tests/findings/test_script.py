@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cases import float_format
-from harness.findings.script import reproduce, ulp_distance
+from harness.findings.script import dtype_name, reproduce, ulp_distance
 
 F32 = float_format("float32")
 X, Y = np.array([-15.0, 0.0]), np.array([0.0, 1.0])
@@ -79,3 +79,26 @@ def test_a_path_row_compares_compiled_with_eager() -> None:
     path = _settings(check="path")
     assert reproduce(_returning(EXACT), _returning(EXACT * (1 + 40 * 2.0**-23)), X, Y, None, None, path) == 0
     assert reproduce(_returning(EXACT), _returning(EXACT), X, Y, None, None, path) == 1
+
+
+def test_a_compiled_path_of_another_dtype_reproduces_until_the_dtypes_agree() -> None:
+    seen: list[str] = []
+
+    def returning(dtype: str) -> Any:
+        def run(x: Any, y: Any, weight: Any, pos_weight: Any) -> tuple[np.ndarray, np.ndarray]:
+            seen.extend([dtype, "float32"])  # what the script's to_numpy hook records: the loss's, the gradient's
+            return np.zeros(()), np.zeros(np.shape(x))
+        return run
+
+    settings = _settings(check="path", recorded_error="PathDtype", reduction="mean")
+    assert reproduce(returning("bfloat16"), returning("float32"), X, Y, None, None, settings, seen=seen) == 0
+    assert reproduce(returning("float32"), returning("float32"), X, Y, None, None, settings, seen=seen) == 1
+
+
+def test_dtype_names_of_every_framework_read_as_numpy_s() -> None:
+    class Holder:
+        def __init__(self, dtype: str) -> None:
+            self.dtype = dtype
+
+    assert [dtype_name(Holder(t)) for t in ("torch.bfloat16", "<dtype: 'float16'>", "float32")] == [
+        "bfloat16", "float16", "float32"]
