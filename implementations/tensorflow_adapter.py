@@ -170,6 +170,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "tensorflow.lse_formula": tensorflow_lse_formula, "tensorflow.softmax2": tensorflow_softmax2,
     "tensorflow.keras_probs_of_sigmoid": keras_probs_of_sigmoid,
     "tensorflow.keras_class_probs_of_sigmoid": keras_class_probs_of_sigmoid,
+    "tensorflow.keras_smoothing": keras_smoothing,
 }
 _HELPERS: dict[str, tuple[Callable[..., Any], ...]] = {
     "tensorflow.logits": (weighted_reduction,), "tensorflow.keras_probs": (weighted_reduction,),

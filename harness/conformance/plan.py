@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from cases import Case
+from cases.relations import partner_of
 from harness.store.schema import Shard
 from implementations import DERIVATIVES, REDUCTIONS, Adapter, Implementation
 
@@ -138,9 +139,15 @@ def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str
 
 def shard_cases(cases: Sequence[Case], shard: Shard | None) -> list[Case]:
     """The cases of one shard. A case stays whole (its compiled paths are compared with its eager results in the
-    same run); cases are dealt largest first, round robin, so the shards' work is even."""
+    same run), and so does a base case with its partners (their identities compare them); units are dealt
+    largest first, round robin, so the shards' work is even."""
     if shard is None:
         return list(cases)
-    ranked = sorted(range(len(cases)), key=lambda i: (-cases[i].size, cases[i].name))
-    chosen = {index for rank, index in enumerate(ranked) if rank % shard.total == shard.number - 1}
+    units: dict[str, list[int]] = {}
+    for index, case in enumerate(cases):
+        found = partner_of(case)
+        units.setdefault(found[1] if found else case.name, []).append(index)
+    ranked = sorted(units.items(), key=lambda item: (-sum(cases[i].size for i in item[1]), item[0]))
+    chosen = {index for rank, (_, members) in enumerate(ranked) if rank % shard.total == shard.number - 1
+              for index in members}
     return [case for i, case in enumerate(cases) if i in chosen]

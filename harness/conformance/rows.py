@@ -53,6 +53,7 @@ class Judge:
     derivative_references: dict[tuple[int, str], DerivativeReference | str] = field(default_factory=dict)
     pairs: dict[Cell, list[Pair]] = field(default_factory=dict)  # eager cells an identity links, to their pairs
     sides: dict[Cell, Output] = field(default_factory=dict)  # their outputs, until each pair is judged
+    failed: dict[Cell, str] = field(default_factory=dict)  # paired cells that gave no output, and why
 
     # --------------------------------------------------------------------------------------- the inputs
 
@@ -108,8 +109,13 @@ class Judge:
 
     def status_rows(self, framework: str, cell: Cell, status: str, error_type: str = "",
                     message: str = "") -> list[ConformanceRow]:
+        """Rows for a cell without a result (and for the identities it leaves unchecked)."""
         row = replace(self.base(framework, cell), status=status, error_type=error_type, error_message=message)
-        return [replace(row, quantity=quantity).with_id() for quantity in self.quantities(cell) or ("loss",)]
+        rows = [replace(row, quantity=quantity).with_id() for quantity in self.quantities(cell) or ("loss",)]
+        if cell in self.pairs and cell.mode == "eager" and cell.check == "reference":
+            self.failed[cell] = f"{status}{f' ({error_type})' if error_type else ''}"
+            rows += self._settled(framework, cell)
+        return rows
 
     def _located(self, cell: Cell, verdict: Judgement, shape: tuple[int, ...]) -> dict[str, Any]:
         """The verdict's fields of a row, with the worst element's inputs where they have the result's shape."""
@@ -205,12 +211,28 @@ class Judge:
     # ------------------------------------------------------------------------------------- identities
 
     def _relations(self, framework: str, cell: Cell, output: Output) -> list[ConformanceRow]:
-        """The rows of every identity whose two sides have now both come."""
         self.sides[cell] = output
+        return self._settled(framework, cell)
+
+    def _settled(self, framework: str, cell: Cell) -> list[ConformanceRow]:
+        """The rows of every identity of `cell` whose two sides have now both answered: judged where both gave a
+        result, else `unsupported` (the identity could not be checked), so that each has its rows."""
         rows = []
         for pair in self.pairs[cell]:
-            if pair.base in self.sides and pair.partner in self.sides:
+            sides = (pair.base, pair.partner)
+            if not all(side in self.sides or side in self.failed for side in sides):
+                continue
+            if all(side in self.sides for side in sides):
                 rows += self._relation_rows(framework, pair)
+                continue
+            side = next(side for side in sides if side in self.failed)
+            why = (f"not checked: {side.impl} on {self.cases[side.case_index].name} gave no result "
+                   f"({self.failed[side]})")
+            row = replace(self.base(framework, Cell(pair.impl, pair.case, side.dtype, side.device, side.reduction)),
+                          check="relation", relation=pair.relation, status="unsupported", error_message=why,
+                          input_form=self.cases[pair.case].input_form)
+            quantities = [q for q in QUANTITIES if RELATIONS[pair.relation].mapped(q, np.zeros(1)) is not None]
+            rows += [replace(row, quantity=quantity).with_id() for quantity in quantities]
         return rows
 
     def _exact(self, cell: Cell, quantity: str) -> np.ndarray:
@@ -223,7 +245,9 @@ class Judge:
         what separates the two sides' exact values (nothing, for the identities on exact inputs)."""
         relation = RELATIONS[pair.relation]
         cell = Cell(pair.impl, pair.case, pair.base.dtype, pair.base.device, pair.base.reduction)
-        row = replace(self.base(framework, cell), check="relation", relation=pair.relation)
+        # the row is on the base case: its inputs' form, whatever the implementation's (probabilities of logits)
+        row = replace(self.base(framework, cell), check="relation", relation=pair.relation,
+                      input_form=self.cases[pair.case].input_form)
         rows = []
         for quantity in QUANTITIES:
             side, partner = (getattr(self.sides[c], quantity) for c in (pair.base, pair.partner))
@@ -249,6 +273,9 @@ class Judge:
         apart = np.nan_to_num(apart, nan=np.inf, posinf=np.inf)
         apart = np.where(np.isinf(exact_got) & (exact_got == exact_mapped), 0.0, apart)
         incomparable = np.isinf(apart)
+        if incomparable.all() and incomparable.size:  # nothing to compare (a mean over an infinite element)
+            return dict(status="unsupported", error_message=f"{statement}: not checked, the exact sides differ "
+                                                            "without bound everywhere")
         got, mapped = np.where(incomparable, 0.0, got), np.where(incomparable, 0.0, mapped)
         apart = np.where(incomparable, 0.0, apart)
         reduced_over = self.references[self.reference_key(pair.base)].n if (

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cases import Case, CaseInputs, float_format
-from cases.relations import partner_of
+from harness.conformance.relations import relation_pairs
 from harness.findings.known import KnownIssue, link_known_issues
 from harness.findings.signature import FINDING_STATUSES, NONFINITE_FAILURES, Signature, finding_id, signatures
 from harness.findings.titles import title_of, why_of
@@ -147,8 +147,9 @@ def _collect(conformance: pd.DataFrame, cases: Mapping[str, Case]) -> dict[tuple
         if row.check == "reference":
             sides[(row.impl, row.case, row.dtype, row.device, row.reduction, row.quantity)] = found
         _add(groups, row, found)
+    pairs = _pair_sides(cases) if relations else {}
     for row in relations:  # an identity broken by a side's own problem is that problem's: an attribute of it
-        _add(groups, row, _sides_of(row, sides, cases) or signatures(row, cases.get(str(row.case)), elementwise))
+        _add(groups, row, _sides_of(row, sides, pairs) or signatures(row, cases.get(str(row.case)), elementwise))
     return groups
 
 
@@ -159,25 +160,27 @@ def _add(groups: dict[tuple[str, ...], dict[str, Any]], row: Any, found: list[Si
         group["examples"].append(signature.example)
 
 
-def _sides_of(row: Any, sides: dict[tuple[Any, ...], list[Signature]], cases: Mapping[str, Case]
-              ) -> list[Signature]:
-    """The problems of the reference rows an identity's row compares (its implementation and the one it must
-    equal, on its case and the partner case), in the same dtype, reduction and quantity."""
-    impls = {row.impl, *_twins().get(row.impl, ())}
-    names = {row.case, *(name for name, case in cases.items() if partner_of(case) == (row.relation, row.case))}
+def _sides_of(row: Any, sides: dict[tuple[Any, ...], list[Signature]],
+              pairs: dict[tuple[str, str, str, str], list[tuple[str, str]]]) -> list[Signature]:
+    """The problems of the two reference rows an identity's row compares (the pair's own cells), in the same
+    dtype, reduction and quantity."""
     found: dict[tuple[str, ...], Signature] = {}
-    for impl in impls:
-        for name in names:
-            for signature in sides.get((impl, name, row.dtype, row.device, row.reduction, row.quantity), []):
-                found.setdefault(signature.key, signature)
+    for impl, name in pairs.get((row.framework, row.relation, row.impl, row.case), []):
+        for signature in sides.get((impl, name, row.dtype, row.device, row.reduction, row.quantity), []):
+            found.setdefault(signature.key, signature)
     return list(found.values())
 
 
-@functools.cache
-def _twins() -> dict[str, tuple[str, ...]]:
-    """impl → the implementation it must equal by an identity (`Implementation.same_as`), for the known adapters."""
-    return {impl.impl: (impl.same_as,) for adapter in adapter_classes().values() for impl in adapter.implementations
-            if impl.same_as}
+def _pair_sides(cases: Mapping[str, Case]) -> dict[tuple[str, str, str, str], list[tuple[str, str]]]:
+    """(framework, relation, row's implementation, row's case) → (implementation, case) of each side."""
+    listed = list(cases.values())
+    table: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}
+    for framework, adapter in adapter_classes().items():
+        for pair in relation_pairs(adapter, listed, [next(iter(adapter.dtypes))], ["cpu"]):
+            if pair.base.reduction == "none":
+                table[(framework, pair.relation, pair.impl, listed[pair.case].name)] = [
+                    (side.impl, listed[side.case_index].name) for side in (pair.base, pair.partner)]
+    return table
 
 
 def _record(key: tuple[str, ...], group: dict[str, Any], cases: Mapping[str, Case],

@@ -74,6 +74,9 @@ _FRAMEWORK = {"softmax2": "torch", "focal_gamma0": "jax", "label_smoothing": "te
 def test_exact_sides_satisfy_the_identity(relation: str, reduction: str) -> None:
     pair = _one(relation, _FRAMEWORK.get(relation, "numpy"), reduction)
     statuses = _relation_rows(pair, _FRAMEWORK.get(relation, "numpy"))
+    if (relation, reduction) == ("probs_logits", "mean"):  # σ(40) rounds to 1: BCE(q) is ∞, nothing to compare
+        assert statuses == {"loss": "unsupported"}
+        return
     assert statuses and set(statuses.values()) <= {"pass", "inexact"}, statuses
     if RELATIONS[relation].grad_factor is None:
         assert set(statuses) == {"loss"}  # d/dq and d/dx are different quantities
@@ -123,3 +126,20 @@ def test_context_cases_of_mixed_dtypes_compile_in_their_own_dtypes() -> None:
     assert scope.compiles(contexts["context_sigmoid"], "float32")
     mixed = contexts["context_mixed_weight_probs"].inputs("float16")
     assert mixed.x.dtype == np.float16 and mixed.weight is not None and mixed.weight.dtype == np.float32
+
+
+def test_a_shard_holds_a_base_case_with_all_its_partners() -> None:
+    from harness.conformance.plan import shard_cases
+    from harness.store.schema import Shard
+
+    everything = builtin_cases(0)
+    seen: set[str] = set()
+    for number in (1, 2, 3):
+        names = {case.name for case in shard_cases(everything, Shard(number, 3))}
+        assert not names & seen  # each case in one shard
+        seen |= names
+        for case in everything:
+            found = partner_of(case)
+            if found and case.name in names:
+                assert found[1] in names, (case.name, number)
+    assert seen == {case.name for case in everything}

@@ -159,12 +159,17 @@ def test_rows_of_an_older_run_stand_for_their_worst_element() -> None:
 
 
 def test_an_identity_broken_by_a_side_s_own_problem_is_an_attribute_of_that_finding() -> None:
+    mirror = Case("tails~mirror", "t", "logits", -CASE.x, 1.0 - CASE.y, tags=("partner:symmetry:tails",))
     side = _row("torch.logits")  # x = -40, y = 0: the loss is lost
     relation = _row("torch.logits", check="relation", relation="symmetry", got=[0.0, 1.0, 0.0, 0.0],
                     expected=[TINY, 1.0, 0.0, 0.0])
-    found = _findings([side, relation])
+    found = build_findings(pd.DataFrame([side, relation]), {**CASES, mirror.name: mirror})[0]
     assert len(found) == 1
     assert found.iloc[0]["checks"] == ["reference", "relation"] and found.iloc[0]["rows"] == 2
+    # a failing row of the same implementation that is not a side of the pair (another case) is not joined
+    other = _row("torch.logits", case="elsewhere")
+    apart = build_findings(pd.DataFrame([other, relation]), {**CASES, mirror.name: mirror})[0]
+    assert sorted(apart["kind"]) == ["precision", "relation"]
 
 
 def test_an_identity_broken_while_both_sides_pass_is_a_finding_of_its_own() -> None:

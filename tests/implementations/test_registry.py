@@ -49,3 +49,17 @@ def test_a_broken_plugin_warns_and_stands_in_as_unavailable(plugins: list[EntryP
 def test_an_entry_point_may_replace_a_built_in(plugins: list[EntryPoint]) -> None:
     plugins.append(EntryPoint("numpy", "tests.e2e.fault_adapter:FaultAdapter", registry.ENTRY_POINT_GROUP))
     assert adapter_classes()["numpy"].__name__ == "FaultAdapter"
+
+
+def test_every_declared_implementation_has_the_function_that_computes_it() -> None:
+    """An Implementation without its module-level function would answer every cell with a KeyError."""
+    import implementations.jax_adapter as jax_module
+    import implementations.numpy_adapter as numpy_module
+    import implementations.tensorflow_adapter as tensorflow_module
+    import implementations.torch_adapter as torch_module
+
+    tables = {"torch": torch_module._FUNCTIONS, "jax": jax_module._FUNCTIONS,
+              "tensorflow": tensorflow_module._FUNCTIONS, "numpy": numpy_module._ENTRY}
+    for framework, table in tables.items():
+        declared = {impl.impl for impl in adapter_classes()[framework].implementations}
+        assert set(table) == declared, framework
