@@ -119,6 +119,11 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path: Path) -> No
     expected = pd.read_parquet(whole / "conformance.parquet")[STABLE].sort_values("row_id").reset_index(drop=True)
     got = pd.read_parquet(cut / "conformance.parquet")
     assert got["row_id"].is_unique  # nothing twice
+    whole_table = pd.read_parquet(whole / "conformance.parquet")
+    keys = ["impl", "case", "dtype", "reduction", "quantity", "check", "mode", "status"]
+    missing = whole_table[~whole_table["row_id"].isin(got["row_id"])][keys].to_dict("records")
+    extra = got[~got["row_id"].isin(whole_table["row_id"])][keys].to_dict("records")
+    assert not missing and not extra, f"rows lost by the resume: {missing}; rows it added: {extra}"
     pd.testing.assert_frame_equal(got[STABLE].sort_values("row_id").reset_index(drop=True), expected)
     # the same seed, the same case bytes
     assert meta["case_digest"] == json.loads((whole / "meta.json").read_text())["case_digest"]
