@@ -36,11 +36,15 @@ class Relation:
     reversed: bool = False
     same_impl: bool = True  # both sides are one implementation (on a base and a partner case)
 
-    def mapped(self, quantity: str, base: np.ndarray) -> np.ndarray | None:
-        """The base side's values as the partner side must show them."""
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        """The quantities the identity holds for: the loss, and the gradient where it has a factor."""
+        return ("loss",) if self.grad_factor is None else ("loss", "grad")
+
+    def mapped(self, quantity: str, base: np.ndarray) -> np.ndarray:
+        """The base side's values as the partner side must show them (for a quantity in `quantities`)."""
         factor = self.loss_factor if quantity == "loss" else self.grad_factor
-        if factor is None:
-            return None
+        assert factor is not None, f"{self.name} holds for {self.quantities}, not {quantity}"
         values = np.asarray(base, dtype=np.float64) * factor
         return values.ravel()[::-1].reshape(values.shape) if self.reversed and values.ndim else values
 

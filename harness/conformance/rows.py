@@ -12,7 +12,7 @@ import numpy as np
 
 from cases import Case, CaseInputs, FloatFormat, float_format
 from harness.conformance.plan import BATCH_SIZE, Cell, derivative_quantities
-from harness.conformance.relations import RELATIONS, Pair
+from harness.conformance.relations import RELATIONS, Pair, Relation
 from harness.store.schema import ConformanceRow
 from harness.verdict.conventions import Convention, Prediction, predict
 from harness.verdict.derivatives import DerivativeReference
@@ -22,7 +22,7 @@ from harness.verdict.regions import failures
 from harness.verdict.tolerance import ELEMENT_STATUSES
 from harness.verdict.ulp import Judgement, judge, same_values
 from harness.verdict.variants import ReferenceKey, variant_inputs, variant_of
-from implementations import Adapter, Derivative, Output, Unsupported
+from implementations import Adapter, Derivative, Implementation, Output, Unsupported
 
 __all__ = ["QUANTITIES", "Judge"]
 
@@ -54,22 +54,25 @@ class Judge:
     pairs: dict[Cell, list[Pair]] = field(default_factory=dict)  # eager cells an identity links, to their pairs
     sides: dict[Cell, Output] = field(default_factory=dict)  # their outputs, until each pair is judged
     failed: dict[Cell, str] = field(default_factory=dict)  # paired cells that gave no output, and why
+    _implementations: dict[str, Implementation] = field(default_factory=dict, repr=False)
 
     # --------------------------------------------------------------------------------------- the inputs
 
+    def implementation(self, impl: str) -> Implementation:
+        """An implementation by its id, from the adapters' class data (looked up once per id)."""
+        if not self._implementations:
+            self._implementations.update({i.impl: i for adapter in self.adapters.values()
+                                          for i in adapter.implementations})
+        return self._implementations[impl]
+
     def reference_key(self, cell: Cell) -> ReferenceKey:
-        """Which exact value a cell is judged against: its case's, in its dtype; for an API that computes σ inside,
-        that of σ(x) rounded to the dtype (probabilities); for label smoothing, that of the smoothed labels."""
-        impl = self.adapters[self._framework(cell.impl)].implementation(cell.impl)
-        return ReferenceKey(cell.case_index, cell.dtype, variant_of(impl))
+        """Which exact value a cell is judged against: its case's, in its dtype (for label smoothing, that of the
+        smoothed labels)."""
+        return ReferenceKey(cell.case_index, cell.dtype, variant_of(self.implementation(cell.impl)))
 
     def inputs(self, cell: Cell) -> tuple[CaseInputs, str]:
         """The inputs and input form the cell's exact value is of (see `reference_key`)."""
         return variant_inputs(self.cases, self.reference_key(cell))
-
-    def _framework(self, impl: str) -> str:
-        return impl.split(".", 1)[0] if impl.split(".", 1)[0] in self.adapters else next(
-            name for name, adapter in self.adapters.items() if any(i.impl == impl for i in adapter.implementations))
 
     def quantities(self, cell: Cell) -> tuple[str, ...]:
         """The quantities of a cell's reference rows: loss, grad, and the further derivatives judged for it. An
@@ -77,7 +80,7 @@ class Judge:
         in that context, and it has no reference rows (BCE of the σ it rounded is a question of its σ)."""
         if cell.check == "batch":
             return QUANTITIES
-        impl = self.adapters[self._framework(cell.impl)].implementation(cell.impl)
+        impl = self.implementation(cell.impl)
         if impl.sigmoid_inside:
             return ()
         return QUANTITIES + derivative_quantities(impl, self.cases[cell.case_index], cell.mode, cell.check,
@@ -86,9 +89,8 @@ class Judge:
     # ---------------------------------------------------------------------------------------------- rows
 
     def base(self, framework: str, cell: Cell) -> ConformanceRow:
-        adapter = self.adapters[framework]
         case = self.cases[cell.case_index]
-        impl = adapter.implementation(cell.impl)
+        impl = self.implementation(cell.impl)
         try:
             api = impl.api_for(case.pos_weight is not None)
         except Unsupported:
@@ -231,8 +233,7 @@ class Judge:
             row = replace(self.base(framework, Cell(pair.impl, pair.case, side.dtype, side.device, side.reduction)),
                           check="relation", relation=pair.relation, status="unsupported", error_message=why,
                           input_form=self.cases[pair.case].input_form)
-            quantities = [q for q in QUANTITIES if RELATIONS[pair.relation].mapped(q, np.zeros(1)) is not None]
-            rows += [replace(row, quantity=quantity).with_id() for quantity in quantities]
+            rows += [replace(row, quantity=quantity).with_id() for quantity in RELATIONS[pair.relation].quantities]
         return rows
 
     def _exact(self, cell: Cell, quantity: str) -> np.ndarray:
@@ -249,16 +250,13 @@ class Judge:
         row = replace(self.base(framework, cell), check="relation", relation=pair.relation,
                       input_form=self.cases[pair.case].input_form)
         rows = []
-        for quantity in QUANTITIES:
+        for quantity in relation.quantities:
             side, partner = (getattr(self.sides[c], quantity) for c in (pair.base, pair.partner))
-            mapped = relation.mapped(quantity, side)
-            if mapped is None:
-                continue
-            fields = self._relation_fields(relation, pair, quantity, mapped, partner)
+            fields = self._relation_fields(relation, pair, cell, quantity, relation.mapped(quantity, side), partner)
             rows.append(replace(row, quantity=quantity, **fields).with_id())
         return rows
 
-    def _relation_fields(self, relation: Any, pair: Pair, quantity: str, mapped: np.ndarray,
+    def _relation_fields(self, relation: Relation, pair: Pair, cell: Cell, quantity: str, mapped: np.ndarray,
                          got: np.ndarray) -> dict[str, Any]:
         partner_case = self.cases[pair.partner.case_index].name
         statement = f"{relation.statement} ({pair.partner.impl} on {partner_case})"
@@ -287,8 +285,7 @@ class Judge:
             message += f"; {np.count_nonzero(incomparable)} element(s) where the exact sides differ without bound " \
                        "left out"
         return dict(status=verdict.status, error_message=message, out_dtype="",
-                    **self._located(Cell(pair.impl, pair.case, pair.base.dtype, pair.base.device,
-                                         pair.base.reduction), verdict, got.shape))
+                    **self._located(cell, verdict, got.shape))
 
     # ------------------------------------------------------------------------------------ derivatives
 
@@ -407,7 +404,7 @@ class Judge:
                         inputs.x.astype(np.float64), inputs.y.astype(np.float64), case.input_form, cell.dtype)
 
     def _compute_dtype(self, framework: str, cell: Cell) -> str | None:
-        return self.adapters[framework].implementation(cell.impl).compute_dtype
+        return self.implementation(cell.impl).compute_dtype
 
     def _prediction(self, convention: Convention, cell: Cell, quantity: str,
                     compute_dtype: str | None) -> Prediction | None:
