@@ -327,11 +327,16 @@ def reference_uncached(inputs: CaseInputs, input_form: str) -> Reference:
     with np.errstate(invalid="ignore", divide="ignore"):
         grad_mean_hi, grad_mean_lo = fast.grad / n, np.zeros(n)
 
-    # Sums: the exact sum (fsum) of the fast values, accepted if the summed element bounds are small enough.
+    # Sums: the exact sum (fsum) of the fast values, accepted if the summed element bounds are small enough; a sum
+    # whose partials pass float64's largest number (losses near 1e308) is left to mpmath, as its mean may not be.
     if np.isfinite(fast.loss).all():
-        fast_sum = math.fsum(fast.loss.tolist())
+        try:
+            fast_sum = math.fsum(fast.loss.tolist())
+        except OverflowError:
+            fast_sum = math.inf
         sum_bound = float(np.sum(fast.loss_bound)) + _U * abs(fast_sum)
-        sum_ok = bool(loss_ok.all()) and sum_bound <= _ACCEPT * float(fmt.ulp(max(abs(fast_sum) - sum_bound, 0.0)))
+        sum_ok = math.isfinite(fast_sum) and bool(loss_ok.all()) and \
+            sum_bound <= _ACCEPT * float(fmt.ulp(max(abs(fast_sum) - sum_bound, 0.0)))
     else:
         fast_sum = float(np.sum(fast.loss))
         sum_ok = bool(loss_ok.all())

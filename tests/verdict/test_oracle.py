@@ -107,6 +107,15 @@ def test_weights_reductions_and_pos_weight() -> None:
     np.testing.assert_array_equal(ref.grad(reduction="mean")[0], [[-2.5, 0.75]])
 
 
+def test_a_sum_past_the_largest_float64_is_inf_and_its_mean_is_still_exact() -> None:
+    # l(x, 0) = softplus(x) = x + log1p(e^-x) = x exactly in float64 for x = 1e308: the sum 2e308 overflows
+    # (math.fsum raises on it), the mean 1e308 does not; found by the fuzzer
+    ref = reference(_case([1e308, 1e308], [0.0, 0.0]).inputs("float64"), "logits")
+    assert ref.sum_hi == math.inf
+    assert ref.mean_hi == 1e308 and ref.mean_lo == 0.0
+    np.testing.assert_array_equal(ref.loss_hi, [1e308, 1e308])
+
+
 def test_empty_and_mismatched() -> None:
     empty = reference(_case([], []).inputs("float32"), "logits")
     assert empty.n == 0 and empty.sum_hi == 0.0 and math.isnan(empty.mean_hi)
