@@ -75,7 +75,8 @@ class Case:
     dtypes: tuple[str, ...] | None = None
     weight_dtype: str | None = None
     recipe: str = ""
-    _cache: dict[str, CaseInputs] = field(default_factory=dict, repr=False, compare=False)
+    # not an argument: a case made by `dataclasses.replace` with other values starts with a cache of its own
+    _cache: dict[str, CaseInputs] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name:
