@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harness import findings
-    from harness.api import UsageError, audit, bench
+    from harness.api import UsageError, audit, bench, fuzz
     from harness.store.schema import CONFORMANCE_COLUMNS, row_id
     from harness.verdict.oracle import ORACLE_VERSION, Reference, reference
     from harness.verdict.tolerance import POLICY
     from harness.verdict.ulp import Judgement, judge
 
 _WHERE = {
-    "UsageError": "harness.api", "audit": "harness.api", "bench": "harness.api",
+    "UsageError": "harness.api", "audit": "harness.api", "bench": "harness.api", "fuzz": "harness.api",
     "CONFORMANCE_COLUMNS": "harness.store.schema", "row_id": "harness.store.schema",
     "ORACLE_VERSION": "harness.verdict.oracle", "Reference": "harness.verdict.oracle",
     "reference": "harness.verdict.oracle", "POLICY": "harness.verdict.tolerance",
@@ -36,6 +36,7 @@ __all__ = [
     "audit",
     "bench",
     "findings",
+    "fuzz",
     "judge",
     "reference",
     "row_id",

@@ -4,22 +4,24 @@ write the same run folder."""
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from cases import DTYPES, Case, family_names
+from cases import DTYPES, Case, case_entry, family_names
 from harness import options as choice
 from harness.benchmark import DEFAULT_PROCESSES, BenchConfig, BlockOptions, bench_configs, shard_bench
 from harness.benchmark import run_into as bench_into
 from harness.conformance import Progress, Settings, shard_cases
 from harness.conformance import run_into as audit_into
-from harness.findings import record_findings
+from harness.findings import read_findings, record_findings
 from harness.options import DEFAULT_JOBS, DEFAULT_SWEEPS, DEFAULT_TIMEOUT, DEVICES, UsageError
 from harness.store.environment import collect_environment
 from harness.store.folder import RunStore
@@ -29,9 +31,25 @@ from harness.verdict.oracle import ORACLE_VERSION
 from harness.verdict.tolerance import POLICY
 from implementations import DIRECTIONS, REDUCTIONS, Adapter
 
+if TYPE_CHECKING:  # the fuzzer loads Hypothesis: only a fuzz run imports it
+    from harness.fuzzer import FuzzOutcome, Search
+
 __all__ = [
-    "DEFAULT_PROCESSES", "DEFAULT_SWEEPS", "DEFAULT_TIMEOUT", "DEVICES", "GPU_SWEEP_DTYPES", "GPU_SWEEP_SIZES",
-    "UsageError", "audit", "bench", "gpu_sweep", "new_run_id", "resume_audit", "resume_bench",
+    "DEFAULT_PROCESSES",
+    "DEFAULT_SWEEPS",
+    "DEFAULT_TIMEOUT",
+    "DEVICES",
+    "FUZZ_CASES",
+    "GPU_SWEEP_DTYPES",
+    "GPU_SWEEP_SIZES",
+    "UsageError",
+    "audit",
+    "bench",
+    "fuzz",
+    "gpu_sweep",
+    "new_run_id",
+    "resume_audit",
+    "resume_bench",
 ]
 
 
@@ -101,20 +119,25 @@ def audit(
     run_id = new_run_id()
     meta: dict[str, Any] = {
         "run_id": run_id, "kind": "audit", "created": _now(), "seed": seed, "frameworks": list(adapters), **chosen,
-        "reductions": list(REDUCTIONS),
         "case_source": str(cases) if isinstance(cases, str | Path) else ("custom" if cases else "builtin"),
-        "families": sorted({c.family for c in run_cases}), "case_count": len(run_cases),
-        "case_digest": _case_digest(run_cases), "shard": str(part) if part else None,
-        "unsharded_case_digest": _case_digest(all_cases), "oracle_version": ORACLE_VERSION,
-        "tolerance_policy": POLICY, "full": full, "conventions": [_described(c) for c in conventions],
-        "worker_threads": 1, "jobs": workers, "timeout_s": DEFAULT_TIMEOUT if timeout is None else timeout,
-        "memory_limit_gib": gib, **collect_environment(),
+        **_audit_settings(run_cases, conventions, full=full, workers=workers, timeout=timeout, gib=gib),
+        "shard": str(part) if part else None, "unsharded_case_digest": _case_digest(all_cases),
+        **collect_environment(),
     }
     store = RunStore.create(Path(out) if out is not None else Path("runs") / run_id, meta)
     store.write_cases(run_cases, seed)
     (store.path / "logs").mkdir()
     return _audit_into(store, meta, run_cases, adapters, conventions, use_cache=use_cache, progress=progress,
                        write_report=write_report, setup_seconds=time.perf_counter() - began)
+
+
+def _audit_settings(cases: Sequence[Case], conventions: Sequence[Convention], *, full: bool, workers: int,
+                    timeout: float | None, gib: float | None) -> dict[str, Any]:
+    """The settings an audit's meta.json records, beside its selection and environment."""
+    return {"reductions": list(REDUCTIONS), "families": sorted({c.family for c in cases}), "case_count": len(cases),
+            "case_digest": _case_digest(cases), "oracle_version": ORACLE_VERSION, "tolerance_policy": POLICY,
+            "full": full, "conventions": [_described(c) for c in conventions], "worker_threads": 1, "jobs": workers,
+            "timeout_s": DEFAULT_TIMEOUT if timeout is None else timeout, "memory_limit_gib": gib}
 
 
 def _described(convention: Convention) -> dict[str, Any]:
@@ -306,3 +329,135 @@ def gpu_sweep(out: str | Path | None = None, frameworks: Sequence[str] | None = 
     speed = bench(frameworks=present, dtypes=GPU_SWEEP_DTYPES, devices=["gpu"], sizes=GPU_SWEEP_SIZES,
                   out=folder, progress=progress)
     return conformance, speed
+
+
+FUZZ_CASES = "fuzz-cases.json"  # in a fuzz run's folder: the minimal cases, in the --cases format
+
+
+def fuzz(
+    frameworks: Sequence[str] | None = None,
+    impls: Sequence[str] | None = None,
+    dtypes: Sequence[str] | None = None,
+    quantities: Sequence[str] | None = None,
+    modes: Sequence[str] | None = None,
+    device: str = "cpu",
+    max_examples: int = 100,
+    budget: float | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    size: int = 64,
+    finite: bool = False,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+    write_report: bool = True,
+) -> pd.DataFrame:
+    """Search for the inputs where each implementation is worst, shrink every distinct failure to a minimal case
+    with its onset, and audit those cases into a run folder. Returns the run's findings (with `onset`).
+
+    Args:
+        frameworks: import names (default: every installed one).
+        impls: implementation ids (default: every framework's own APIs and formulas).
+        dtypes: one search per dtype and input form (default: all four).
+        quantities: loss, grad and the further derivatives to judge (default: loss and grad).
+        modes: "eager", "compiled" or mode names (default: every mode; eager always runs, compiled paths are
+            compared with it).
+        device: "cpu" or "gpu".
+        max_examples: batches per search.
+        budget: seconds the searches may take in all (they stop early, and meta.json says so; what they found is
+            still shrunk). With a budget, a run is not reproducible by its seed alone.
+        seed: Hypothesis's seed: the same seed and max_examples give the same cases.
+        out: the run folder (default: runs/<run_id>/); it holds `fuzz-cases.json` for `audit --cases`.
+        size: elements per batch (one shape: each compiled path compiles once).
+        finite: draw no ±inf or NaN.
+    """
+    from harness.fuzzer import Prober, run_fuzz, searches
+
+    adapters = choice.installed_frameworks(frameworks)
+    chosen = choice.fuzz_impls(adapters, impls)
+    dtypes = choice.choose("dtype", dtypes, list(DTYPES))
+    wanted = tuple(choice.choose("quantity", quantities or ("loss", "grad"), choice.FUZZ_QUANTITIES))
+    by_impl = choice.fuzz_modes(adapters, chosen, modes)
+    choice.check_gpu(adapters, [choice.chosen_devices([device])[0]])
+    for name, value, integer in (("max-examples", max_examples, True), ("budget", budget, False),
+                                 ("size", size, True)):
+        choice.positive(name, value, integer)
+    settings = {"frameworks": list(adapters), "impls": [i.impl for i in chosen], "dtypes": dtypes,
+                "quantities": list(wanted), "modes": {k: list(v) for k, v in by_impl.items()}, "device": device,
+                "max_examples": max_examples, "budget_s": budget, "seed": seed, "size": size, "finite": finite}
+    run_id = new_run_id()
+    store = RunStore.create(Path(out) if out is not None else Path("runs") / run_id,
+                            {"run_id": run_id, "kind": "audit", "created": _now(), "seed": seed, "fuzz": settings})
+    (store.path / "logs").mkdir()
+    plans = [_supported(plan, adapters) for plan in searches(
+        [i.impl for i in chosen], {i.impl: i.input_form for i in chosen}, by_impl, dtypes, wanted,
+        tuple(q for q in wanted if q not in ("loss", "grad")), size, finite, device)]
+    prober = Prober(adapters, load_conventions(), use_cache=use_cache, log_dir=store.path / "logs")
+    try:
+        outcome = run_fuzz(prober, [plan for plan in plans if plan.impls], max_examples, seed, budget, progress)
+    finally:
+        prober.close()
+    return _fuzz_into(store, adapters, outcome, settings, use_cache=use_cache, progress=progress,
+                      write_report=write_report)
+
+
+def _supported(plan: Search, adapters: dict[str, type[Adapter]]) -> Search:
+    """A search narrowed to the implementations whose framework has its dtype."""
+    has = {impl.impl for adapter in adapters.values() if plan.dtype in adapter.dtypes
+           for impl in adapter.implementations}
+    return replace(plan, impls=tuple(impl for impl in plan.impls if impl in has))
+
+
+def _fuzz_into(store: RunStore, adapters: dict[str, type[Adapter]], outcome: FuzzOutcome, settings: dict[str, Any], *,
+               use_cache: bool, progress: Progress | None, write_report: bool) -> pd.DataFrame:
+    """The minimal cases into `fuzz-cases.json`, then audited into the run folder (their rows, findings with
+    onsets, reports), and each failure's replayed status checked against the fuzzer's."""
+    from harness.fuzzer import minimal_case
+
+    runs_on = {impl.impl: impl.runs_on for adapter in adapters.values() for impl in adapter.implementations}
+    pairs = sorted(((minimal_case(m, settings["seed"], runs_on[m.problem.config.impl]), m) for m in outcome.minimal),
+                   key=lambda pair: pair[0].name)
+    cases = [case for case, _ in pairs]
+    (store.path / FUZZ_CASES).write_text(json.dumps({"cases": [case_entry(c) for c in cases]}, indent=1) + "\n",
+                                         encoding="utf-8")
+    failures = [{"case": case.name, "finding_id": m.problem.finding_id, "status": m.problem.status,
+                 "check": m.problem.check, **asdict(m.problem.config),
+                 "onset": m.onset.text() if m.onset else m.no_onset,
+                 "onset_at": {k: getattr(m.onset, k) for k in ("first", "last", "end")} if m.onset else None,
+                 "steps": m.steps, "seen": m.found.seen} for case, m in pairs]
+    onsets = {m.problem.finding_id: m.onset.text() for m in outcome.minimal if m.onset}
+    fuzz_meta = {**settings, "searches": outcome.searches, "stopped_early": outcome.stopped_early,
+                 "search_s": round(outcome.search_seconds, 2), "shrink_s": round(outcome.shrink_seconds, 2),
+                 "failures": failures, "onsets": onsets}
+    conventions = load_conventions()
+    meta = store.update_meta(fuzz=fuzz_meta, frameworks=settings["frameworks"], devices=[settings["device"]],
+                             dtypes=sorted({c.dtypes[0] for c in cases if c.dtypes}, key=list(DTYPES).index),
+                             case_source=FUZZ_CASES, **_audit_settings(cases, conventions, full=False,
+                                                                       workers=DEFAULT_JOBS, timeout=None, gib=None),
+                             **collect_environment())
+    if not cases:
+        store.update_meta(complete=True, rows=0, findings=0)
+        frame = pd.DataFrame()
+        frame.attrs["run_dir"] = str(store.path)
+        return frame
+    store.write_cases(cases, settings["seed"])
+    table = _audit_into(store, meta, cases, adapters, conventions, use_cache=use_cache, progress=progress,
+                        write_report=write_report)
+    _replayed(store, table, failures)
+    found = read_findings(store.path)
+    found.attrs["run_dir"] = str(store.path)
+    return found
+
+
+def _replayed(store: RunStore, table: pd.DataFrame, failures: list[dict[str, Any]]) -> None:
+    """Each failure's status in the audit of its minimal case, beside the fuzzer's (a difference is a warning
+    in meta.json: a framework that answers differently in a fresh process)."""
+    keyed = table.set_index(["case", "impl", "dtype", "reduction", "mode", "quantity", "check"])["status"]
+    differing = []
+    for failure in failures:
+        key = (failure["case"], failure["impl"], failure["dtype"], failure["reduction"], failure["mode"],
+               failure["quantity"], failure["check"])
+        failure["replayed"] = str(keyed.get(key, "missing"))
+        if failure["replayed"] != failure["status"]:
+            differing.append(failure["case"])
+    fuzz_meta = store.read_meta()["fuzz"]
+    store.update_meta(fuzz={**fuzz_meta, "failures": failures, "not_replayed": differing})

@@ -26,6 +26,7 @@ from harness.api import (
     UsageError,
     audit,
     bench,
+    fuzz,
     gpu_sweep,
     resume_audit,
     resume_bench,
@@ -120,6 +121,31 @@ def _bench_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--threads", type=_int_arg, help="threads and CPUs for every framework (default: all)")
 
 
+def _fuzz_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: installed)")
+    command.add_argument("--impls", type=_list_arg, help="implementation ids (default: every framework's own APIs "
+                                                         "and formulas)")
+    command.add_argument("--dtypes", type=_list_arg, help="float64,float32,float16,bfloat16: one search each "
+                                                          "(default: all)")
+    command.add_argument("--quantities", type=_list_arg,
+                         help="loss,grad and the further derivatives grad_fwd,grad_y,grad_weight,grad_pos_weight,"
+                              "grad2 (default: loss,grad)")
+    command.add_argument("--modes", type=_list_arg, help="eager, compiled or mode names such as jax.jit (default: "
+                                                         "every mode)")
+    command.add_argument("--device", choices=DEVICES, default="cpu", help="cpu or gpu (default: cpu)")
+    command.add_argument("--max-examples", type=_int_arg, default=100, help="batches per search (default 100)")
+    command.add_argument("--budget", type=float, metavar="SECONDS",
+                         help="stop the searches after this long (meta.json says so); what they found is still "
+                              "shrunk")
+    command.add_argument("--seed", type=_int_arg, default=0, help="Hypothesis's seed (default 0): the same seed "
+                                                                  "and --max-examples give the same cases")
+    command.add_argument("--size", type=_int_arg, default=64, help="elements per batch (default 64)")
+    command.add_argument("--finite", action="store_true", help="draw no ±inf or NaN")
+    command.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
+    command.add_argument("--no-cache", action="store_true", help="recompute the reference, ignoring the cache")
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _reading_arguments(commands: Any) -> None:
     """The commands that read run folders: repro, compare, merge, history, report."""
     repro = commands.add_parser("repro", help="print a standalone script reproducing a finding (its minimal "
@@ -159,6 +185,8 @@ def _parser() -> argparse.ArgumentParser:
     _audit_arguments(commands.add_parser("audit", help="compare every implementation with the exact reference"))
     _bench_arguments(commands.add_parser("bench", help="time every framework's BCE side by side (pytest-benchmark)"))
     sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)  # 1e4,1e6,1e8
+    _fuzz_arguments(commands.add_parser("fuzz", help="search for the worst inputs, shrink each failure to a "
+                                                     "minimal case with its onset (fuzz-cases.json for --cases)"))
     gpu = commands.add_parser("gpu-sweep", help=f"the GPU check: a quick audit on the GPU, then bench of every "
                                                 f"framework present, {','.join(GPU_SWEEP_DTYPES)}, sizes {sizes}")
     gpu.add_argument("--frameworks", type=_list_arg, help="comma-separated import names (default: installed)")
@@ -308,6 +336,34 @@ def _gpu_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fuzz(args: argparse.Namespace) -> int:
+    found = _with_progress("fuzz", fuzz, args.quiet, frameworks=args.frameworks, impls=args.impls,
+                           dtypes=args.dtypes, quantities=args.quantities, modes=args.modes, device=args.device,
+                           max_examples=args.max_examples, budget=args.budget, seed=args.seed, out=args.out,
+                           size=args.size, finite=args.finite, use_cache=not args.no_cache)
+    run_dir = found.attrs["run_dir"]
+    from reports import load_run
+
+    meta = load_run(run_dir).meta["fuzz"]
+    for plan in meta["searches"]:
+        print(f"search {plan['dtype']} {plan['input_form']}: {plan['examples']} batches in {plan['seconds']:.0f} s, "
+              f"{plan['distinct_failures']} distinct failures ({', '.join(plan['impls'])})")
+    if meta["stopped_early"]:
+        print(f"the searches stopped early: --budget {meta['budget_s']:g} s was spent")
+    if meta["failures"]:
+        import pandas as pd
+
+        columns = ["impl", "dtype", "reduction", "mode", "quantity", "status", "replayed", "finding_id", "onset"]
+        _print_table(pd.DataFrame(meta["failures"])[columns], "minimal failures (fuzz-cases.json)", 200)
+    for case in meta.get("not_replayed", []):
+        print(f"warning: {case}: the audit of its minimal case gave another status than the fuzzer saw")
+    if len(found):
+        _print_findings(found, run_dir)
+    print(f"run folder: {run_dir}  (fuzz-cases.json: replay with 'python -m harness audit --cases "
+          f"{run_dir}/fuzz-cases.json')")
+    return 0
+
+
 def _print_bench(frame: Any) -> None:
     from reports import bench_table
 
@@ -424,7 +480,7 @@ def _issue(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"audit": _audit, "bench": _bench, "compare": _compare, "gpu-sweep": _gpu_sweep,
+    handlers = {"audit": _audit, "bench": _bench, "compare": _compare, "fuzz": _fuzz, "gpu-sweep": _gpu_sweep,
                 "history": _history, "issue": _issue, "list": _list, "merge": _merge, "report": _report,
                 "repro": _repro}
     try:

@@ -14,19 +14,41 @@ from cases import BadInput, Case, builtin_cases, family_names, load_case_file
 from harness.store.schema import Shard
 from harness.workers.devices import known_devices
 from harness.workers.messages import Hello
-from implementations import Adapter, adapter_classes
+from implementations import DERIVATIVES, Adapter, Implementation, adapter_classes
 
 __all__ = [
-    "BENCH_SIZES", "DEFAULT_JOBS", "DEFAULT_SWEEPS", "DEFAULT_TIMEOUT", "DEVICES", "UsageError", "check_gpu",
-    "choose", "chosen_cases", "chosen_devices", "chosen_impls", "chosen_modes", "chosen_sizes", "chosen_threads",
+    "BENCH_SIZES",
+    "DEFAULT_JOBS",
+    "DEFAULT_SWEEPS",
+    "DEFAULT_TIMEOUT",
+    "DEVICES",
+    "FUZZ_QUANTITIES",
+    "UsageError",
+    "check_gpu",
+    "choose",
+    "chosen_cases",
+    "chosen_devices",
+    "chosen_impls",
+    "chosen_modes",
+    "chosen_sizes",
+    "chosen_threads",
+    "fuzz_impls",
+    "fuzz_modes",
+    "installed_frameworks",
     "jobs",
-    "memory_limit", "processes", "resolve_frameworks", "resume_limits", "shard",
+    "memory_limit",
+    "positive",
+    "processes",
+    "resolve_frameworks",
+    "resume_limits",
+    "shard",
 ]
 
 DEVICES = ("cpu", "gpu")
 DEFAULT_TIMEOUT = 600.0  # seconds without a result from a worker: its cell is a `timeout`
 DEFAULT_JOBS = 2  # framework workers at once
 BENCH_SIZES = (1_000, 100_000, 10_000_000)
+FUZZ_QUANTITIES = ("loss", "grad", *DERIVATIVES)
 DEFAULT_SWEEPS = 10  # median of 10 side-by-side ratios: two runs on a noisy 2-core machine agree within ±15 %
 
 
@@ -169,3 +191,53 @@ def chosen_threads(threads: int | None) -> tuple[int, list[int]]:
         raise UsageError(f"--threads {threads}: this process may use {len(available)} CPUs; choose 1 to "
                          f"{len(available)}")
     return threads, available[:threads]
+
+
+def installed_frameworks(frameworks: Sequence[str] | None) -> dict[str, type[Adapter]]:
+    """The chosen frameworks that are installed (all installed ones by default): what a fuzz run can call."""
+    adapters = {name: a for name, a in resolve_frameworks(frameworks).items() if a.is_available()}
+    if not adapters:
+        raise UsageError("no framework is installed; install one (pip install 'bce-harness[torch]')")
+    return adapters
+
+
+def _fuzzable(impl: Implementation) -> bool:
+    """A framework's own BCE API or a formula (in a context such as autocast, too): not an API there only for an
+    identity's other side (a softmax or focal loss, judged by the identity) or for the σ computed inside a
+    compiled function (judged against eager only)."""
+    return impl.runs_on != "relation" and not impl.sigmoid_inside
+
+
+def fuzz_impls(adapters: dict[str, type[Adapter]], impls: Sequence[str] | None) -> list[Implementation]:
+    """The implementations to fuzz: every fuzzable one of the frameworks by default."""
+    every = [impl for adapter in adapters.values() for impl in adapter.implementations]
+    if impls is None:
+        return [impl for impl in every if _fuzzable(impl)]
+    chosen = choose("implementation", impls, [impl.impl for impl in every])
+    by_id = {impl.impl: impl for impl in every}
+    for name in chosen:
+        if not _fuzzable(by_id[name]):
+            why = "σ computed inside a compiled function" if by_id[name].sigmoid_inside else "an identity's other side"
+            raise UsageError(f"implementation {name!r} is there for {why}, which the audit checks; fuzz the "
+                             "frameworks' own APIs (leave out --impls for all of them)")
+    return [by_id[name] for name in chosen]
+
+
+def fuzz_modes(adapters: dict[str, type[Adapter]], impls: Sequence[Implementation],
+               modes: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
+    """impl → the modes it runs in: eager (what compiled paths are compared with) and the chosen compiled
+    modes its framework has (every one by default)."""
+    framework_of = {impl.impl: name for name, adapter in adapters.items() for impl in adapter.implementations}
+    chosen = chosen_modes(adapters, modes)
+    out = {}
+    for impl in impls:
+        own = adapters[framework_of[impl.impl]].modes
+        wanted = own if chosen is None else [m for m in own if m in chosen or (m != "eager" and "compiled" in chosen)]
+        out[impl.impl] = ("eager", *[m for m in wanted if m != "eager"])
+    return out
+
+
+def positive(name: str, value: float | None, integer: bool = False) -> None:
+    """A count or a limit must be positive: one line naming the flag otherwise."""
+    if value is not None and (value <= 0 or (integer and int(value) != value)):
+        raise UsageError(f"--{name} {value:g}: give a positive {'integer' if integer else 'number'}")

@@ -155,7 +155,8 @@ def _card(finding: Any, run_dir: str) -> str:
             f"<h3><span class='rank'>{finding.rank}.</span>{escape(finding.title)}</h3>"
             f"<p><b>{escape(finding.status)}</b> · {escape(finding.kind)} · {escape(', '.join(finding.impls))} · "
             f"{escape(', '.join(finding.dtypes))} · <a href='#rows-{escape(finding.finding_id)}'>{finding.rows} rows"
-            "</a></p>" + (f"<p>why: {escape(finding.why)}</p>" if finding.why else "")
+            "</a></p>" + (f"<p>onset: {escape(finding.onset)}</p>" if getattr(finding, "onset", "") else "")
+            + (f"<p>why: {escape(finding.why)}</p>" if finding.why else "")
             + f"<p>known issues: {issues}</p><p><code>python -m harness repro {escape(run_dir)} "
             f"{escape(finding.finding_id)}</code></p></div>")
 

@@ -156,6 +156,7 @@ def _finding_block(finding: Any, run_dir: str) -> list[str]:
             f"- holds in: {', '.join(finding.impls)}; dtypes {', '.join(finding.dtypes)}; reductions "
             f"{', '.join(finding.reductions)}; modes {', '.join(finding.modes)}; checks {', '.join(finding.checks)}",
             f"- minimal example: {example}",
+            *([f"- onset: {finding.onset}"] if getattr(finding, "onset", "") else []),
             *([f"- why: {finding.why}"] if finding.why else []),
             f"- known issues: {known}",
             f"- reproduce: `python -m harness repro {run_dir} {finding.finding_id}`; report it: "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cases import Case
 from harness.conformance.plan import Cell, Job
 from implementations import Output
 
@@ -16,9 +17,11 @@ __all__ = ["Assign", "BatchComputed", "CellMessage", "Computed", "NotSupported",
 
 @dataclass(frozen=True, slots=True)
 class Assign:
-    """The runner's order: run these jobs, in this order."""
+    """The runner's order: run these jobs, in this order. With `cases`, the jobs index these (inputs made up as
+    the run goes, such as the fuzzer's) instead of the cases the worker started with."""
 
     jobs: tuple[Job, ...]
+    cases: tuple[Case, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,9 +77,15 @@ class Scope:
         return self.full or "full" not in case.tags
 
     def compiles(self, case: Case, dtype: str) -> bool:
-        """A context case made for certain dtypes (mixed dtypes) compiles in those; every other in path_dtypes."""
-        in_dtype = dtype in self.path_dtypes or ("context" in case.tags and case.dtypes is not None)
-        return in_dtype and (self.full or "path" in case.tags)
+        """A context or fuzz case made for certain dtypes (mixed dtypes, the dtype a failure was found in) compiles
+        in those; every other in path_dtypes."""
+        own = case.dtypes is not None and ("context" in case.tags or "fuzz" in case.tags)
+        return (dtype in self.path_dtypes or own) and (self.full or "path" in case.tags)
+
+    def reductions(self, case: Case) -> tuple[str, ...]:
+        """The reductions a compiled path runs: path_reductions, and every one for a fuzz case (it replays a
+        failure in the reduction the fuzzer found it in)."""
+        return REDUCTIONS if "fuzz" in case.tags else self.path_reductions
 
 
 def batch_eligible(case: Case) -> bool:
@@ -126,7 +132,7 @@ def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str
         impl = implementation.impl
         if implementation.sigmoid_inside:  # there for its compiled paths: eager only where they are compared
             if scope.compiles(case, dtype):
-                yield Job(index, dtype, impl, device, scope.path_reductions)
+                yield Job(index, dtype, impl, device, scope.reductions(case))
             continue
         yield Job(index, dtype, impl, device, REDUCTIONS, derivatives=derivative_quantities(implementation, case))
         if batch_eligible(case):
@@ -134,7 +140,7 @@ def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str
     for mode in (m for m in adapter.modes if m != "eager"):
         for implementation, index, case, dtype, device in cells():
             if scope.compiles(case, dtype):
-                yield Job(index, dtype, implementation.impl, device, scope.path_reductions, mode=mode)
+                yield Job(index, dtype, implementation.impl, device, scope.reductions(case), mode=mode)
 
 
 def shard_cases(cases: Sequence[Case], shard: Shard | None) -> list[Case]:

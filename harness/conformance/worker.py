@@ -36,7 +36,7 @@ def worker_main(framework: str, threads: int, cases: list[Case], log_path: str |
             return
         if not isinstance(order, Assign):
             return
-        run_jobs(adapter, cases, order.jobs, channel)
+        run_jobs(adapter, list(order.cases) or cases, order.jobs, channel)
         channel.send(Ready(framework, *usage(), adapter.compile_stats()))
 
 

@@ -19,13 +19,15 @@ __all__ = ["read_findings", "record_findings"]
 
 def _built(store: RunStore, conformance: pd.DataFrame | None,
            cases: Mapping[str, Case] | None) -> tuple[pd.DataFrame, list[str]]:
-    """The findings of the audit in the folder (its table and cases, unless given) and the stale known issues."""
+    """The findings of the audit in the folder (its table and cases, unless given) and the stale known issues;
+    a fuzz run's onsets (meta.json's `fuzz.onsets`) go into their findings."""
     meta = store.read_meta()
+    onsets = meta.get("fuzz", {}).get("onsets", {})
     table = store.conformance() if conformance is None else conformance
     conventions = {str(c["id"]): str(c["reason"]) for c in meta.get("conventions", [])}
     if cases is None:  # without cases.json (a folder put together by hand) findings lack weights and case words
         cases = store.read_cases() if store.has_cases() else {}
-    return build_findings(table, cases, load_known_issues(), conventions, str(store.path))
+    return build_findings(table, cases, load_known_issues(), conventions, str(store.path), onsets)
 
 
 def record_findings(run_dir: str | Path, conformance: pd.DataFrame | None = None,

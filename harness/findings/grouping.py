@@ -29,7 +29,7 @@ from harness.verdict.regions import ordinariness
 from harness.verdict.tolerance import SEVERITY
 from implementations import adapter_classes
 
-__all__ = ["FINDING_COLUMNS", "build_findings", "example_fields", "inputs_at", "representative"]
+__all__ = ["FINDING_COLUMNS", "build_findings", "example_fields", "inputs_at", "representative", "signature_groups"]
 
 FINDING_COLUMNS = [
     "finding_id", "rank", "title", "kind", "status", "family", "region", "failure", "why", "frameworks", "impls",
@@ -129,8 +129,8 @@ def example_fields(kind: str, example: dict[str, Any], cases: Mapping[str, Case]
     }
 
 
-def _collect(conformance: pd.DataFrame, cases: Mapping[str, Case]) -> dict[tuple[str, ...], dict[str, Any]]:
-    """Signature → the rows that show it and their examples."""
+def signature_groups(conformance: pd.DataFrame, cases: Mapping[str, Case]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Signature key → the alarm rows that show it (`rows`) and their examples (`examples`, one per row)."""
     alarms = conformance[conformance["status"].isin(FINDING_STATUSES)]  # schema 1 has no `failures`: left out
     elementwise: dict[tuple[Any, ...], list[Signature]] = {}
     for row in alarms.itertuples(index=False):  # a mean or sum shares the problems of its element-wise row
@@ -217,16 +217,18 @@ def _rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_findings(conformance: pd.DataFrame, cases: Mapping[str, Case], known: Sequence[KnownIssue] = (),
-                   conventions: Mapping[str, str] | None = None,
-                   run_dir: str = "RUN_DIR") -> tuple[pd.DataFrame, list[str]]:
+                   conventions: Mapping[str, str] | None = None, run_dir: str = "RUN_DIR",
+                   onsets: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The findings of an audit table (one row per finding, `FINDING_COLUMNS`, rank order) and the stale known
-    issues. `cases` by name (for weights and what a case is), `conventions`: id → reason."""
+    issues. `cases` by name (for weights and what a case is), `conventions`: id → reason, `onsets`: finding id →
+    where its behaviour starts (the fuzzer's)."""
     if conformance.empty or "status" not in conformance.columns:
         return pd.DataFrame(columns=FINDING_COLUMNS), []
-    groups = _collect(conformance, cases)
+    groups = signature_groups(conformance, cases)
     records = _rank([_record(key, group, cases, conventions or {}) for key, group in groups.items()])
     frame = pd.DataFrame(records, columns=FINDING_COLUMNS)
     frame["repro"] = [f"python -m harness repro {run_dir} {fid}" for fid in frame["finding_id"]]
+    frame["onset"] = [(onsets or {}).get(fid, "") for fid in frame["finding_id"]]
     links, stale = link_known_issues(frame, known, set(zip(conformance["impl"], conformance["dtype"], strict=True)))
     frame["known_issues"] = links
     return frame.reset_index(drop=True), stale

@@ -40,3 +40,15 @@ def test_list_reads_the_adapters_and_the_device_cache() -> None:
     assert numpy["installed"] and numpy["devices"] == ["cpu"] and numpy["problem"] == ""
     assert numpy["implementations"] == ["numpy.logits", "numpy.lse_formula", "numpy.probs"]
     assert listing["dtypes"] == ["float64", "float32", "float16", "bfloat16"] and "seed" in listing["families"]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["fuzz", "--impls", "torch.softmax2"], "is there for an identity's other side"),
+    (["fuzz", "--impls", "torch.logitz"], "unknown implementation 'torch.logitz'"),
+    (["fuzz", "--max-examples", "0"], "--max-examples 0: give a positive integer"),
+    (["fuzz", "--budget", "-1"], "--budget -1: give a positive number"),
+    (["fuzz", "--quantities", "grad3"], "unknown quantity 'grad3'; available: loss, grad, grad_fwd"),
+    (["fuzz", "--modes", "xla"], "unknown mode 'xla'"),
+])
+def test_bad_fuzz_usage_is_one_line_and_exit_2(args: list[str], fragment: str) -> None:
+    assert_usage_error(run_main(*args), fragment)

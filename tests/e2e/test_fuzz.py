@@ -1,0 +1,89 @@
+"""`python -m harness fuzz` end to end on NumPy's worked-example formula (a quick framework to start): it finds the
+float32 cancellation at x ≪ 0, y = 0 by itself, shrinks it to one element with its onset (checked here against
+the formula run directly), writes cases that `audit --cases` replays with the same statuses, and the same seed
+gives the same cases; `--budget` stops it early and says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from implementations.numpy_adapter import worked_example
+from tests.conftest import run_cli
+
+FUZZ = ("fuzz", "--frameworks", "numpy", "--impls", "numpy.lse_formula", "--dtypes", "float32", "--modes", "eager",
+        "--max-examples", "25", "--seed", "1", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fuzz") / "run"
+    done = run_cli(*FUZZ, "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "minimal failures" in done.stdout and "fuzz-cases.json" in done.stdout
+    return out
+
+
+def _failures(run: Path) -> list[dict[str, object]]:
+    return list(json.loads((run / "meta.json").read_text())["fuzz"]["failures"])
+
+
+def test_it_finds_the_cancellation_and_where_it_starts(fuzzed: Path) -> None:
+    zero = [f for f in _failures(fuzzed) if "the float32 loss is 0.0" in str(f["onset"])]
+    cases = {c["name"]: c for c in json.loads((fuzzed / "fuzz-cases.json").read_text())["cases"]}
+    minimal = [f for f in zero if cases[str(f["case"])]["y"] == ["0x0.0p+0"]]
+    assert minimal, [(f["onset"], cases[str(f["case"])]["y"]) for f in zero]
+    case = cases[str(minimal[0]["case"])]
+    assert len(case["x"]) == 1 and "weight" not in case and "pos_weight" not in case  # one element, y = 0
+    at = minimal[0]["onset_at"]
+    assert isinstance(at, dict)
+    first, last = np.float32(at["first"]), np.float32(at["last"])
+    assert np.nextafter(first, last) == last and first < last < 0  # adjacent float32 numbers, x ≪ 0 downward
+    x = np.array([last, first, np.nextafter(first, np.float32(-np.inf)), float.fromhex(case["x"][0])],
+                 dtype=np.float32)
+    loss, _ = worked_example(x, np.zeros(x.size, dtype=np.float32))  # the formula itself, run directly
+    assert loss[0] > 0.0 and (loss[1:] == 0.0).all()  # 0.0 from `first` downward (and at the minimal x), not at `last`
+    if at["end"] is not None:  # and up to where the exact value itself rounds to (nearly) 0
+        end = np.float32(at["end"])
+        tail, _ = worked_example(np.array([end], dtype=np.float32), np.zeros(1, dtype=np.float32))
+        assert tail[0] == 0.0 and end < first
+
+
+def test_audit_replays_every_failure_with_its_status_and_the_seed_gives_the_same_cases(
+        fuzzed: Path, tmp_path: Path) -> None:
+    replay = tmp_path / "replay"
+    done = run_cli("audit", "--cases", str(fuzzed / "fuzz-cases.json"), "--frameworks", "numpy", "--quiet",
+                   "--out", str(replay))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_parquet(replay / "conformance.parquet").set_index(
+        ["case", "impl", "dtype", "reduction", "mode", "quantity", "check"])["status"]
+    failures = _failures(fuzzed)
+    assert len(failures) >= 5
+    for f in failures:
+        assert table[(f["case"], f["impl"], f["dtype"], f["reduction"], f["mode"], f["quantity"], f["check"])] \
+            == f["status"] == f["replayed"], f
+    again = run_cli(*FUZZ, "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "again" / "fuzz-cases.json").read_bytes() == (fuzzed / "fuzz-cases.json").read_bytes()
+
+
+def test_findings_carry_the_onsets(fuzzed: Path) -> None:
+    findings = pd.read_parquet(fuzzed / "findings.parquet")
+    onsets = dict(zip(findings["finding_id"], findings["onset"], strict=True))
+    for f in _failures(fuzzed):
+        if str(f["onset"]).startswith("from x ="):
+            assert onsets[f["finding_id"]] == f["onset"]
+    assert "onset" in (fuzzed / "report.md").read_text()
+
+
+def test_a_budget_stops_the_search_early_and_says_so(tmp_path: Path) -> None:
+    done = run_cli("fuzz", "--frameworks", "numpy", "--impls", "numpy.logits", "--dtypes", "float64",
+                   "--max-examples", "100000", "--budget", "2", "--quiet", "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())["fuzz"]
+    assert meta["stopped_early"] and 0 < meta["searches"][0]["examples"] < 100000
+    assert "stopped early" in done.stdout
