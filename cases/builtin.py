@@ -135,6 +135,7 @@ def weights_extra(_: int) -> list[Case]:
     x_inf, y_inf = grid([-INF, INF], [0.0, 1.0])
     row_weight = np.array([[0.5], [2.0], [-1.0]])
     class_pos_weight = np.array([0.0, 0.5, 2.0, 10.0])
+    small_pos_weight = np.array([0.01, 0.016, 0.0078, 0.03])
     return [
         Case("weight_zero", "weights_extra", "logits", x, y, weight=zero_some,
              description="weight (N, C) with zeros: those elements' loss and gradient are 0"),
@@ -156,6 +157,10 @@ def weights_extra(_: int) -> list[Case]:
              description="0-d x, y and weight"),
         Case("pos_weight_0d", "weights_extra", "logits", x, y, pos_weight=np.array(3.0),
              description="0-d pos_weight = 3"),
+        Case("pos_weight_below_one", "weights_extra", "logits", x, np.ones_like(x), pos_weight=small_pos_weight,
+             description="pos_weight (C,) below 1 and not a power of two, y = 1: l = p·softplus(-x) needs p to its "
+                         "last bit, which 1 + (p - 1)·y loses (p - 1 rounds at 2^-25 in float32: 2^-25/p relative; "
+                         "found by the fuzzer)"),
         Case("weight_rows_pos_weight_classes", "weights_extra", "logits", x, y, weight=row_weight,
              pos_weight=class_pos_weight,
              description="weight (N, 1) with a negative row, pos_weight (C,) with a 0, |x| up to 40, soft labels"),

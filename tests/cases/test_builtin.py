@@ -204,6 +204,11 @@ def test_weights_extra() -> None:
     both = _case("weight_rows_pos_weight_classes")
     assert both.weight is not None and both.pos_weight is not None
     assert both.weight.shape == (both.x.shape[0], 1) and both.pos_weight.shape == (both.x.shape[-1],)
+    small = _case("pos_weight_below_one").inputs("float32")
+    assert small.pos_weight is not None and (small.y == 1).all()
+    # 1 + (p - 1)·1 in float32 is not p for any of them: the digits the fuzzer found torch's BCE losing
+    one = np.float32(1)
+    assert ((one + (small.pos_weight - one)) != small.pos_weight).all()
     for name, attr in (("weight_not_broadcastable", "weight"), ("pos_weight_not_broadcastable", "pos_weight")):
         case = _case(name)
         assert case.x.shape == (2, 4) and "invalid" in case.tags
