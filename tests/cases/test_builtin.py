@@ -4,6 +4,7 @@ on its grid, the probability edges against ml_dtypes.finfo, the recipes rerun, n
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -332,3 +333,13 @@ def test_family_registered_and_cases_named_after_it(family: str) -> None:
     cases = builtin_cases(0, [family])
     assert cases and all(c.family == family for c in cases)
     assert all(c.description for c in cases)
+
+
+def test_large_means_overflow_only_in_their_sum() -> None:
+    large = {case.name: case for case in builtin_cases(families=["large"])}
+    for name, fmt in DTYPES.items():
+        case = large[f"large_mean_{name}"]
+        x = case.inputs(name).x.astype(np.float64)
+        assert case.dtypes == (name,) and (case.y == 0).all()
+        total = sum(Fraction(v) for v in x.tolist())  # exactly: each loss is x itself here, softplus(x) = x
+        assert total > Fraction(fmt.max_finite) >= total / 2 > 0
