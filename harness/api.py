@@ -427,7 +427,7 @@ def _fuzz_into(store: RunStore, adapters: dict[str, type[Adapter]], outcome: Fuz
     onsets = {m.problem.finding_id: m.onset.text() for m in outcome.minimal if m.onset}
     fuzz_meta = {**settings, "searches": outcome.searches, "stopped_early": outcome.stopped_early,
                  "search_s": round(outcome.search_seconds, 2), "shrink_s": round(outcome.shrink_seconds, 2),
-                 "failures": failures, "onsets": onsets}
+                 "workers": outcome.workers, "failures": failures, "onsets": onsets}
     conventions = load_conventions()
     meta = store.update_meta(fuzz=fuzz_meta, frameworks=settings["frameworks"], devices=[settings["device"]],
                              dtypes=sorted({c.dtypes[0] for c in cases if c.dtypes}, key=list(DTYPES).index),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cases import Case
+from cases import BadInput, Case
 from harness.conformance.messages import Assign, BatchComputed, Computed, NotSupported, Raised, Ready, Stop
 from harness.conformance.plan import Cell, Job
 from harness.conformance.rows import Judge
@@ -42,8 +42,8 @@ __all__ = ["Config", "FuzzLoadError", "Prober", "Problem", "jobs_of", "problems"
 _LOAD_TIMEOUT = 600.0  # seconds a framework may take to import in a fresh worker
 
 
-class FuzzLoadError(Exception):
-    """A framework's worker failed to load it."""
+class FuzzLoadError(BadInput):
+    """A framework's worker failed to load it: the fuzz run cannot call it (one line, exit 2)."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -169,7 +169,8 @@ class Prober:
         message = event.message if isinstance(event, Received) else None
         if isinstance(message, LoadFailed) or not isinstance(message, Hello):
             why = message.describe() if isinstance(message, LoadFailed) else getattr(event, "why", "no greeting")
-            raise FuzzLoadError(f"{framework} failed to load in its worker: {why}")
+            raise FuzzLoadError(f"{framework} failed to load in its worker: {why}; fix its installation or leave it "
+                                "out of --frameworks")
         self.versions[framework] = message.versions.get(framework, "")
         self.devices[framework] = list(message.devices)
         self._workers[framework] = worker

@@ -28,6 +28,7 @@ class FuzzOutcome:
     stopped_early: bool = False
     search_seconds: float = 0.0
     shrink_seconds: float = 0.0
+    workers: dict[str, dict[str, int]] = field(default_factory=dict)  # per framework: probes, cells, restarts
 
 
 def _summary(plan: Search, result: SearchResult) -> dict[str, Any]:
@@ -60,6 +61,8 @@ def run_fuzz(prober: Prober, plans: Sequence[Search], max_examples: int, seed: i
         kept.setdefault((minimal.problem.finding_id, minimal.problem.config.impl), minimal)
     outcome.minimal = list(kept.values())
     outcome.shrink_seconds = time.monotonic() - began - outcome.search_seconds
+    outcome.workers = {name: {"probes": prober.calls[name], "cells": prober.cells[name],
+                              "restarts": prober.restarts[name]} for name in sorted(prober.calls)}
     return outcome
 
 

@@ -4,9 +4,9 @@ on its grid, the probability edges against ml_dtypes.finfo, the recipes rerun, n
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 
 import ml_dtypes
 import mpmath
