@@ -62,17 +62,20 @@ def random(seed_value: int) -> list[Case]:
 
 
 def large_logits(_: int) -> list[Case]:
-    """Large |x| with hard labels: saturation of the loss and of sigmoid, exp overflow in naive formulas; per dtype,
-    a mean of two losses near its largest number (the sum overflows)."""
+    """Large |x| with hard labels: saturation of the loss and of sigmoid, exp overflow in naive formulas."""
     xs = [-1e30, -1e4, -104.0, -90.0, -30.0, -17.0, -15.0, 15.0, 17.0, 30.0, 90.0, 104.0, 1e4, 1e30]
     x, y = grid(xs, [0.0, 1.0])
-    sums = [Case(f"large_mean_{name}", "large", "logits", np.full(2, top), np.zeros(2), dtypes=(name,),
+    return [Case("large_logits", "large", "logits", x, y,
+                 description="|x| from 15 to 1e30 against y = 0 and 1 (x = -15, y = 0 loses float32 precision"
+                 " in naive formulas)", tags=("extreme",))]
+
+
+def overflow(_: int) -> list[Case]:
+    """Per dtype, a mean of two losses at 3/4 of its largest number: the sum overflows, the mean does not."""
+    return [Case(f"overflow_mean_{name}", "overflow", "logits", np.full(2, top), np.zeros(2), dtypes=(name,),
                  description=f"two losses of {top:.4g} (3/4 of {name}'s largest number): their sum overflows, their "
                              "mean does not (found by the fuzzer)", tags=("extreme",))
             for name, fmt in DTYPES.items() for top in [float(round_to_format(0.75 * fmt.max_finite, fmt))]]
-    return [Case("large_logits", "large", "logits", x, y,
-                 description="|x| from 15 to 1e30 against y = 0 and 1 (x = -15, y = 0 loses float32 precision"
-                 " in naive formulas)", tags=("extreme",)), *sums]
 
 
 def soft_labels(_: int) -> list[Case]:
@@ -280,6 +283,7 @@ FAMILIES: dict[str, Callable[[int], list[Case]]] = {
     "seed": seed,
     "random": random,
     "large": large_logits,
+    "overflow": overflow,
     "logit_thresholds": logit_thresholds,
     "prob_edges": prob_edges,
     "labels": labels,

@@ -336,9 +336,9 @@ def test_family_registered_and_cases_named_after_it(family: str) -> None:
 
 
 def test_large_means_overflow_only_in_their_sum() -> None:
-    large = {case.name: case for case in builtin_cases(families=["large"])}
+    large = {case.name: case for case in builtin_cases(families=["overflow"])}
     for name, fmt in DTYPES.items():
-        case = large[f"large_mean_{name}"]
+        case = large[f"overflow_mean_{name}"]
         x = case.inputs(name).x.astype(np.float64)
         assert case.dtypes == (name,) and (case.y == 0).all()
         total = sum(Fraction(v) for v in x.tolist())  # exactly: each loss is x itself here, softplus(x) = x
