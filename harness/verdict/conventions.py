@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, NamedTuple
 
+import mpmath
 import numpy as np
 import pandas as pd
 
@@ -127,11 +128,25 @@ def _reduce(per_element: np.ndarray, reduction: str, quantity: str, acting: np.n
     if quantity == "grad" or reduction == "none":
         values = per_element / n if (quantity == "grad" and reduction == "mean") else per_element
         return Prediction(values, np.zeros_like(values), acting)
-    finite = np.isfinite(per_element).all()
-    total = math.fsum(per_element.ravel().tolist()) if finite else float(np.sum(per_element))
-    mean = total / n if n else math.nan  # the mean of nothing is 0/0
+    total, mean = _sum_and_mean(per_element)
     value = total if reduction == "sum" else mean
     return Prediction(np.array(value), np.array(0.0), np.array(bool(acting.any())))
+
+
+def _sum_and_mean(values: np.ndarray) -> tuple[float, float]:
+    """The exact sum and mean of float64 values, each rounded once (a sum past float64's largest number is inf,
+    its mean may still be finite; the mean of nothing is 0/0)."""
+    n = values.size
+    if not np.isfinite(values).all():
+        total = float(np.sum(values))
+        return total, total / n if n else math.nan
+    try:
+        total = math.fsum(values.ravel().tolist())
+        return total, total / n if n else math.nan
+    except OverflowError:  # partials past the largest float64: exactly, in enough bits for any float64 sum
+        with mpmath.workprec(4096):
+            exact = mpmath.fsum(mpmath.mpf(v) for v in values.ravel().tolist())
+            return float(exact), float(exact / n)
 
 
 def _exact(inputs: CaseInputs, input_form: str, quantity: str) -> np.ndarray:

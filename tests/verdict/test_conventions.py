@@ -142,6 +142,17 @@ def test_flush_to_zero_prediction() -> None:
     assert acting.tolist() == [True, False]
 
 
+def test_a_prediction_of_a_mean_whose_sum_overflows_is_still_the_mean() -> None:
+    # two float64 losses of 1.3482698511467367e308 (softplus(x) = x there): the sum is past the largest float64
+    # (math.fsum raises on it), the mean is the loss itself; nothing is flushed, so it predicts the exact values
+    x = np.full(2, 1.3482698511467367e308)
+    inputs = Case("o", "test", "logits", x, np.zeros(2)).inputs("float64")
+    mean = predict(CONVENTIONS["xla-cpu-flush-to-zero"], inputs, "logits", "mean", "loss")
+    total = predict(CONVENTIONS["xla-cpu-flush-to-zero"], inputs, "logits", "sum", "loss")
+    assert mean is not None and total is not None
+    assert float(mean.hi) == 1.3482698511467367e308 and float(total.hi) == math.inf
+
+
 @pytest.mark.parametrize("convention", ["xla-cpu-flush-to-zero", "tensorflow-cpu-flush-to-zero"])
 def test_flush_to_zero_acts_where_the_hardware_flushes(convention: str) -> None:
     """float16 is computed in float32, where its subnormals are normal numbers: nothing flushes them."""
