@@ -370,27 +370,19 @@ def fuzz(
         size: elements per batch (one shape: each compiled path compiles once).
         finite: draw no ±inf or NaN.
     """
-    from harness.fuzzer import Prober, run_fuzz, searches
+    from harness.fuzzer import Prober, run_fuzz
 
     adapters = choice.installed_frameworks(frameworks)
-    chosen = choice.fuzz_impls(adapters, impls)
-    dtypes = choice.choose("dtype", dtypes, list(DTYPES))
-    wanted = tuple(choice.choose("quantity", quantities or ("loss", "grad"), choice.FUZZ_QUANTITIES))
-    by_impl = choice.fuzz_modes(adapters, chosen, modes)
-    choice.check_gpu(adapters, [choice.chosen_devices([device])[0]])
     for name, value, integer in (("max-examples", max_examples, True), ("budget", budget, False),
                                  ("size", size, True)):
         choice.positive(name, value, integer)
-    settings = {"frameworks": list(adapters), "impls": [i.impl for i in chosen], "dtypes": dtypes,
-                "quantities": list(wanted), "modes": {k: list(v) for k, v in by_impl.items()}, "device": device,
-                "max_examples": max_examples, "budget_s": budget, "seed": seed, "size": size, "finite": finite}
+    plans, settings = _fuzz_plans(adapters, impls, dtypes, quantities, modes, device)
+    settings.update(max_examples=max_examples, budget_s=budget, seed=seed, size=size, finite=finite)
+    plans = [replace(plan, size=size, finite=finite) for plan in plans]
     run_id = new_run_id()
     store = RunStore.create(Path(out) if out is not None else Path("runs") / run_id,
                             {"run_id": run_id, "kind": "audit", "created": _now(), "seed": seed, "fuzz": settings})
     (store.path / "logs").mkdir()
-    plans = [_supported(plan, adapters) for plan in searches(
-        [i.impl for i in chosen], {i.impl: i.input_form for i in chosen}, by_impl, dtypes, wanted,
-        tuple(q for q in wanted if q not in ("loss", "grad")), size, finite, device)]
     prober = Prober(adapters, load_conventions(), use_cache=use_cache, log_dir=store.path / "logs")
     try:
         outcome = run_fuzz(prober, [plan for plan in plans if plan.impls], max_examples, seed, budget, progress)
@@ -398,6 +390,25 @@ def fuzz(
         prober.close()
     return _fuzz_into(store, adapters, outcome, settings, use_cache=use_cache, progress=progress,
                       write_report=write_report)
+
+
+def _fuzz_plans(adapters: dict[str, type[Adapter]], impls: Sequence[str] | None, dtypes: Sequence[str] | None,
+                quantities: Sequence[str] | None, modes: Sequence[str] | None,
+                device: str) -> tuple[list[Search], dict[str, Any]]:
+    """The searches a fuzz run makes (checked choices), and its settings for meta.json."""
+    from harness.fuzzer import searches
+
+    chosen = choice.fuzz_impls(adapters, impls)
+    dtypes = choice.choose("dtype", dtypes, list(DTYPES))
+    wanted = tuple(choice.choose("quantity", quantities or ("loss", "grad"), choice.FUZZ_QUANTITIES))
+    by_impl = choice.fuzz_modes(adapters, chosen, modes)
+    choice.check_gpu(adapters, [choice.chosen_devices([device])[0]])
+    plans = [_supported(plan, adapters) for plan in searches(
+        [i.impl for i in chosen], {i.impl: i.input_form for i in chosen}, by_impl, dtypes, wanted,
+        tuple(q for q in wanted if q not in ("loss", "grad")), device=device)]
+    settings = {"frameworks": list(adapters), "impls": [i.impl for i in chosen], "dtypes": dtypes,
+                "quantities": list(wanted), "modes": {k: list(v) for k, v in by_impl.items()}, "device": device}
+    return plans, settings
 
 
 def _supported(plan: Search, adapters: dict[str, type[Adapter]]) -> Search:
@@ -424,7 +435,12 @@ def _fuzz_into(store: RunStore, adapters: dict[str, type[Adapter]], outcome: Fuz
                  "onset": m.onset.text() if m.onset else m.no_onset,
                  "onset_at": {k: getattr(m.onset, k) for k in ("first", "last", "end")} if m.onset else None,
                  "steps": m.steps, "seen": m.found.seen} for case, m in pairs]
-    onsets = {m.problem.finding_id: m.onset.text() for m in outcome.minimal if m.onset}
+    onsets: dict[str, str] = {}  # per finding, each implementation's onset (one finding may hold several)
+    for m in sorted(outcome.minimal, key=lambda m: m.problem.config.impl):
+        if m.onset:
+            text = f"{m.problem.config.impl}: {m.onset.text()}"
+            onsets[m.problem.finding_id] = f"{onsets[m.problem.finding_id]}; {text}" \
+                if m.problem.finding_id in onsets else text
     fuzz_meta = {**settings, "searches": outcome.searches, "stopped_early": outcome.stopped_early,
                  "search_s": round(outcome.search_seconds, 2), "shrink_s": round(outcome.shrink_seconds, 2),
                  "workers": outcome.workers, "failures": failures, "onsets": onsets}

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from implementations import Adapter
 __all__ = ["Config", "FuzzLoadError", "Prober", "Problem", "jobs_of", "problems", "targets"]
 
 _LOAD_TIMEOUT = 600.0  # seconds a framework may take to import in a fresh worker
+_RETRIES = 3  # workers a probe may lose per framework before the rest of its cells get the loss's status
 
 
 class FuzzLoadError(BadInput):
@@ -125,6 +127,19 @@ def targets(rows: Sequence[ConformanceRow], quantities: Sequence[str]) -> dict[s
 
 
 @dataclass
+class _Probe:
+    """One `Prober.run` in progress: its judge and cases, each framework's jobs in the order sent and cells still
+    unanswered, the workers it lost, and its rows."""
+
+    judge: Judge
+    cases: tuple[Case, ...]
+    jobs: dict[str, list[Job]] = field(default_factory=dict)
+    pending: dict[str, set[Cell]] = field(default_factory=dict)
+    losses: dict[str, int] = field(default_factory=dict)
+    rows: list[ConformanceRow] = field(default_factory=list)
+
+
+@dataclass
 class Prober:
     """The fuzz run's workers, one per framework, and what they have cost."""
 
@@ -179,22 +194,31 @@ class Prober:
     def run(self, cases: Sequence[Case], jobs: Sequence[Job], use_cache: bool | None = None) -> list[ConformanceRow]:
         """Every job's rows, as an audit judges them (compiled paths against their eager cells, which `jobs` must
         hold). `use_cache`: keep the exact references in the oracle's disk cache (default: the prober's)."""
-        cases = list(cases)
-        judge = Judge(cases, self.adapters, self.conventions, run_id="fuzz", versions=dict(self.versions))
+        judge = Judge(list(cases), self.adapters, self.conventions, run_id="fuzz", versions=dict(self.versions))
         judge.compared.update(cell._replace(mode="eager") for job in jobs if job.mode != "eager"
                               for cell in job.cells())
+        probe = _Probe(judge, tuple(cases))
+        now = time.monotonic()
+        for worker in self._workers.values():  # a worker idle between probes is not silent: no time limit runs
+            worker.last_heard = now
         by_framework: dict[str, list[Job]] = {}
         for job in jobs:
             by_framework.setdefault(self.framework_of(job.impl), []).append(job)
-        pending: dict[str, set[Cell]] = {}
         for framework, own in by_framework.items():
-            assert self._pool is not None
-            self._pool.send(self._worker(framework), Assign(tuple(own), tuple(cases)))
-            pending[framework] = {cell for job in own for cell in job.cells()}
-            self.calls[framework] += 1
-            self.cells[framework] += len(pending[framework])
-        self._references(judge, cases, jobs, self.use_cache if use_cache is None else use_cache)
-        return self._collect(judge, pending)
+            self._send(probe, framework, own)
+        self._references(judge, list(cases), jobs, self.use_cache if use_cache is None else use_cache)
+        self._collect(probe)
+        return probe.rows
+
+    def _send(self, probe: _Probe, framework: str, jobs: list[Job]) -> None:
+        assert self._pool is not None
+        worker = self._worker(framework)
+        worker.last_heard = time.monotonic()
+        self._pool.send(worker, Assign(tuple(jobs), probe.cases))
+        probe.jobs[framework] = jobs
+        probe.pending[framework] = {cell for job in jobs for cell in job.cells()}
+        self.calls[framework] += 1
+        self.cells[framework] += len(probe.pending[framework])
 
     def _references(self, judge: Judge, cases: list[Case], jobs: Sequence[Job], use_cache: bool) -> None:
         keys = {judge.reference_key(cell) for job in jobs for cell in job.cells()[:1]}
@@ -208,53 +232,73 @@ class Prober:
                 except ValueError as exc:
                     judge.derivative_references[(index, dtype)] = str(exc)
 
-    def _collect(self, judge: Judge, pending: dict[str, set[Cell]]) -> list[ConformanceRow]:
-        """The workers' answers, judged, until each has said Ready (a lost worker's cells get its status)."""
+    def _collect(self, probe: _Probe) -> None:
+        """The workers' answers, judged, until each has said Ready. A worker lost on the way costs the job it was
+        on (its first with cells unanswered): those cells get its status, and a fresh worker takes the rest, up to
+        _RETRIES times a probe."""
         pool = self._pool
         assert pool is not None
-        rows: list[ConformanceRow] = []
-        waiting = set(pending)
-        by_worker = {self._workers[name]: name for name in waiting}
+        waiting = set(probe.pending)
         while waiting:
+            by_worker = {self._workers[name]: name for name in waiting if name in self._workers}
             event = pool.next_event(timeout=1.0)
-            lost = [event] if isinstance(event, Lost) else pool.watch() if event is None else []
-            for loss in lost:
-                name = by_worker[loss.worker]
-                rows += self._lost(judge, name, pending[name], loss)
-                waiting.discard(name)
+            for loss in [event] if isinstance(event, Lost) else pool.watch() if event is None else []:
+                name = next((n for n, w in self._workers.items() if w is loss.worker), None)
+                if name is None:
+                    continue
+                self._workers.pop(name)
+                self.restarts[name] += 1
+                if name in waiting and not self._blame(probe, name, loss):
+                    waiting.discard(name)
             if not isinstance(event, Received) or event.worker not in by_worker:
                 continue
             name, message = by_worker[event.worker], event.message
             if isinstance(message, Ready):
                 waiting.discard(name)
                 continue
-            pending[name].discard(message.cell)
-            rows += self._judged(judge, name, message)
-        return rows
+            probe.pending[name].discard(message.cell)
+            probe.rows += self._judged(probe.judge, name, message)
 
-    def _lost(self, judge: Judge, framework: str, cells: set[Cell], loss: Lost) -> list[ConformanceRow]:
-        self.restarts[framework] += 1
-        self._workers.pop(framework, None)
-        rows = []
-        for cell in sorted(cells):
-            rows += judge.status_rows(framework, cell, loss.status, "WorkerLost", loss.why)
+    def _blame(self, probe: _Probe, framework: str, loss: Lost) -> bool:
+        """The lost worker's job in progress gets its status; the rest goes to a fresh worker (True) unless the
+        probe has lost too many (then all of it gets the status: False)."""
+        pending, judge = probe.pending[framework], probe.judge
+        culprit = next(([c for c in job.cells() if c in pending] for job in probe.jobs[framework]
+                        if any(c in pending for c in job.cells())), [])
+        probe.losses[framework] = probe.losses.get(framework, 0) + 1
+        given_up = probe.losses[framework] > _RETRIES
+        for cell in sorted(pending) if given_up else culprit:
+            probe.rows += judge.status_rows(framework, cell, loss.status, "WorkerLost", loss.why)
             if cell.mode == "eager" and cell in judge.compared:
-                rows += judge.release(cell)
-        return rows
+                probe.rows += judge.release(cell)
+            pending.discard(cell)
+        rest = [replace(job, reductions=tuple(c.reduction for c in job.cells() if c in pending))
+                for job in probe.jobs[framework] if any(c in pending for c in job.cells())]
+        if not rest:
+            return False
+        self._send(probe, framework, rest)
+        return True
 
     @staticmethod
     def _judged(judge: Judge, framework: str, message: Any) -> list[ConformanceRow]:
+        """A cell's rows, as the audit's runner judges them (a bug of ours costs only this cell: HarnessError)."""
         cell = message.cell
-        with np.errstate(all="ignore"):
-            match message:
-                case NotSupported(message=why):
-                    rows = judge.status_rows(framework, cell, "unsupported", "Unsupported", why)
-                case Raised(error_type=error_type, message=text):
-                    rows = judge.raised(framework, cell, error_type, text)
-                case BatchComputed(alone=alone, batched=batched):
-                    rows = judge.batch(framework, cell, alone, batched)
-                case Computed(output=output):
-                    rows = judge.result(framework, cell, output)
+        try:
+            with np.errstate(all="ignore"):
+                match message:
+                    case NotSupported(message=why):
+                        rows = judge.status_rows(framework, cell, "unsupported", "Unsupported", why)
+                    case Raised(error_type=error_type, message=text):
+                        rows = judge.raised(framework, cell, error_type, text)
+                    case BatchComputed(alone=alone, batched=batched):
+                        rows = judge.batch(framework, cell, alone, batched)
+                    case Computed(output=output):
+                        rows = judge.result(framework, cell, output)
+                    case _:
+                        raise AssertionError(f"unhandled message {type(message).__name__}")
+        except Exception as exc:
+            rows = judge.status_rows(framework, cell, "error", "HarnessError",
+                                     f"the harness failed to judge this result: {type(exc).__name__}: {exc}")
         if cell.mode == "eager" and cell in judge.compared:
             rows += judge.release(cell)
         return rows

@@ -72,13 +72,15 @@ def minimal_case(minimal: Minimal, seed: int, runs_on: str | None = None) -> Cas
     compiled mode and "derivative" for a further derivative, so that the audit runs them)."""
     problem, config = minimal.problem, minimal.problem.config
     tags = ["fuzz", f"impl:{config.impl}", f"reduction:{config.reduction}", f"mode:{config.mode}",
-            f"quantity:{config.quantity}"]
+            f"quantity:{config.quantity}", f"device:{config.device}"]
     tags += ["path"] if config.mode != "eager" else []
     tags += ["derivative"] if config.quantity in DERIVATIVES else []
     tags += [runs_on] if runs_on else []
     kind, _, region, failure = problem.key
     onset = f"; onset: {minimal.onset.text()}" if minimal.onset else ""
-    description = (f"fuzz (seed {seed}): {config.describe()}: {problem.status}, {kind} {failure} ({region}){onset}; "
+    on = "" if config.device == "cpu" else f" on {config.device} (replay with --devices {config.device})"
+    description = (f"fuzz (seed {seed}): {config.describe()}{on}: {problem.status}, {kind} {failure} ({region})"
+                   f"{onset}; "
                    f"first seen in {minimal.found.case.name} ({minimal.found.problem.config.describe()}), shrunk: "
                    f"{', '.join(minimal.steps) or 'as found'}")
     return Case(f"fuzz-{config.impl}-{problem.finding_id}", "fuzz", minimal.case.input_form, minimal.case.x,

@@ -32,7 +32,7 @@ class _OutOfTime(BaseException):
 @dataclass
 class Found:
     """One distinct failure: a finding signature in one implementation, the first batch that showed it and how
-    often it showed."""
+    many batches showed it."""
 
     problem: Problem
     case: Case
@@ -92,12 +92,11 @@ def search(prober: Prober, plan: Search, max_examples: int, seed_value: int, dea
         for label, value in sorted(targets(rows, plan.quantities).items()):
             target(value, label=label)
             result.best[label] = max(result.best.get(label, value), value)
-        for problem in problems(rows, [case], plan.quantities):
-            key = (problem.finding_id, problem.config.impl)
-            if key in result.found:
-                result.found[key].seen += 1
-            else:
-                result.found[key] = Found(problem, case)
+        shown = problems(rows, [case], plan.quantities)
+        for problem in shown:  # the first row of each failure is the one it is shrunk from
+            result.found.setdefault((problem.finding_id, problem.config.impl), Found(problem, case, seen=0))
+        for key in {(problem.finding_id, problem.config.impl) for problem in shown}:
+            result.found[key].seen += 1  # batches that showed it
         if progress is not None:
             progress(result.examples, max_examples, f"{plan.dtype} {plan.input_form}: {len(result.found)} found")
 
@@ -110,7 +109,7 @@ def search(prober: Prober, plan: Search, max_examples: int, seed_value: int, dea
 
 
 def searches(impls: Sequence[str], forms: dict[str, str], modes: dict[str, tuple[str, ...]], dtypes: Sequence[str],
-             quantities: tuple[str, ...], derivatives: tuple[str, ...], size: int, finite: bool,
+             quantities: tuple[str, ...], derivatives: tuple[str, ...], size: int = 64, finite: bool = False,
              device: str = "cpu") -> list[Search]:
     """One search per dtype and input form that some chosen implementation takes."""
     out = []

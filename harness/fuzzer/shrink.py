@@ -40,9 +40,9 @@ _ONSET_CHECKS = 16  # points between an onset and x that must fail too (at x −
 class Onset:
     """Where a behaviour starts along x, everything else fixed: it shows at `first`, not at `last`, adjacent to it
     on the dtype's ordered line, and holds from `first` away from `last` (checked at points out to the minimal
-    x), as far as `end` where it stops again on the other side (None: out to where no neighbour was tried). Of
-    two ends, `first` is the one nearer 0: the behaviour starts as |x| grows. `what` names the behaviour ("the
-    float32 loss is 0.0")."""
+    x), as far as `end` where it stops again on the other side (None: it holds out to ±max, as far as tried).
+    Where it has two ends, `first` is the one nearer 0; where it has one, that one, whichever side of x it is
+    on. `what` names the behaviour ("the float32 loss is 0.0")."""
 
     dtype: str
     first: float
@@ -87,19 +87,24 @@ def behaviour(problem: Problem) -> tuple[str, ...]:
     return kind, family, failure, value.replace("-0.0", "0.0")
 
 
+_LOST = "lost"  # a candidate whose probe crashed, timed out or could not be judged: it says nothing
+
+
 def _showing(prober: Prober, cases: Sequence[Case], config: Config, key: tuple[str, ...],
-             like: tuple[str, ...] | None = None) -> list[Problem | None]:
-    """Per case: the problem with signature `key` that `config` shows on it (None where it does not). `like`: a
-    `behaviour` to look for instead, wherever the element lies (the onset's test: a region's edge is not a
-    behaviour's)."""
+             like: tuple[str, ...] | None = None) -> list[Problem | str | None]:
+    """Per case: the problem with signature `key` that `config` shows on it, None where it does not, `_LOST` where
+    its probe was lost. `like`: a `behaviour` to look for instead, wherever the element lies (the onset's test: a
+    region's edge is not a behaviour's)."""
     named = [replace(case, name=f"probe-{i}") for i, case in enumerate(cases)]
     jobs = [job for index in range(len(named)) for job in jobs_of(index, config, _derivatives(config))]
+    rows = prober.run(named, jobs, use_cache=False)
+    lost = {row.case for row in rows if row.status in ("crashed", "timeout") or row.error_type == "HarnessError"}
     shown: dict[str, Problem] = {}
-    for problem in problems(prober.run(named, jobs, use_cache=False), named, (config.quantity,)):
+    for problem in problems(rows, named, (config.quantity,)):
         same = problem.key == key if like is None else behaviour(problem) == like
         if same and problem.config == config:
             shown.setdefault(problem.example["case"], problem)
-    return [shown.get(case.name) for case in named]
+    return [shown.get(case.name) or (_LOST if case.name in lost else None) for case in named]
 
 
 def _input_region(problem: Problem) -> str:
@@ -149,7 +154,7 @@ class _Shrinking:
             shown = _showing(self.prober, [case for case, _ in mine], config, self.key,
                              like[0] if like is not None else None)
             for (case, step), problem in zip(mine, shown, strict=True):
-                if problem is not None and (like is None or _input_region(problem) == like[1]):
+                if isinstance(problem, Problem) and (like is None or _input_region(problem) == like[1]):
                     self.case, self.config, self.problem, self.key = case, config, problem, problem.key
                     self.steps.append(step)
                     return True
@@ -205,10 +210,16 @@ def _with_x(case: Case, value: float) -> Case:
     return replace(case, x=np.full(case.x.shape, value))
 
 
+class _ProbeLost(Exception):
+    """A probe of the onset search was lost: what it would have said is unknown, so there is no onset."""
+
+
 def _failing(prober: Prober, case: Case, config: Config, like: tuple[str, ...], places: Sequence[int]) -> list[bool]:
-    """Per ordinal of x: whether the behaviour `like` shows there."""
+    """Per ordinal of x: whether the behaviour `like` shows there (`_ProbeLost` where a probe says nothing)."""
     fmt = float_format(config.dtype)
     shown = _showing(prober, [_with_x(case, from_ordinal(p, fmt)) for p in places], config, (), like)
+    if _LOST in shown:
+        raise _ProbeLost
     return [problem is not None for problem in shown]
 
 
@@ -216,10 +227,19 @@ def _onset(prober: Prober, case: Case, config: Config, like: tuple[str, ...]) ->
     """Where the failure starts along x (see the module docstring), or why there is no onset: x is not finite,
     no neighbour within reach passes, or the failure comes and goes between its onset and x (scattered
     roundings, not a region: `_ONSET_CHECKS` points in between must all fail)."""
-    x = float(case.x.ravel()[0])
-    fmt = float_format(config.dtype)
+    x = float(case.x.ravel()[0]) if case.x.size else math.nan
     if case.x.size != 1 or not math.isfinite(x):
         return None, "none: x is not finite" if case.x.size == 1 else "none: the failure needs a batch"
+    if x == 0 and math.copysign(1.0, x) < 0:  # -0.0 and +0.0 share a place on the ordered line
+        return None, "none: x is -0.0"
+    try:
+        return _onset_of(prober, case, config, like, x)
+    except _ProbeLost:
+        return None, "none: a probe of its neighbours was lost (its worker crashed or timed out)"
+
+
+def _onset_of(prober: Prober, case: Case, config: Config, like: tuple[str, ...], x: float) -> tuple[Onset | None, str]:
+    fmt = float_format(config.dtype)
     here, top = ordinal(x, fmt), ordinal(fmt.max_finite, fmt)
     bits = 8 * fmt.numpy_dtype.itemsize
     near = sorted({min(top, max(-top, here + sign * 2**k)) for k in range(bits) for sign in (1, -1)} - {here})

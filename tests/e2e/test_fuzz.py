@@ -12,8 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cases import Case
+from harness.conformance.plan import Job
+from harness.fuzzer import Prober
 from implementations.numpy_adapter import worked_example
 from tests.conftest import run_cli
+from tests.e2e.fault_adapter import TRIGGER, FaultAdapter
 
 FUZZ = ("fuzz", "--frameworks", "numpy", "--impls", "numpy.lse_formula", "--dtypes", "float32", "--modes", "eager",
         "--max-examples", "25", "--seed", "1", "--quiet")
@@ -76,7 +80,7 @@ def test_findings_carry_the_onsets(fuzzed: Path) -> None:
     onsets = dict(zip(findings["finding_id"], findings["onset"], strict=True))
     for f in _failures(fuzzed):
         if str(f["onset"]).startswith("from x ="):
-            assert onsets[f["finding_id"]] == f["onset"]
+            assert f"{f['impl']}: {f['onset']}" in onsets[f["finding_id"]]
     assert "onset" in (fuzzed / "report.md").read_text()
 
 
@@ -87,3 +91,28 @@ def test_a_budget_stops_the_search_early_and_says_so(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())["fuzz"]
     assert meta["stopped_early"] and 0 < meta["searches"][0]["examples"] < 100000
     assert "stopped early" in done.stdout
+
+
+def test_a_worker_lost_mid_probe_costs_only_the_job_it_was_on(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fault adapter segfaults on x[0] = TRIGGER: that job's cells are `crashed`, and a fresh worker computes
+    the job queued behind it (the fault adapter is registered through its entry point, as in test_reliability)."""
+    info = tmp_path / "bce_harness_faults-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bce-harness-faults\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[bce_harness.implementations]\n"
+                                           "faulty = tests.e2e.fault_adapter:FaultAdapter\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the spawned worker inherits it
+    cases = [Case("trigger", "fuzz", "logits", np.array([TRIGGER, 1.0]), np.array([1.0, 0.0])),
+             Case("after", "fuzz", "logits", np.array([2.0, -3.0]), np.array([0.0, 1.0]))]
+    jobs = [Job(index, "float32", "faulty.segfault", "cpu", ("none", "mean")) for index in (0, 1)]
+    prober = Prober({"faulty": FaultAdapter}, timeout=120)
+    try:
+        rows = prober.run(cases, jobs, use_cache=False)
+    finally:
+        prober.close()
+    status = {(row.case, row.reduction, row.quantity): row.status for row in rows}
+    assert len(status) == len(rows) == 8  # every cell answered once: 2 cases × 2 reductions × loss and grad
+    assert {v for (case, _, _), v in status.items() if case == "trigger"} == {"crashed"}
+    assert {v for (case, _, _), v in status.items() if case == "after"} == {"pass"}
+    assert prober.restarts["faulty"] == 1 and prober.calls["faulty"] == 2  # the rest went to a fresh worker
