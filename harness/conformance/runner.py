@@ -36,8 +36,8 @@ from harness.workers.messages import Hello, LoadFailed
 from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from implementations import Adapter
 
-__all__ = ["MAX_RESTARTS", "Backlog", "Emit", "Progress", "Settings", "Share", "remaining_jobs", "run_conformance",
-           "run_into", "units_of"]
+__all__ = ["MAX_RESTARTS", "Backlog", "Emit", "Progress", "Settings", "Share", "message_rows", "remaining_jobs",
+           "run_conformance", "run_into", "units_of"]
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 Emit = Callable[[list[ConformanceRow]], None]
@@ -369,23 +369,7 @@ class _Audit:
                 self.emit(rows)
 
     def rows(self, framework: str, message: Computed | BatchComputed | Raised | NotSupported) -> list[ConformanceRow]:
-        """The judged rows of one cell's message; a bug of ours costs only this cell (recorded in its rows)."""
-        cell = message.cell
-        try:
-            with np.errstate(all="ignore"):  # NaN and inf are data here, not accidents
-                match message:
-                    case NotSupported(message=why):
-                        return self.judge.status_rows(framework, cell, "unsupported", "Unsupported", why)
-                    case Raised(error_type=error_type, message=text):
-                        return self.judge.raised(framework, cell, error_type, text)
-                    case BatchComputed(alone=alone, batched=batched):
-                        return self.judge.batch(framework, cell, alone, batched)
-                    case Computed(output=output):
-                        return self.judge.result(framework, cell, output)
-        except Exception as exc:
-            return self.judge.status_rows(framework, cell, "error", "HarnessError",
-                                          f"the harness failed to judge this result: {type(exc).__name__}: {exc}")
-        raise AssertionError(f"unhandled message {message!r}")
+        return message_rows(self.judge, framework, message)
 
     def lose(self, share: Share, status: str, why: str) -> None:
         """A worker died or hung: after it loaded its framework, the job it was on gets the fault and the rest of
@@ -441,6 +425,27 @@ class _Audit:
         self.report["workers"].setdefault(share.framework, {}).setdefault("shards", {})[share.id] = {
             "ended": ended, "seconds": round(seconds, 2), "restarts": self.backlogs[share.framework].restarts,
         }
+
+
+def message_rows(judge: Judge, framework: str,
+                 message: Computed | BatchComputed | Raised | NotSupported) -> list[ConformanceRow]:
+    """The judged rows of one cell's message; a bug of ours costs only this cell (recorded in its rows)."""
+    cell = message.cell
+    try:
+        with np.errstate(all="ignore"):  # NaN and inf are data here, not accidents
+            match message:
+                case NotSupported(message=why):
+                    return judge.status_rows(framework, cell, "unsupported", "Unsupported", why)
+                case Raised(error_type=error_type, message=text):
+                    return judge.raised(framework, cell, error_type, text)
+                case BatchComputed(alone=alone, batched=batched):
+                    return judge.batch(framework, cell, alone, batched)
+                case Computed(output=output):
+                    return judge.result(framework, cell, output)
+    except Exception as exc:
+        return judge.status_rows(framework, cell, "error", "HarnessError",
+                                 f"the harness failed to judge this result: {type(exc).__name__}: {exc}")
+    raise AssertionError(f"unhandled message {message!r}")
 
 
 def run_conformance(

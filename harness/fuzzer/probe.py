@@ -13,7 +13,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from cases import BadInput, Case
-from harness.conformance.messages import Assign, BatchComputed, Computed, NotSupported, Raised, Ready, Stop
+from harness.conformance.messages import Assign, Ready, Stop
 from harness.conformance.plan import Cell, Job
 from harness.conformance.rows import Judge
+from harness.conformance.runner import message_rows, remaining_jobs
 from harness.conformance.worker import worker_main
 from harness.findings.grouping import signature_groups
 from harness.findings.signature import NONFINITE_FAILURES, finding_id
@@ -272,8 +273,7 @@ class Prober:
             if cell.mode == "eager" and cell in judge.compared:
                 probe.rows += judge.release(cell)
             pending.discard(cell)
-        rest = [replace(job, reductions=tuple(c.reduction for c in job.cells() if c in pending))
-                for job in probe.jobs[framework] if any(c in pending for c in job.cells())]
+        rest = remaining_jobs(probe.jobs[framework], pending)
         if not rest:
             return False
         self._send(probe, framework, rest)
@@ -281,24 +281,9 @@ class Prober:
 
     @staticmethod
     def _judged(judge: Judge, framework: str, message: Any) -> list[ConformanceRow]:
-        """A cell's rows, as the audit's runner judges them (a bug of ours costs only this cell: HarnessError)."""
+        """A cell's rows as the audit's runner judges them, with those of the compiled results held for it."""
         cell = message.cell
-        try:
-            with np.errstate(all="ignore"):
-                match message:
-                    case NotSupported(message=why):
-                        rows = judge.status_rows(framework, cell, "unsupported", "Unsupported", why)
-                    case Raised(error_type=error_type, message=text):
-                        rows = judge.raised(framework, cell, error_type, text)
-                    case BatchComputed(alone=alone, batched=batched):
-                        rows = judge.batch(framework, cell, alone, batched)
-                    case Computed(output=output):
-                        rows = judge.result(framework, cell, output)
-                    case _:
-                        raise AssertionError(f"unhandled message {type(message).__name__}")
-        except Exception as exc:
-            rows = judge.status_rows(framework, cell, "error", "HarnessError",
-                                     f"the harness failed to judge this result: {type(exc).__name__}: {exc}")
+        rows = message_rows(judge, framework, message)
         if cell.mode == "eager" and cell in judge.compared:
             rows += judge.release(cell)
         return rows
