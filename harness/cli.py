@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -165,6 +166,9 @@ def _reading_arguments(commands: Any) -> None:
     compare.add_argument("--min-effect", type=float, default=0.10,
                          help="smallest slowdown that counts, as a fraction of the median (default 0.1)")
     compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
+    compare.add_argument("--format", choices=["github"],
+                         help="github: also write compare.github.md into NEW_RUN (details collapsed; appended to "
+                              "$GITHUB_STEP_SUMMARY under GitHub Actions)")
     merge = commands.add_parser("merge", help="merge run folders (shards, machines, framework versions) into one")
     merge.add_argument("runs", type=Path, nargs="+", metavar="RUN")
     merge.add_argument("--out", type=Path, help="run folder to create (default: runs/<run_id>/)")
@@ -173,6 +177,10 @@ def _reading_arguments(commands: Any) -> None:
                          help="folder of run folders (default: runs)")
     report = commands.add_parser("report", help="(re)write report.md and report.html of run folders")
     report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    report.add_argument("--format", type=_list_arg, metavar="FORMATS",
+                        help="also write github (report.github.md, appended to $GITHUB_STEP_SUMMARY under GitHub "
+                             "Actions), junit (junit.xml: one testcase per finding) and/or json (report.json, "
+                             "validated by reports/schema/report.schema.json)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -306,6 +314,11 @@ def _audit(args: argparse.Namespace) -> int:
     if result.failed:
         columns = ["status", "impl", "case", "dtype", "reduction", "quantity", "check", "mode", "row_id"]
         _print_table(result.unexpected[columns].head(200), "unexpected findings (the gate fails)", 200)
+        if os.environ.get("GITHUB_ACTIONS") == "true":  # annotations on the workflow run
+            for row in result.unexpected.head(50).itertuples(index=False):
+                print(f"::error title=bce-harness gate::{row.status}: {row.impl} on {row.case} ({row.dtype}, "
+                      f"{row.reduction}, {row.quantity}, {row.check}, {row.mode}); repro: python -m harness repro "
+                      f"{frame.attrs['run_dir']} {row.row_id}")
     for entry in result.stale:
         print(f"warning: expected finding {entry.index} ({entry.describe()}) matched no row: stale?")
     return 1 if result.failed else 0
@@ -410,7 +423,9 @@ def _report(args: argparse.Namespace) -> int:
     from harness.findings import record_findings
     from harness.store.folder import RunStore
     from reports import write_reports
+    from reports.ci import check_formats, write_formats
 
+    check_formats(args.format or [])
     for run_dir in args.run_dirs:
         store = RunStore(run_dir)
         store.read_meta()
@@ -418,6 +433,9 @@ def _report(args: argparse.Namespace) -> int:
             record_findings(run_dir)
         for path in write_reports(run_dir):
             print(path)
+        if args.format:
+            for path in write_formats(run_dir, args.format):
+                print(path)
     return 0
 
 
@@ -429,6 +447,10 @@ def _compare(args: argparse.Namespace) -> int:
     print(text, end="")
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
+    if args.format == "github":
+        from reports.ci import write_comparison
+
+        print(write_comparison(comparison, text))
     return 1 if args.fail_on_regression and comparison.regressions else 0
 
 

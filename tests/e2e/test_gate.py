@@ -31,10 +31,12 @@ def _audit(tmp_path: Path, name: str, *gate: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
-def test_gate_fails_on_an_unlisted_finding(tmp_path: Path) -> None:
+def test_gate_fails_on_an_unlisted_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # as in a workflow: annotations too
     code, out, err = _audit(tmp_path, "a", "--fail-on", "fail,nonfinite")
     assert code == 1, err
     assert "gate --fail-on fail,nonfinite:" in out and "unexpected findings (the gate fails)" in out
+    assert "::error title=bce-harness gate::fail: torch.logits on large_logits (float32" in out
     assert "large_logits" in out and (tmp_path / "a" / "conformance.parquet").is_file()  # results kept
 
 
