@@ -376,9 +376,8 @@ def fuzz(
     for name, value, integer in (("max-examples", max_examples, True), ("budget", budget, False),
                                  ("size", size, True)):
         choice.positive(name, value, integer)
-    plans, settings = _fuzz_plans(adapters, impls, dtypes, quantities, modes, device)
-    settings.update(max_examples=max_examples, budget_s=budget, seed=seed, size=size, finite=finite)
-    plans = [replace(plan, size=size, finite=finite) for plan in plans]
+    plans, settings = _fuzz_plans(adapters, impls, dtypes, quantities, modes, device, size, finite)
+    settings.update(max_examples=max_examples, budget_s=budget, seed=seed)
     run_id = new_run_id()
     store = RunStore.create(Path(out) if out is not None else Path("runs") / run_id,
                             {"run_id": run_id, "kind": "audit", "created": _now(), "seed": seed, "fuzz": settings})
@@ -393,8 +392,8 @@ def fuzz(
 
 
 def _fuzz_plans(adapters: dict[str, type[Adapter]], impls: Sequence[str] | None, dtypes: Sequence[str] | None,
-                quantities: Sequence[str] | None, modes: Sequence[str] | None,
-                device: str) -> tuple[list[Search], dict[str, Any]]:
+                quantities: Sequence[str] | None, modes: Sequence[str] | None, device: str, size: int,
+                finite: bool) -> tuple[list[Search], dict[str, Any]]:
     """The searches a fuzz run makes (checked choices), and its settings for meta.json."""
     from harness.fuzzer import searches
 
@@ -404,10 +403,11 @@ def _fuzz_plans(adapters: dict[str, type[Adapter]], impls: Sequence[str] | None,
     by_impl = choice.fuzz_modes(adapters, chosen, modes)
     choice.check_gpu(adapters, [choice.chosen_devices([device])[0]])
     plans = [_supported(plan, adapters) for plan in searches(
-        [i.impl for i in chosen], {i.impl: i.input_form for i in chosen}, by_impl, dtypes, wanted,
-        tuple(q for q in wanted if q not in ("loss", "grad")), device=device)]
+        [i.impl for i in chosen], {i.impl: i.input_form for i in chosen}, by_impl, dtypes, wanted, size, finite,
+        device)]
     settings = {"frameworks": list(adapters), "impls": [i.impl for i in chosen], "dtypes": dtypes,
-                "quantities": list(wanted), "modes": {k: list(v) for k, v in by_impl.items()}, "device": device}
+                "quantities": list(wanted), "modes": {k: list(v) for k, v in by_impl.items()}, "device": device,
+                "size": size, "finite": finite}
     return plans, settings
 
 

@@ -13,7 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pandas as pd
 
 from cases import BadInput
@@ -39,6 +38,8 @@ def report_schema() -> dict[str, Any]:
 
 def validate_report(document: dict[str, Any]) -> None:
     """Raise jsonschema's ValidationError where the document breaks the schema."""
+    import jsonschema  # only `--format json` needs it
+
     jsonschema.validate(document, report_schema())
 
 

@@ -36,8 +36,8 @@ from harness.workers.messages import Hello, LoadFailed
 from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from implementations import Adapter
 
-__all__ = ["MAX_RESTARTS", "Backlog", "Emit", "Progress", "Settings", "Share", "message_rows", "remaining_jobs",
-           "run_conformance", "run_into", "units_of"]
+__all__ = ["MAX_RESTARTS", "Backlog", "Emit", "Progress", "Settings", "Share", "exact_derivatives", "message_rows",
+           "remaining_jobs", "run_conformance", "run_into", "units_of"]
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 Emit = Callable[[list[ConformanceRow]], None]
@@ -245,22 +245,13 @@ class _Audit:
             self.judge.references[key] = stored
             if self.progress is not None:
                 self.progress(self.done, self.total, f"reference {count}/{len(needed)}")
-        self.compute_derivative_references(sorted({(job.case_index, job.dtype) for job in jobs if job.derivatives}))
+        exact_derivatives(self.judge, sorted({(job.case_index, job.dtype) for job in jobs if job.derivatives}),
+                          self.settings.use_cache)
         stats["seconds"] = time.perf_counter() - began
         self.report["reference_seconds"] = round(stats["seconds"], 2)
 
     # ---------------------------------------------------------------------------------------- the workers
 
-    def compute_derivative_references(self, needed: list[tuple[int, str]]) -> None:
-        """The exact further derivatives of the cases that have them (or why there are none)."""
-        for index, dtype in needed:
-            case = self.cases[index]
-            try:
-                with np.errstate(all="ignore"):
-                    self.judge.derivative_references[(index, dtype)] = derivative_reference(
-                        case.inputs(dtype), case.input_form, use_cache=self.settings.use_cache)
-            except ValueError as exc:
-                self.judge.derivative_references[(index, dtype)] = str(exc)
 
     def fill(self) -> None:
         """Start workers while CPUs are free: first one for each framework with work (the heaviest first), then
@@ -425,6 +416,19 @@ class _Audit:
         self.report["workers"].setdefault(share.framework, {}).setdefault("shards", {})[share.id] = {
             "ended": ended, "seconds": round(seconds, 2), "restarts": self.backlogs[share.framework].restarts,
         }
+
+
+def exact_derivatives(judge: Judge, needed: Sequence[tuple[int, str]], use_cache: bool) -> None:
+    """The exact further derivatives of the judge's cases that have them, by (case index, dtype) (or why there
+    are none)."""
+    for index, dtype in needed:
+        case = judge.cases[index]
+        try:
+            with np.errstate(all="ignore"):
+                judge.derivative_references[(index, dtype)] = derivative_reference(
+                    case.inputs(dtype), case.input_form, use_cache=use_cache)
+        except ValueError as exc:
+            judge.derivative_references[(index, dtype)] = str(exc)
 
 
 def message_rows(judge: Judge, framework: str,

@@ -24,14 +24,13 @@ from cases import BadInput, Case
 from harness.conformance.messages import Assign, Ready, Stop
 from harness.conformance.plan import Cell, Job
 from harness.conformance.rows import Judge
-from harness.conformance.runner import message_rows, remaining_jobs
+from harness.conformance.runner import exact_derivatives, message_rows, remaining_jobs
 from harness.conformance.worker import worker_main
 from harness.findings.grouping import signature_groups
 from harness.findings.signature import NONFINITE_FAILURES, finding_id
 from harness.store.environment import cache_root
 from harness.store.schema import ConformanceRow
 from harness.verdict.conventions import Convention
-from harness.verdict.derivatives import derivative_reference
 from harness.verdict.oracle import located_reference
 from harness.verdict.tolerance import pass_ulp
 from harness.verdict.variants import variant_inputs
@@ -150,7 +149,6 @@ class Prober:
     timeout: float = 600.0
     log_dir: Path | None = None
     versions: dict[str, str] = field(default_factory=dict)
-    devices: dict[str, list[str]] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
     cells: Counter[str] = field(default_factory=Counter)
     restarts: Counter[str] = field(default_factory=Counter)
@@ -188,7 +186,6 @@ class Prober:
             raise FuzzLoadError(f"{framework} failed to load in its worker: {why}; fix its installation or leave it "
                                 "out of --frameworks")
         self.versions[framework] = message.versions.get(framework, "")
-        self.devices[framework] = list(message.devices)
         self._workers[framework] = worker
         return worker
 
@@ -226,12 +223,7 @@ class Prober:
         with np.errstate(all="ignore"):
             for key in keys:
                 judge.references[key] = located_reference(*variant_inputs(cases, key), use_cache=use_cache)[0]
-            for index, dtype in {(job.case_index, job.dtype) for job in jobs if job.derivatives}:
-                try:
-                    judge.derivative_references[(index, dtype)] = derivative_reference(
-                        cases[index].inputs(dtype), cases[index].input_form, use_cache=use_cache)
-                except ValueError as exc:
-                    judge.derivative_references[(index, dtype)] = str(exc)
+        exact_derivatives(judge, sorted({(job.case_index, job.dtype) for job in jobs if job.derivatives}), use_cache)
 
     def _collect(self, probe: _Probe) -> None:
         """The workers' answers, judged, until each has said Ready. A worker lost on the way costs the job it was

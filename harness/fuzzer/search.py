@@ -20,7 +20,7 @@ from cases import Case
 from harness.conformance.plan import Job
 from harness.fuzzer.draw import Draw, batches
 from harness.fuzzer.probe import Prober, Problem, problems, targets
-from implementations import REDUCTIONS
+from implementations import DERIVATIVES, REDUCTIONS
 
 __all__ = ["Found", "Search", "SearchResult", "search", "searches"]
 
@@ -48,10 +48,14 @@ class Search:
     impls: tuple[str, ...]
     modes: dict[str, tuple[str, ...]]  # impl → the modes it runs in
     quantities: tuple[str, ...]
-    derivatives: tuple[str, ...]  # the further derivatives among the quantities
     size: int = 64
     finite: bool = False
     device: str = "cpu"
+
+    @property
+    def derivatives(self) -> tuple[str, ...]:
+        """The further derivatives among the quantities (computed with the eager calls)."""
+        return tuple(q for q in self.quantities if q in DERIVATIVES)
 
 
 @dataclass
@@ -109,14 +113,13 @@ def search(prober: Prober, plan: Search, max_examples: int, seed_value: int, dea
 
 
 def searches(impls: Sequence[str], forms: dict[str, str], modes: dict[str, tuple[str, ...]], dtypes: Sequence[str],
-             quantities: tuple[str, ...], derivatives: tuple[str, ...], size: int = 64, finite: bool = False,
-             device: str = "cpu") -> list[Search]:
+             quantities: tuple[str, ...], size: int = 64, finite: bool = False, device: str = "cpu") -> list[Search]:
     """One search per dtype and input form that some chosen implementation takes."""
     out = []
     for dtype in dtypes:
         for form in ("logits", "probs"):
             chosen = tuple(impl for impl in impls if forms[impl] == form)
             if chosen:
-                out.append(Search(dtype, form, chosen, {impl: modes[impl] for impl in chosen}, quantities,
-                                  derivatives, size, finite, device))
+                out.append(Search(dtype, form, chosen, {impl: modes[impl] for impl in chosen}, quantities, size,
+                                  finite, device))
     return out
