@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harness import findings
-    from harness.api import UsageError, audit, bench, fuzz
+    from harness.api import UsageError, audit, bench, check_loss, fuzz
     from harness.store.schema import CONFORMANCE_COLUMNS, row_id
     from harness.verdict.oracle import ORACLE_VERSION, Reference, reference
     from harness.verdict.tolerance import POLICY
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "UsageError": "harness.api", "audit": "harness.api", "bench": "harness.api", "fuzz": "harness.api",
+    "check_loss": "harness.api",
     "CONFORMANCE_COLUMNS": "harness.store.schema", "row_id": "harness.store.schema",
     "ORACLE_VERSION": "harness.verdict.oracle", "Reference": "harness.verdict.oracle",
     "reference": "harness.verdict.oracle", "POLICY": "harness.verdict.tolerance",
@@ -35,6 +36,7 @@ __all__ = [
     "UsageError",
     "audit",
     "bench",
+    "check_loss",
     "findings",
     "fuzz",
     "judge",

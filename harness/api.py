@@ -23,6 +23,7 @@ from harness.conformance import Progress, Settings, shard_cases
 from harness.conformance import run_into as audit_into
 from harness.findings import read_findings, record_findings
 from harness.options import DEFAULT_JOBS, DEFAULT_SWEEPS, DEFAULT_TIMEOUT, DEVICES, UsageError
+from harness.own import LossCheck, check_loss, registered_callables
 from harness.store.environment import collect_environment
 from harness.store.folder import RunStore
 from harness.store.schema import BENCH_JOURNAL, CellKey
@@ -42,9 +43,11 @@ __all__ = [
     "FUZZ_CASES",
     "GPU_SWEEP_DTYPES",
     "GPU_SWEEP_SIZES",
+    "LossCheck",
     "UsageError",
     "audit",
     "bench",
+    "check_loss",
     "fuzz",
     "gpu_sweep",
     "new_run_id",
@@ -81,6 +84,7 @@ def audit(
     shard: str | None = None,
     timeout: float | None = None,
     memory_limit: float | None = None,
+    callables: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Run the conformance audit and return one row per implementation × case × dtype × device × reduction ×
     quantity.
@@ -102,7 +106,20 @@ def audit(
         timeout: seconds a worker may stay silent on one cell before it is stopped (`timeout` rows; default 600).
         memory_limit: GiB of resident memory a worker may use before it is stopped (`crashed` rows); default:
             the machine's memory shared between the workers.
+        callables: your own functions, `module:function[:form[:framework]]` (see implementations.own), audited
+            beside the frameworks, each in its own worker; added to `frameworks` when that is given.
     """
+    with registered_callables(callables) as own:
+        chosen = [*frameworks, *(spec.name for spec in own)] if frameworks is not None else None
+        return _audit(chosen, dtypes, devices, families, cases, out, seed, full, jobs, use_cache, progress,
+                      write_report, shard, timeout, memory_limit, [spec.text() for spec in own])
+
+
+def _audit(frameworks: Sequence[str] | None, dtypes: Sequence[str] | None, devices: Sequence[str] | None,
+           families: Sequence[str] | None, cases: str | Path | Sequence[Case] | None, out: str | Path | None,
+           seed: int, full: bool, jobs: int | None, use_cache: bool, progress: Progress | None, write_report: bool,
+           shard: str | None, timeout: float | None, memory_limit: float | None, callables: list[str]
+           ) -> pd.DataFrame:
     began = time.perf_counter()
     adapters = choice.resolve_frameworks(frameworks)
     part = choice.shard(shard)
@@ -122,6 +139,7 @@ def audit(
         "case_source": str(cases) if isinstance(cases, str | Path) else ("custom" if cases else "builtin"),
         **_audit_settings(run_cases, conventions, full=full, workers=workers, timeout=timeout, gib=gib),
         "shard": str(part) if part else None, "unsharded_case_digest": _case_digest(all_cases),
+        "callables": callables,
         **collect_environment(),
     }
     store = RunStore.create(Path(out) if out is not None else Path("runs") / run_id, meta)
@@ -159,6 +177,12 @@ def resume_audit(run_dir: str | Path, jobs: int | None = None, use_cache: bool =
                          "audit in its own folder")
     if meta.get("complete"):
         raise UsageError(f"{str(run_dir)!r} is complete already; there is nothing to resume")
+    with registered_callables(meta.get("callables") or []):
+        return _resumed(store, meta, jobs, use_cache, progress, write_report, timeout, memory_limit)
+
+
+def _resumed(store: RunStore, meta: dict[str, Any], jobs: int | None, use_cache: bool, progress: Progress | None,
+             write_report: bool, timeout: float | None, memory_limit: float | None) -> pd.DataFrame:
     cases = list(store.read_cases().values())
     adapters = choice.resolve_frameworks(meta.get("frameworks"))
     rows = store.journal_rows()

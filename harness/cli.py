@@ -85,6 +85,11 @@ def _audit_arguments(command: argparse.ArgumentParser) -> None:
                 "audit in its folder, without redoing the rows it recorded")
     command.add_argument("--families", type=_list_arg, help="built-in case families (default: all)")
     command.add_argument("--cases", type=Path, help="a JSON case file, replacing the built-in families")
+    command.add_argument("--callable", action="append", metavar="MODULE:FUNCTION[:FORM[:FRAMEWORK]]",
+                         help="your own BCE, audited beside the frameworks in its own worker (repeatable): FORM "
+                              "logits (default) or probs; FRAMEWORK numpy, torch, jax or tensorflow (default: the "
+                              "one its module imports); the module must import from the current folder or "
+                              "PYTHONPATH")
     command.add_argument("--full", action="store_true",
                          help="every compiled path on every case, and the longest reductions (minutes)")
     command.add_argument("--jobs", type=_int_arg, help="framework workers at once (default 2; with --resume, the "
@@ -293,7 +298,7 @@ def _audit(args: argparse.Namespace) -> int:
     expected = load_expected(args.expected) if args.expected is not None else []
     if args.resume is not None:
         _refuse_with_resume(args, "audit", ("frameworks", "dtypes", "devices", "families", "cases", "out", "shard",
-                                            "full", "seed"))
+                                            "full", "seed", "callable"))
         frame = _with_progress("audit", resume_audit, args.quiet, run_dir=args.resume, use_cache=not args.no_cache,
                                jobs=args.jobs, timeout=args.timeout, memory_limit=args.memory_limit)
     else:
@@ -301,6 +306,7 @@ def _audit(args: argparse.Namespace) -> int:
             "audit", audit, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
             families=args.families, cases=args.cases, out=args.out, seed=args.seed or 0, full=args.full, jobs=args.jobs,
             use_cache=not args.no_cache, shard=args.shard, timeout=args.timeout, memory_limit=args.memory_limit,
+            callables=args.callable or (),
         )
     _print_summary(frame.attrs["run_dir"])
     if not fail_on:
@@ -483,8 +489,10 @@ def _history(args: argparse.Namespace) -> int:
 
 def _repro(args: argparse.Namespace) -> int:
     from harness.findings.repro import reproducer
+    from harness.own import registered_callables, run_callables
 
-    script = reproducer(args.run_dir, args.row_id)
+    with registered_callables(run_callables(args.run_dir)):  # a run's own functions reproduce too
+        script = reproducer(args.run_dir, args.row_id)
     if args.out is None:
         print(script, end="")
     else:
@@ -495,8 +503,10 @@ def _repro(args: argparse.Namespace) -> int:
 
 def _issue(args: argparse.Namespace) -> int:
     from harness.findings.tracker import bug_report
+    from harness.own import registered_callables, run_callables
 
-    print(bug_report(args.run_dir, args.finding_id, args.tracker), end="")
+    with registered_callables(run_callables(args.run_dir)):
+        print(bug_report(args.run_dir, args.finding_id, args.tracker), end="")
     return 0
 
 

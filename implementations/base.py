@@ -75,6 +75,9 @@ class Implementation:
         sigmoid_inside: takes logits, computes σ(x) inside the (compiled) function and gives it to a probabilities
             API: a context in which graph rewrites act. Judged by its compiled paths against eager in that context.
         runs_on: only cases with this tag (an API that exists here for a relation or a context).
+        reductions: the reductions the API computes (a user's function that returns per-element losses: `none`).
+        differentiable: whether it has a gradient (code in a framework without autodiff, such as a user's NumPy
+            function, has none: its rows judge the loss only).
     """
 
     impl: str
@@ -87,6 +90,8 @@ class Implementation:
     relation: str = ""
     sigmoid_inside: bool = False
     runs_on: str | None = None
+    reductions: tuple[str, ...] = REDUCTIONS
+    differentiable: bool = True
 
     def api_for(self, has_pos_weight: bool) -> str:
         if has_pos_weight:
@@ -287,6 +292,11 @@ class Adapter(ABC):
     @abstractmethod
     def _load(self, threads: int) -> None: ...
 
+    def use_here(self) -> None:
+        """Bind the framework in a process whose user has imported and configured it (a test calling the fixture
+        `bce_check`): imports only, no thread pools, flags or environment changed. `load` is for workers."""
+        raise Unsupported(f"{self.framework}: the adapter runs in its own worker only")
+
     @abstractmethod
     def runtime_version(self) -> str: ...
 
@@ -316,11 +326,12 @@ class Adapter(ABC):
         self.check_mode(mode)
         api = impl.api_for("pos_weight" in arrays)
         loss, grad, evidence = self.evaluate(impl, arrays, reduction, device, mode)
-        if grad is None:
+        if grad is None and impl.differentiable:
             raise RuntimeError(f"{self.framework}'s autodiff returned no gradient with respect to the input")
         further = self._further(impl, arrays, reduction, device, derivatives) if derivatives else {}
-        return Output(loss=self.to_numpy(loss), grad=self.to_numpy(grad), out_dtype=self.dtype_name(loss),
-                      grad_dtype=self.dtype_name(grad), api=api, compiled=evidence, derivatives=further)
+        return Output(loss=self.to_numpy(loss), grad=None if grad is None else self.to_numpy(grad),
+                      out_dtype=self.dtype_name(loss), grad_dtype=None if grad is None else self.dtype_name(grad),
+                      api=api, compiled=evidence, derivatives=further)
 
     def _further(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                  wanted: tuple[str, ...]) -> dict[str, Derivative]:
@@ -349,6 +360,21 @@ class Adapter(ABC):
         through the framework's own autodiff: name → the framework's array, or the exception its autodiff raised
         (an `Unsupported` where the framework has no such derivative, with the reason). The default: none."""
         why = Unsupported(f"{self.framework}: the adapter computes no derivatives beyond the gradient")
+        return dict.fromkeys(wanted, why)
+
+    # --- a user's own loss (implementations.own): optional for third-party adapters ---
+
+    def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
+                          device: str) -> Result:
+        """Eagerly, a loss written with this framework's operations, `function(x, y, reduction, **options)` → the
+        reduced loss, on `arrays` moved to `device`, with the gradient of its sum with respect to x by the
+        framework's autodiff (None for a framework without one). `Unsupported` where the adapter cannot."""
+        raise Unsupported(f"{self.framework}: the adapter cannot run a function of its tensors")
+
+    def function_derivatives(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray],
+                             reduction: Reduction, device: str, wanted: tuple[str, ...]) -> dict[str, Any]:
+        """Like `derivatives`, of `function` (as `evaluate_function` calls it)."""
+        why = Unsupported(f"{self.framework}: the adapter computes no derivatives of a function of its tensors")
         return dict.fromkeys(wanted, why)
 
     @abstractmethod

@@ -203,30 +203,34 @@ class JaxAdapter(Adapter):
     )
 
     def _load(self, threads: int) -> None:
-        global jax, jnp, optax
+        global jax, optax
         # JAX has no public intra-op thread setting; XLA's flag keeps its CPU client to one Eigen pool thread.
         if threads == 1:
             os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
         # allocate GPU memory as needed, not 75 % up front: other frameworks' workers share the device
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        import jax as jax_module
-
-        jax = jax_module
+        self.use_here()
         jax.config.update("jax_enable_x64", True)
         if self.compile_cache:  # eager dispatch compiles each primitive per shape and dtype: keep them
             jax.config.update("jax_compilation_cache_dir", self.compile_cache)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         import jax.monitoring
+        import optax as optax_module
+
+        optax = optax_module
+        jax.monitoring.register_event_duration_secs_listener(self._count_compile)
+
+    def use_here(self) -> None:
+        global jax, jnp
+        import jax as jax_module
         import jax.numpy as jnp_module
         import jax.scipy.special
         import jax.stages
-        import optax as optax_module
 
-        jnp, optax = jnp_module, optax_module
+        jax, jnp = jax_module, jnp_module
         self._compiled_calls = 0
         self._compiles: dict[str, float] = {"programs": 0, "cached": 0, "compile_s": 0.0, "lower_s": 0.0}
-        jax.monitoring.register_event_duration_secs_listener(self._count_compile)
 
     def _count_compile(self, event: str, duration: float, **_: Any) -> None:
         """JAX's monitoring events: every XLA compile (a hit in the persistent cache is one too), every lowering."""
@@ -261,13 +265,12 @@ class JaxAdapter(Adapter):
 
     def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                  mode: str) -> Result:
+        function = _FUNCTIONS[impl.impl]
+        if mode == "eager":
+            return self.evaluate_function(function, arrays, reduction, device)
         where = self._device(device)
         tensors = {name: from_numpy(value, value.dtype.name, where) for name, value in arrays.items()}
         x, y = tensors.pop("x"), tensors.pop("y")
-        function = _FUNCTIONS[impl.impl]
-        if mode == "eager":
-            loss, grad = loss_and_grad(function, x, y, reduction, **tensors)
-            return Result(loss, jax.block_until_ready(grad))
         # Lower and compile explicitly: the executable that runs is XLA's, never an op-by-op fallback; it is
         # called through a counter, so a result that did not come from it has no evidence.
         step = jax.jit(loss_and_grad, static_argnames=("function", "reduction"))
@@ -280,11 +283,26 @@ class JaxAdapter(Adapter):
         return Result(loss, grad, f"XLA executable executions: {self._compiled_calls - before}"
                       if self._compiled_calls > before else "")
 
+    def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
+                          device: str) -> Result:
+        if not jax.config.jax_enable_x64 and any(value.dtype.itemsize == 8 for value in arrays.values()):
+            raise Unsupported("jax_enable_x64 is off in this process: JAX would compute float64 and int64 in 32 "
+                              "bits; turn it on (jax.config.update('jax_enable_x64', True)) to check them")
+        where = self._device(device)
+        tensors = {name: from_numpy(value, value.dtype.name, where) for name, value in arrays.items()}
+        x, y = tensors.pop("x"), tensors.pop("y")
+        loss, grad = loss_and_grad(function, x, y, reduction, **tensors)
+        return Result(loss, jax.block_until_ready(grad))
+
     def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                     wanted: tuple[str, ...]) -> dict[str, Any]:
         impl.api_for("pos_weight" in arrays)  # Unsupported for all of them where the API has no pos_weight
+        return self.function_derivatives(_FUNCTIONS[impl.impl], arrays, reduction, device, wanted)
+
+    def function_derivatives(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray],
+                             reduction: Reduction, device: str, wanted: tuple[str, ...]) -> dict[str, Any]:
         tensors = {name: from_numpy(value, value.dtype.name, self._device(device)) for name, value in arrays.items()}
-        return derivative_answers(_DERIVATIVES, _FUNCTIONS[impl.impl], tensors, reduction, wanted, arrays)
+        return derivative_answers(_DERIVATIVES, function, tensors, reduction, wanted, arrays)
 
     def _counted(self, compiled: Any) -> Callable[..., Any]:
         """The compiled executable, counting its executions (as torch's counting backend counts its graph's)."""

@@ -182,6 +182,9 @@ class NumpyAdapter(Adapter):
     def _load(self, threads: int) -> None:
         pass
 
+    def use_here(self) -> None:
+        pass
+
     def runtime_version(self) -> str:
         return np.__version__
 
@@ -199,6 +202,13 @@ class NumpyAdapter(Adapter):
         self._device(device, arrays["x"])
         options = {name: value for name, value in arrays.items() if name not in ("x", "y")}
         return Result(*_FUNCTIONS[impl.impl](arrays["x"], arrays["y"], reduction, **options))
+
+    def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
+                          device: str) -> Result:
+        """NumPy has no autodiff: the loss only."""
+        self._device(device, arrays["x"])
+        options = {name: value for name, value in arrays.items() if name not in ("x", "y")}
+        return Result(function(arrays["x"], arrays["y"], reduction, **options), None)
 
     @staticmethod
     def to_numpy(values: Any) -> np.ndarray:

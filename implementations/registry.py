@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import warnings
 from importlib.metadata import entry_points
 from typing import ClassVar
 
 from implementations.base import Adapter, Implementation
+from implementations.own import CALLABLES_ENV, BadCallable, spec_adapters
 
-__all__ = ["BUILTIN_ADAPTERS", "ENTRY_POINT_GROUP", "Unloadable", "adapter_classes"]
+__all__ = ["BUILTIN_ADAPTERS", "ENTRY_POINT_GROUP", "Unloadable", "adapter_classes", "clear_cache"]
 
 ENTRY_POINT_GROUP = "bce_harness.implementations"
 
@@ -63,10 +65,32 @@ def _load_class(target: str) -> type[Adapter]:
     return cls
 
 
-@functools.cache
 def adapter_classes() -> dict[str, type[Adapter]]:
-    """Every known adapter class by framework name (the built-ins first, then entry points, which may add or
-    replace). One that fails to load warns (RuntimeWarning) and is an `Unloadable` stand-in."""
+    """Every known adapter class by framework name: the built-ins first, then entry points (which may add or
+    replace), then the user's own functions named in the environment variable BCE_HARNESS_CALLABLES (see
+    implementations.own; a process started with it, such as a worker, has them too). An adapter that fails to
+    load warns (RuntimeWarning) and is an `Unloadable` stand-in; a malformed spec raises `BadCallable`."""
+    return _adapter_classes(os.environ.get(CALLABLES_ENV, ""))
+
+
+def clear_cache() -> None:
+    """Forget the adapters found so far (a test that changes the entry points)."""
+    _plugin_classes.cache_clear()
+    _adapter_classes.cache_clear()
+
+
+@functools.cache
+def _adapter_classes(callables: str) -> dict[str, type[Adapter]]:
+    found = _plugin_classes()
+    own = spec_adapters(callables)
+    clashes = sorted(set(own) & set(found))
+    if clashes:
+        raise BadCallable(f"your function {clashes[0]!r} has the name of a framework; rename it")
+    return {**found, **own}
+
+
+@functools.cache
+def _plugin_classes() -> dict[str, type[Adapter]]:
     targets = dict(BUILTIN_ADAPTERS)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         targets[entry.name] = entry.value

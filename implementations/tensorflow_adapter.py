@@ -231,18 +231,24 @@ class TensorflowAdapter(Adapter):
     )
 
     def _load(self, threads: int) -> None:
-        global tf, keras
+        global keras
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # several workers share one GPU (audit jobs, bench processes): each takes memory as it needs it, as JAX's
         # XLA_PYTHON_CLIENT_PREALLOCATE=false does, instead of all of it at start
         os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         os.environ["KERAS_BACKEND"] = "tensorflow"
         import keras as keras_module
-        import tensorflow as tf_module
 
-        tf, keras = tf_module, keras_module
+        self.use_here()
+        keras = keras_module
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    def use_here(self) -> None:
+        global tf
+        import tensorflow as tf_module
+
+        tf = tf_module
         self._graphs: dict[tuple[str, str, str], Any] = {}
 
     def runtime_version(self) -> str:
@@ -269,23 +275,34 @@ class TensorflowAdapter(Adapter):
 
     def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                  mode: str) -> Result:
+        if mode == "eager":
+            return self.evaluate_function(_FUNCTIONS[impl.impl], arrays, reduction, device)
         with tf.device(self._device(device)):
             tensors = {name: from_numpy(value, value.dtype.name) for name, value in arrays.items()}
             x, y = tensors.pop("x"), tensors.pop("y")
-            if mode == "eager":
-                return Result(*loss_and_grad(_FUNCTIONS[impl.impl], x, y, reduction, **tensors))
             if tf.config.functions_run_eagerly():
                 raise RuntimeError("tf.config.run_functions_eagerly is on: tf.function would run eagerly")
             graph = self._graph(impl, reduction, mode)
             loss, grad = graph(x, y, **tensors)
             return Result(loss, grad, f"traced graphs: {graph.experimental_get_tracing_count()}")
 
+    def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
+                          device: str) -> Result:
+        with tf.device(self._device(device)):
+            tensors = {name: from_numpy(value, value.dtype.name) for name, value in arrays.items()}
+            x, y = tensors.pop("x"), tensors.pop("y")
+            return Result(*loss_and_grad(function, x, y, reduction, **tensors))
+
     def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                     wanted: tuple[str, ...]) -> dict[str, Any]:
         impl.api_for("pos_weight" in arrays)  # Unsupported for all of them where the API has no pos_weight
+        return self.function_derivatives(_FUNCTIONS[impl.impl], arrays, reduction, device, wanted)
+
+    def function_derivatives(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray],
+                             reduction: Reduction, device: str, wanted: tuple[str, ...]) -> dict[str, Any]:
         with tf.device(self._device(device)):
             tensors = {name: from_numpy(value, value.dtype.name) for name, value in arrays.items()}
-            answers = derivative_answers(_DERIVATIVES, _FUNCTIONS[impl.impl], tensors, reduction, wanted, arrays)
+            answers = derivative_answers(_DERIVATIVES, function, tensors, reduction, wanted, arrays)
         # TensorFlow answers None for a quantity the loss does not depend on
         return {name: RuntimeError(f"tensorflow's autodiff returned None for {name} (not connected)")
                 if answer is None else answer for name, answer in answers.items()}

@@ -199,17 +199,20 @@ class TorchAdapter(Adapter):
     )
 
     def _load(self, threads: int) -> None:
-        global torch
         if self.compile_cache:  # inductor's compiled kernels, kept between audits
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", self.compile_cache)
-        import torch as module
-
-        torch = module
+        self.use_here()
         torch.set_num_threads(threads)
         # Each (implementation, reduction, dtype) is its own graph, and dynamo counts recompiles per code object:
         # raise the limits so the audit's matrix never trips the silent fall-back to eager.
         torch._dynamo.config.recompile_limit = 4096
         torch._dynamo.config.accumulated_recompile_limit = 65536
+
+    def use_here(self) -> None:
+        global torch
+        import torch as module
+
+        torch = module
         self._compiled: dict[str, Callable[..., Any]] = {}
         self._compiled_calls = 0
 
@@ -311,23 +314,30 @@ class TorchAdapter(Adapter):
 
     def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                  mode: str) -> Result:
-        where = self._device(device)
-        tensors = {name: from_numpy(value, value.dtype.name, where) for name, value in arrays.items()}
-        x, y = tensors.pop("x"), tensors.pop("y")
-        before = self._compiled_calls
-        function = _FUNCTIONS[impl.impl] if mode == "eager" else self._compiled_function(impl)
-        loss, grad = loss_and_grad(function, x, y, reduction, **tensors)
         if mode == "eager":
-            return Result(loss, grad)
+            return self.evaluate_function(_FUNCTIONS[impl.impl], arrays, reduction, device)
+        before = self._compiled_calls
+        loss, grad, _ = self.evaluate_function(self._compiled_function(impl), arrays, reduction, device)
         if self._compiled_calls == before:
             raise RuntimeError("torch.compile ran no compiled graph for this call (fell back to eager)")
         return Result(loss, grad, f"compiled graph executions: {self._compiled_calls - before}")
 
+    def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
+                          device: str) -> Result:
+        where = self._device(device)
+        tensors = {name: from_numpy(value, value.dtype.name, where) for name, value in arrays.items()}
+        x, y = tensors.pop("x"), tensors.pop("y")
+        return Result(*loss_and_grad(function, x, y, reduction, **tensors))
+
     def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                     wanted: tuple[str, ...]) -> dict[str, Any]:
         impl.api_for("pos_weight" in arrays)  # Unsupported for all of them where the API has no pos_weight
+        return self.function_derivatives(_FUNCTIONS[impl.impl], arrays, reduction, device, wanted)
+
+    def function_derivatives(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray],
+                             reduction: Reduction, device: str, wanted: tuple[str, ...]) -> dict[str, Any]:
         tensors = {name: from_numpy(value, value.dtype.name, self._device(device)) for name, value in arrays.items()}
-        answers = derivative_answers(_DERIVATIVES, _FUNCTIONS[impl.impl], tensors, reduction, wanted, arrays)
+        answers = derivative_answers(_DERIVATIVES, function, tensors, reduction, wanted, arrays)
         return {name: _no_derivative(answer) for name, answer in answers.items()}
 
     to_numpy = staticmethod(to_numpy)

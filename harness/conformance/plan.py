@@ -105,7 +105,7 @@ def derivative_quantities(impl: Implementation, case: Case, mode: str = "eager",
     operations, nor the APIs here for a relation or a context); grad_weight and grad_pos_weight where the case
     has them."""
     if "derivative" not in case.tags or mode != "eager" or check != "reference" or impl.runs_on is not None \
-            or impl.formula or reduction not in DERIVATIVE_REDUCTIONS:
+            or impl.formula or not impl.differentiable or reduction not in DERIVATIVE_REDUCTIONS:
         return ()
     absent = {"grad_weight": case.weight is None, "grad_pos_weight": case.pos_weight is None}
     return tuple(name for name in DERIVATIVES if not absent.get(name, False))
@@ -134,13 +134,16 @@ def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str
             if scope.compiles(case, dtype):
                 yield Job(index, dtype, impl, device, scope.reductions(case))
             continue
-        yield Job(index, dtype, impl, device, REDUCTIONS, derivatives=derivative_quantities(implementation, case))
+        reductions = tuple(str(r) for r in REDUCTIONS if r in implementation.reductions)
+        yield Job(index, dtype, impl, device, reductions, derivatives=derivative_quantities(implementation, case))
         if batch_eligible(case):
             yield Job(index, dtype, impl, device, ("none",), check="batch")
     for mode in (m for m in adapter.modes if m != "eager"):
         for implementation, index, case, dtype, device in cells():
             if scope.compiles(case, dtype):
-                yield Job(index, dtype, implementation.impl, device, scope.reductions(case), mode=mode)
+                reductions = tuple(r for r in scope.reductions(case) if r in implementation.reductions)
+                if reductions:
+                    yield Job(index, dtype, implementation.impl, device, reductions, mode=mode)
 
 
 def shard_cases(cases: Sequence[Case], shard: Shard | None) -> list[Case]:

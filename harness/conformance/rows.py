@@ -78,13 +78,13 @@ class Judge:
         """The quantities of a cell's reference rows: loss, grad, and the further derivatives judged for it. An
         API that computes σ inside is there for its context: its path rows compare the compiled path with eager
         in that context, and it has no reference rows (BCE of the σ it rounded is a question of its σ)."""
-        if cell.check == "batch":
-            return QUANTITIES
         impl = self.implementation(cell.impl)
+        own = QUANTITIES if impl.differentiable else ("loss",)
+        if cell.check == "batch":
+            return own
         if impl.sigmoid_inside:
             return ()
-        return QUANTITIES + derivative_quantities(impl, self.cases[cell.case_index], cell.mode, cell.check,
-                                                  cell.reduction)
+        return own + derivative_quantities(impl, self.cases[cell.case_index], cell.mode, cell.check, cell.reduction)
 
     # ---------------------------------------------------------------------------------------------- rows
 
@@ -323,7 +323,7 @@ class Judge:
         """Each element alone against the same element inside a batch of BATCH_SIZE: the bits must agree."""
         base = replace(self.base(framework, cell), api=alone.api, out_dtype=batched.out_dtype, n=BATCH_SIZE)
         rows = []
-        for quantity in QUANTITIES:
+        for quantity in self.quantities(cell):
             single = alone.loss if quantity == "loss" else alone.grad
             many = batched.loss if quantity == "loss" else batched.grad
             row = replace(base, quantity=quantity)

@@ -83,7 +83,7 @@ def _alone_and_batched(adapter: Adapter, impl: Implementation, arrays: dict[str,
     batched = adapter.compute(impl, {"x": x[tiled], "y": y[tiled]}, "none", device)
     stacked = Output(
         loss=np.concatenate([out.loss for out in alone]),
-        grad=np.concatenate([out.grad for out in alone if out.grad is not None]),
+        grad=None if alone[0].grad is None else np.concatenate([out.grad for out in alone if out.grad is not None]),
         out_dtype=alone[0].out_dtype, grad_dtype=alone[0].grad_dtype, api=alone[0].api,
     )
     return stacked, batched

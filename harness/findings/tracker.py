@@ -88,7 +88,11 @@ def bug_report(run_dir: str | Path, finding_id: str, tracker: str | None = None)
         raise ReproError(f"no finding {finding_id!r} in {str(run_dir)!r}; finding ids are in findings.json and "
                          "report.md")
     finding = chosen.iloc[0]
-    name = tracker or _OF_FRAMEWORK.get(str(finding["example_impl"]).split(".")[0], "pytorch")
+    framework = str(finding["example_impl"]).split(".")[0]
+    if tracker is None and framework not in _OF_FRAMEWORK:
+        raise ReproError(f"finding {finding_id} is of {framework}, which has no upstream tracker here (your own "
+                         "function, or a plugin's); give --tracker, or run `repro` for its script")
+    name = tracker or _OF_FRAMEWORK[framework]
     if name not in TRACKERS:
         raise ReproError(f"unknown tracker {name!r}; trackers: {', '.join(TRACKERS)}")
     code = reproducer(run_dir, finding_id, _FRAMEWORK_OF[name])

@@ -19,9 +19,9 @@ def plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[EntryPoint]]:
     """Entry points of the group for one test (the registry's cache is cleared around it)."""
     found: list[EntryPoint] = []
     monkeypatch.setattr(registry, "entry_points", lambda group: [e for e in found if e.group == group])
-    adapter_classes.cache_clear()
+    registry.clear_cache()
     yield found
-    adapter_classes.cache_clear()
+    registry.clear_cache()
 
 
 def test_the_built_ins_are_the_pyproject_entry_points() -> None:
