@@ -111,12 +111,13 @@ def audit(
     """
     with registered_callables(callables) as own:
         chosen = [*frameworks, *(spec.name for spec in own)] if frameworks is not None else None
-        return _audit(chosen, dtypes, devices, families, cases, out, seed, full, jobs, use_cache, progress,
-                      write_report, shard, timeout, memory_limit, [spec.text() for spec in own])
+        return _audit(chosen, dtypes, devices, families, cases, out, seed=seed, full=full, jobs=jobs,
+                      use_cache=use_cache, progress=progress, write_report=write_report, shard=shard, timeout=timeout,
+                      memory_limit=memory_limit, callables=[spec.text() for spec in own])
 
 
 def _audit(frameworks: Sequence[str] | None, dtypes: Sequence[str] | None, devices: Sequence[str] | None,
-           families: Sequence[str] | None, cases: str | Path | Sequence[Case] | None, out: str | Path | None,
+           families: Sequence[str] | None, cases: str | Path | Sequence[Case] | None, out: str | Path | None, *,
            seed: int, full: bool, jobs: int | None, use_cache: bool, progress: Progress | None, write_report: bool,
            shard: str | None, timeout: float | None, memory_limit: float | None, callables: list[str]
            ) -> pd.DataFrame:
@@ -178,10 +179,11 @@ def resume_audit(run_dir: str | Path, jobs: int | None = None, use_cache: bool =
     if meta.get("complete"):
         raise UsageError(f"{str(run_dir)!r} is complete already; there is nothing to resume")
     with registered_callables(meta.get("callables") or []):
-        return _resumed(store, meta, jobs, use_cache, progress, write_report, timeout, memory_limit)
+        return _resumed(store, meta, jobs=jobs, use_cache=use_cache, progress=progress, write_report=write_report,
+                        timeout=timeout, memory_limit=memory_limit)
 
 
-def _resumed(store: RunStore, meta: dict[str, Any], jobs: int | None, use_cache: bool, progress: Progress | None,
+def _resumed(store: RunStore, meta: dict[str, Any], *, jobs: int | None, use_cache: bool, progress: Progress | None,
              write_report: bool, timeout: float | None, memory_limit: float | None) -> pd.DataFrame:
     cases = list(store.read_cases().values())
     adapters = choice.resolve_frameworks(meta.get("frameworks"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,25 +22,25 @@ from harness.findings import build_findings
 from harness.options import FUZZ_QUANTITIES, UsageError
 from harness.store.folder import RunStore
 from harness.store.schema import CONFORMANCE_COLUMNS
-from implementations import REDUCTIONS, adapter_classes
-from implementations.own import CALLABLES_ENV, FRAMEWORKS, BadCallable, OwnSpec, framework_of, own_adapter
+from harness.verdict.tolerance import STATUSES
+from implementations import Adapter, adapter_classes
+from implementations.own import CALLABLES_ENV, BadCallable, OwnSpec, framework_of, label_of, module_of, own_adapter
 
 __all__ = ["CHECK_FAILS_ON", "LossCheck", "check_loss", "registered_callables", "run_callables"]
 
 CHECK_FAILS_ON = ("fail", "nonfinite", "error", "crashed", "timeout")
 _SHOWN = 10  # findings written out in a failure's summary
 _INLINE = 16  # a case up to this many elements is written out in a repro call
-_CONSTRUCTORS = {"numpy": "np.array", "torch": "torch.tensor", "jax": "jnp.array", "tensorflow": "tf.constant"}
-_DTYPE_MODULES = {"numpy": "np", "torch": "torch", "jax": "jnp", "tensorflow": "tf"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LossCheck:
     """What `check_loss` found: every row (the audit's columns), the findings (rank order), and the statuses that
     fail it."""
 
     name: str
     spec: OwnSpec
+    adapter: type[Adapter]
     rows: pd.DataFrame
     findings: pd.DataFrame
     fail_on: tuple[str, ...]
@@ -92,7 +91,6 @@ class LossCheck:
 
     def _call(self, finding: Any) -> str:
         """The one call that shows the finding: the function on the minimal element as 1-element arrays."""
-        framework = self.spec.framework
         case = self.cases.get(str(finding.example_case))
         dtype = str(finding.example_dtype)
         inputs = None if case is None else case.inputs(dtype)
@@ -100,10 +98,8 @@ class LossCheck:
             return f"{self.spec.function}(x, y) on case {finding.example_case}'s inputs (LossCheck.cases has them)"
 
         def array(values: Any, dtype_name: str) -> str:
-            module = "ml_dtypes" if framework == "numpy" and dtype_name == "bfloat16" else _DTYPE_MODULES[framework]
             flat = np.asarray(values, dtype=np.float64)
-            text = f"{_CONSTRUCTORS[framework]}([{', '.join(_number(v) for v in flat.ravel())}], " \
-                   f"dtype={module}.{dtype_name})"
+            text = self.adapter.literal(f"[{', '.join(_number(v) for v in flat.ravel())}]", dtype_name)
             return text if flat.ndim == 1 else f"{text}.reshape({flat.shape})"
 
         given: dict[str, Any]
@@ -119,7 +115,9 @@ class LossCheck:
         reduction = str(finding.example_reduction)
         if not self.spec.reduction and reduction != "none":
             arguments.append(f"reduction={reduction!r}")
-        return f"{self.spec.function}({', '.join(arguments)})"
+        quantities = [str(q) for q in finding.quantities if q != "loss"]
+        then = f"  # then {', '.join(quantities)} of its sum by autodiff" if quantities else ""
+        return f"{self.spec.function}({', '.join(arguments)}){then}"
 
 
 def _listed(values: Any) -> str:
@@ -140,26 +138,18 @@ def _spec(function: Callable[..., Any], input_form: str, framework: str | None, 
           name: str | None) -> OwnSpec:
     if not callable(function):
         raise UsageError(f"bce_check: {function!r} is not callable; pass your loss function")
-    if input_form not in ("logits", "probs"):
-        raise UsageError(f"input_form={input_form!r}: give 'logits' or 'probs'")
-    if reduction is not None and reduction not in REDUCTIONS:
-        raise UsageError(f"reduction={reduction!r}: give one of {', '.join(REDUCTIONS)}, or None (your function's "
-                         "`reduction` parameter, or the per-element loss)")
     try:
         chosen = framework or framework_of(function)
+        return OwnSpec(module_of(function), label_of(function, name), input_form, chosen, reduction or "").checked()
     except BadCallable as exc:
         raise UsageError(str(exc)) from None
-    if chosen not in FRAMEWORKS:
-        raise UsageError(f"framework={chosen!r}: give one of {', '.join(FRAMEWORKS)}")
-    label = re.sub(r"\W+", "_", name or getattr(function, "__name__", "") or "").strip("_") or "loss"
-    return OwnSpec(getattr(function, "__module__", None) or "__main__", label, input_form, chosen, reduction or "")
 
 
 def check_loss(function: Callable[..., Any], *, input_form: str = "logits", framework: str | None = None,
                dtypes: Sequence[str] | None = None, families: Sequence[str] | None = None,
                cases: str | Path | Sequence[Case] | None = None, reduction: str | None = None,
                devices: Sequence[str] | None = None, quantities: Sequence[str] = ("loss", "grad"),
-               fail_on: Sequence[str] = CHECK_FAILS_ON, name: str | None = None, use_cache: bool = True,
+               fail_on: str | Sequence[str] = CHECK_FAILS_ON, name: str | None = None, use_cache: bool = True,
                seed: int = 0) -> LossCheck:
     """Check your own BCE against the exact reference, in this process.
 
@@ -181,11 +171,11 @@ def check_loss(function: Callable[..., Any], *, input_form: str = "logits", fram
     chosen_dtypes = choice.choose("dtype", dtypes, list(DTYPES))
     chosen_devices = choice.chosen_devices(devices)
     chosen_quantities = choice.choose("quantity", quantities, list(FUZZ_QUANTITIES))
-    unknown = sorted(set(fail_on) - set(CHECK_FAILS_ON) - {"deviation", "inexact", "unsupported"})
-    if unknown:
-        raise UsageError(f"fail_on: unknown status {unknown[0]!r}; choose from {', '.join(CHECK_FAILS_ON)}")
+    failing = (fail_on,) if isinstance(fail_on, str) else tuple(fail_on)
+    choice.choose("status of fail_on", failing, list(STATUSES))
     all_cases = [case for case in choice.chosen_cases(cases, families, seed) if case.input_form == input_form]
-    adapter = own_adapter(spec, function)().attach()
+    kind = own_adapter(spec, adapter_classes()[spec.framework], function)
+    adapter = kind().attach()
     missing = sorted(set(chosen_devices) - set(adapter.devices()))
     if missing:
         raise UsageError(f"{spec.framework} has no {missing[0]} here; check on {', '.join(adapter.devices())}")
@@ -196,7 +186,7 @@ def check_loss(function: Callable[..., Any], *, input_form: str = "logits", fram
     findings, _ = build_findings(table, by_name, run_dir="")
     if dtypes is not None:
         _warn_unchecked(table, chosen_dtypes)
-    return LossCheck(spec.name, spec, table, findings, tuple(fail_on), by_name)
+    return LossCheck(spec.name, spec, kind, table, findings, failing, by_name)
 
 
 def _warn_unchecked(table: pd.DataFrame, dtypes: Sequence[str]) -> None:

@@ -407,10 +407,14 @@ def bce_check() -> Callable[..., Any]:
     `bce_check(my_bce, input_form="logits", dtypes=("float32",), framework="torch")` (see harness.api.check_loss);
     returns the `LossCheck` when it passes."""
     _check_own_packages()  # the generic package names must be this distribution's own
+    from cases import BadInput
     from harness.api import check_loss
 
     def check(function: Callable[..., Any], **options: Any) -> Any:
-        result = check_loss(function, **options)
+        try:
+            result = check_loss(function, **options)
+        except BadInput as exc:  # a bad option: one line, as the CLI says it
+            pytest.fail(f"bce_check: {exc}", pytrace=False)
         if not result.passed:
             pytest.fail(result.summary(), pytrace=False)
         return result

@@ -128,11 +128,13 @@ class Output:
     api: str
     compiled: str = ""  # for a compiled mode: evidence that compiled code ran (e.g. "compiled calls: 1")
     derivatives: Mapping[str, Derivative] = field(default_factory=dict)
+    grad_error: tuple[str, str] | None = None  # (type, message) of what the autodiff raised, where grad is None
 
 
 class Result(NamedTuple):
     """What an adapter's `evaluate` returns, as the framework's own objects: the reduced loss, its gradient with
-    respect to the input, and for a compiled mode the evidence that compiled code ran (empty for eager)."""
+    respect to the input (or the exception its autodiff raised, where the loss computed without one), and for a
+    compiled mode the evidence that compiled code ran (empty for eager)."""
 
     loss: Any
     grad: Any
@@ -292,6 +294,13 @@ class Adapter(ABC):
     @abstractmethod
     def _load(self, threads: int) -> None: ...
 
+    @classmethod
+    def literal(cls, values: str, dtype: str) -> str:
+        """Python that makes an array of this framework from `values` (a list's text) in `dtype`, for a call a
+        user can paste; the default: NumPy's."""
+        module = "ml_dtypes" if dtype == "bfloat16" else "np"
+        return f"np.array({values}, dtype={module}.{dtype})"
+
     def use_here(self) -> None:
         """Bind the framework in a process whose user has imported and configured it (a test calling the fixture
         `bce_check`): imports only, no thread pools, flags or environment changed. `load` is for workers."""
@@ -326,12 +335,15 @@ class Adapter(ABC):
         self.check_mode(mode)
         api = impl.api_for("pos_weight" in arrays)
         loss, grad, evidence = self.evaluate(impl, arrays, reduction, device, mode)
-        if grad is None and impl.differentiable:
+        grad_error = None
+        if isinstance(grad, Exception):  # the loss computed, its autodiff raised (a kernel without a backward)
+            grad_error, grad = (type(grad).__name__, " ".join(str(grad).split())[:500]), None
+        elif grad is None and impl.differentiable:
             raise RuntimeError(f"{self.framework}'s autodiff returned no gradient with respect to the input")
         further = self._further(impl, arrays, reduction, device, derivatives) if derivatives else {}
         return Output(loss=self.to_numpy(loss), grad=None if grad is None else self.to_numpy(grad),
                       out_dtype=self.dtype_name(loss), grad_dtype=None if grad is None else self.dtype_name(grad),
-                      api=api, compiled=evidence, derivatives=further)
+                      api=api, compiled=evidence, derivatives=further, grad_error=grad_error)
 
     def _further(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                  wanted: tuple[str, ...]) -> dict[str, Derivative]:
@@ -365,10 +377,11 @@ class Adapter(ABC):
     # --- a user's own loss (implementations.own): optional for third-party adapters ---
 
     def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
-                          device: str) -> Result:
+                          device: str, with_grad: bool = True) -> Result:
         """Eagerly, a loss written with this framework's operations, `function(x, y, reduction, **options)` → the
         reduced loss, on `arrays` moved to `device`, with the gradient of its sum with respect to x by the
-        framework's autodiff (None for a framework without one). `Unsupported` where the adapter cannot."""
+        framework's autodiff (None without `with_grad`, or for a framework without one). `Unsupported` where the
+        adapter cannot."""
         raise Unsupported(f"{self.framework}: the adapter cannot run a function of its tensors")
 
     def function_derivatives(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray],

@@ -284,15 +284,21 @@ class JaxAdapter(Adapter):
                       if self._compiled_calls > before else "")
 
     def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
-                          device: str) -> Result:
-        if not jax.config.jax_enable_x64 and any(value.dtype.itemsize == 8 for value in arrays.values()):
-            raise Unsupported("jax_enable_x64 is off in this process: JAX would compute float64 and int64 in 32 "
-                              "bits; turn it on (jax.config.update('jax_enable_x64', True)) to check them")
+                          device: str, with_grad: bool = True) -> Result:
+        if not jax.config.jax_enable_x64 and any(value.dtype == np.float64 for value in arrays.values()):
+            raise Unsupported("jax_enable_x64 is off in this process: JAX would compute float64 in 32 bits; turn it "
+                              "on (jax.config.update('jax_enable_x64', True)) to check it")
         where = self._device(device)
         tensors = {name: from_numpy(value, value.dtype.name, where) for name, value in arrays.items()}
         x, y = tensors.pop("x"), tensors.pop("y")
+        if not with_grad:
+            return Result(jax.block_until_ready(function(x, y, reduction, **tensors)), None)
         loss, grad = loss_and_grad(function, x, y, reduction, **tensors)
         return Result(loss, jax.block_until_ready(grad))
+
+    @classmethod
+    def literal(cls, values: str, dtype: str) -> str:
+        return f"jnp.array({values}, dtype=jnp.{dtype})"
 
     def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                     wanted: tuple[str, ...]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from implementations.base import Adapter, Direction, Implementation, Reduction, Result, Unsupported, source_of
 
-__all__ = ["NumpyAdapter", "bce_logits", "bce_probs", "worked_example"]
+__all__ = ["REPRO_CAST", "NumpyAdapter", "bce_logits", "bce_probs", "worked_example"]
 
 COMPUTE_DTYPE = {"float64": "float64", "float32": "float32", "float16": "float32", "bfloat16": "float32"}
 
@@ -150,6 +150,18 @@ _SOURCES: dict[str, tuple[Callable[..., Any], ...]] = {
 }
 _ENTRY = {"numpy.logits": "stable(bce_logits)", "numpy.probs": "stable(bce_probs)",
           "numpy.lse_formula": "lse_loss_and_grad"}
+# a reproducer's arrays: the script's float64 values, exact in the dtype named, as NumPy arrays of that dtype
+REPRO_CAST = """DTYPES = {'float64': np.float64, 'float32': np.float32, 'float16': np.float16, 'int64': np.int64,
+          'bool': np.bool_}
+if 'bfloat16' in (DTYPE, Y_DTYPE, W_DTYPE):
+    import ml_dtypes
+    DTYPES['bfloat16'] = ml_dtypes.bfloat16
+
+
+def cast(values, name):
+    return None if values is None else np.asarray(values, dtype=np.float64).astype(DTYPES.get(name, name))
+
+"""
 
 
 class NumpyAdapter(Adapter):
@@ -204,7 +216,7 @@ class NumpyAdapter(Adapter):
         return Result(*_FUNCTIONS[impl.impl](arrays["x"], arrays["y"], reduction, **options))
 
     def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
-                          device: str) -> Result:
+                          device: str, with_grad: bool = True) -> Result:
         """NumPy has no autodiff: the loss only."""
         self._device(device, arrays["x"])
         options = {name: value for name, value in arrays.items() if name not in ("x", "y")}
@@ -236,16 +248,8 @@ class NumpyAdapter(Adapter):
     def repro_source(self, impl: Implementation, mode: str) -> str:
         driver = f'''
 def run(x, y, weight, pos_weight):
-    def cast(values, name):
-        return None if values is None else np.asarray(values, dtype=np.float64).astype(DTYPES.get(name, name))
-
     loss, grad = {_ENTRY[impl.impl]}(cast(x, DTYPE), cast(y, Y_DTYPE), REDUCTION, weight=cast(weight, W_DTYPE),
                                       pos_weight=cast(pos_weight, W_DTYPE))
     return np.asarray(loss, dtype=np.float64), np.asarray(grad, dtype=np.float64)
 '''
-        prelude = ("COMPUTE_DTYPE = " + repr(COMPUTE_DTYPE) + "\n"
-                   "DTYPES = {'float64': np.float64, 'float32': np.float32, 'float16': np.float16, "
-                   "'int64': np.int64, 'bool': np.bool_}\n"
-                   "if 'bfloat16' in (DTYPE, Y_DTYPE, W_DTYPE):\n"
-                   "    import ml_dtypes\n    DTYPES['bfloat16'] = ml_dtypes.bfloat16\n\n")
-        return prelude + source_of(*_SOURCES[impl.impl]) + driver
+        return "COMPUTE_DTYPE = " + repr(COMPUTE_DTYPE) + "\n" + REPRO_CAST + source_of(*_SOURCES[impl.impl]) + driver

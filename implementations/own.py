@@ -1,31 +1,36 @@
 """Your own loss as an implementation: a function of NumPy arrays or of a framework's tensors, judged like the
 frameworks' own APIs (`audit --callable`, the pytest fixture `bce_check`).
 
-The function takes `(x, y)`, and `weight=` and `pos_weight=` when its signature names them (or takes **kwargs);
-with a `reduction` parameter it is called with "none", "mean" and "sum" and returns that reduced loss, without
-one it returns the per-element loss (its rows are `none`'s), unless a fixed reduction is declared. Its arrays
-are the framework's (NumPy's for `numpy`) in the dtype under test, and the gradient of its sum with respect to
-x comes from the framework's autodiff (NumPy has none: its rows judge the loss only).
+The function takes `(x, y)`, and `weight=` and `pos_weight=` when its signature names them (or takes **kwargs).
+With a parameter named `reduction` it is called with "none", "mean" and "sum" and returns that reduced loss;
+without one it returns the per-element loss (its rows are `none`'s), unless a fixed reduction is declared. Its
+arrays are the framework's (NumPy's for `numpy`) in the dtype under test, and the gradient of its sum with
+respect to x comes from the framework's autodiff (NumPy has none: its rows judge the loss only); where the loss
+computes but the autodiff raises (a kernel without a backward), the loss is judged and the gradient is an error.
 
 A spec names it for another process, `module:function[:form[:framework]]`: form `logits` (default) or `probs`;
 framework `numpy`, `torch`, `jax` or `tensorflow`, by default the one the module imports (read from its source,
-not imported). Workers find the specs in the environment variable BCE_HARNESS_CALLABLES (`;`-separated), which
-the registry reads.
+not imported; a package's `__init__` is, to find a submodule). Workers find the specs in the environment
+variable BCE_HARNESS_CALLABLES (`;`-separated), which the registry reads.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import keyword
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from cases.errors import BadInput
 from implementations.base import (
     REDUCTIONS,
     Adapter,
@@ -35,17 +40,19 @@ from implementations.base import (
     Unsupported,
     source_of,
 )
+from implementations.numpy_adapter import REPRO_CAST
 
-__all__ = ["CALLABLES_ENV", "FRAMEWORKS", "BadCallable", "OwnAdapter", "OwnSpec", "own_adapter", "spec_adapters"]
+__all__ = ["CALLABLES_ENV", "FRAMEWORKS", "BadCallable", "OwnAdapter", "OwnSpec", "framework_of", "label_of",
+           "own_adapter", "spec_adapters"]
 
 CALLABLES_ENV = "BCE_HARNESS_CALLABLES"
 FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow")
-_FORMS = ("logits", "probs")
+FORMS = ("logits", "probs")
 _IMPORT_ROOTS = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow", "keras": "tensorflow"}
 _ROOTS_WITH_NUMPY = {**_IMPORT_ROOTS, "numpy": "numpy"}
 
 
-class BadCallable(ValueError):
+class BadCallable(BadInput):
     """A spec or function the harness cannot use: the message is one line that says what to change."""
 
 
@@ -61,19 +68,26 @@ class OwnSpec:
 
     @classmethod
     def parse(cls, text: str) -> OwnSpec:
-        """`module:function[:form[:framework]]`, with the framework found in the module's source when absent."""
+        """`module:function[:form[:framework]]`: the module found and the function defined in it (its source
+        read, not run), the framework found in the module's imports when absent."""
         parts = text.strip().split(":")
         if len(parts) < 2 or len(parts) > 4 or not all(parts[:2]):
             raise BadCallable(f"--callable {text!r}: give module:function[:form[:framework]], e.g. "
                               "mymodule:my_bce:logits")
-        form = parts[2] if len(parts) > 2 and parts[2] else "logits"
-        if form not in _FORMS:
-            raise BadCallable(f"--callable {text!r}: unknown form {form!r}; give logits or probs")
-        framework = parts[3] if len(parts) > 3 else _imported_framework(parts[0])
-        if framework not in FRAMEWORKS:
-            raise BadCallable(f"--callable {text!r}: unknown framework {framework!r}; give one of "
-                              f"{', '.join(FRAMEWORKS)}")
-        return cls(parts[0], parts[1], form, framework)
+        found = _module_source(parts[0])
+        if found is not None and _definition_in(found, parts[1]) is None:
+            raise BadCallable(f"--callable {text!r}: {parts[0]} defines no function {parts[1]!r}")
+        framework = parts[3] if len(parts) > 3 else _imported_framework(parts[0], found)
+        return cls(parts[0], parts[1], parts[2] if len(parts) > 2 and parts[2] else "logits", framework).checked()
+
+    def checked(self) -> OwnSpec:
+        """The spec, or `BadCallable` for a form, framework or reduction the harness does not know."""
+        for noun, value, known in (("form", self.form, FORMS), ("framework", self.framework, FRAMEWORKS),
+                                   ("reduction", self.reduction, ("", *REDUCTIONS))):
+            if value not in known:
+                raise BadCallable(f"{self.module}:{self.function}: unknown {noun} {value!r}; give one of "
+                                  f"{', '.join(k for k in known if k)}")
+        return self
 
     def text(self) -> str:
         return f"{self.module}:{self.function}:{self.form}:{self.framework}"
@@ -84,12 +98,22 @@ class OwnSpec:
         return self.function.replace(".", "_")
 
 
+def label_of(function: Callable[..., Any], name: str | None = None) -> str:
+    """A name for a function object's rows and repro calls: an identifier (a lambda's is `loss`)."""
+    target = _unwrapped(function)
+    label = re.sub(r"\W+", "_", name or getattr(target, "__name__", "") or "").strip("_")
+    return label if label.isidentifier() and not keyword.iskeyword(label) else "loss"
+
+
+# ---------------------------------------------------------------------------------------- its source
+
 def _module_source(module: str) -> tuple[str, ast.Module] | None:
-    """A module's source and syntax tree, found without importing it (None: a compiled module)."""
+    """A module's source and syntax tree, found without running it (None: a compiled module)."""
     try:
         found = importlib.util.find_spec(module)
-    except (ImportError, ValueError) as exc:
-        raise BadCallable(f"--callable: cannot find module {module!r} ({exc}); put it on PYTHONPATH") from None
+    except Exception as exc:  # a package's __init__ runs to find its submodule: what it raises is the answer
+        raise BadCallable(f"--callable: cannot find module {module!r} ({type(exc).__name__}: {exc}); put it on "
+                          "PYTHONPATH") from None
     if found is None or found.origin is None:
         raise BadCallable(f"--callable: no module {module!r} on the path; put its folder on PYTHONPATH")
     try:
@@ -100,10 +124,27 @@ def _module_source(module: str) -> tuple[str, ast.Module] | None:
         return None
 
 
-def _imported_framework(module: str) -> str:
-    """The framework a module imports at its top level, read from its source without importing it: numpy when it
-    imports none (or is compiled), an error when it imports several."""
-    found = _module_source(module)
+def _definition_in(found: tuple[str, ast.Module], function: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The definition of `function` (`name` or `Class.method`) in a module's tree."""
+    name = function.split(".")[-1]
+    for node in ast.walk(found[1]):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return node
+    return None
+
+
+def _definition(spec: OwnSpec) -> tuple[str, ast.FunctionDef | ast.AsyncFunctionDef | None]:
+    """The function's source (its module's where the definition is not found) and its definition."""
+    found = _module_source(spec.module)
+    if found is None:
+        return "", None
+    node = _definition_in(found, spec.function)
+    return (ast.get_source_segment(found[0], node) or found[0]) if node else found[0], node
+
+
+def _imported_framework(module: str, found: tuple[str, ast.Module] | None) -> str:
+    """The framework a module imports at its top level, from its source: numpy when it imports none (or is
+    compiled), `BadCallable` when it imports several."""
     roots = set()
     for node in found[1].body if found else []:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
@@ -115,33 +156,43 @@ def _imported_framework(module: str) -> str:
     return roots.pop() if roots else "numpy"
 
 
-def _definition(spec: OwnSpec) -> tuple[str, ast.FunctionDef | ast.AsyncFunctionDef | None]:
-    """The function's source (its module's where the definition is not found) and its definition, read without
-    importing the module."""
-    found = _module_source(spec.module)
-    if found is None:
-        return "", None
-    source, tree = found
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == spec.function.split(".")[-1]:
-            return ast.get_source_segment(source, node) or source, node
-    return source, None
+# ------------------------------------------------------------------------------------ a function object
+
+def _unwrapped(function: Any) -> Any:
+    """The plain function behind a partial, a bound method or a callable object."""
+    while True:
+        if isinstance(function, functools.partial):
+            function = function.func
+        elif inspect.ismethod(function):
+            function = function.__func__
+        elif not inspect.isfunction(function) and inspect.isfunction(call := inspect.getattr_static(
+                type(function), "__call__", None)):
+            function = call
+        else:
+            return function
 
 
 def framework_of(function: Callable[..., Any]) -> str:
     """The framework a function object computes in: that of the modules its code names (`torch.sigmoid`,
     `np.log`), with those of the functions of its module that it calls; else the one its module imports (NumPy
-    counts; none: numpy). `BadCallable` where that leaves several to choose from."""
-    used = _roots(_modules_used(function, set()))
+    counts; none: numpy). `BadCallable` where that leaves several to choose from, or nothing to read."""
+    target = _unwrapped(function)
+    if not inspect.isfunction(target):
+        raise BadCallable(f"cannot read which framework {function!r} computes in; pass framework=")
+    used = _roots(_modules_used(target, set()))
     if len(used - {"numpy"}) > 1:
-        raise BadCallable(f"{function.__qualname__} uses {' and '.join(sorted(used))}; pass framework=")
+        raise BadCallable(f"{target.__qualname__} uses {' and '.join(sorted(used))}; pass framework=")
     if used:
         return min(used - {"numpy"} or used)
-    imported = _roots(v for v in getattr(function, "__globals__", {}).values() if inspect.ismodule(v))
+    imported = _roots(v for v in target.__globals__.values() if inspect.ismodule(v))
     if len(imported) > 1:
-        raise BadCallable(f"cannot tell which of {' and '.join(sorted(imported))} {function.__qualname__} computes "
+        raise BadCallable(f"cannot tell which of {' and '.join(sorted(imported))} {target.__qualname__} computes "
                           "in; pass framework=")
     return imported.pop() if imported else "numpy"
+
+
+def module_of(function: Callable[..., Any]) -> str:
+    return getattr(_unwrapped(function), "__module__", None) or "__main__"
 
 
 def _roots(modules: Any) -> set[str]:
@@ -171,21 +222,26 @@ def _code_names(code: Any) -> list[str]:
     return [*code.co_names, *nested]
 
 
-def _accepts(function: Callable[..., Any], name: str) -> bool:
+def _accepts(function: Callable[..., Any], name: str, any_keyword: bool = True) -> bool:
+    """Whether the function takes the keyword `name` (by name, or through **kwargs where `any_keyword`)."""
     try:
         parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):  # a builtin or C function without a signature: positional (x, y) only
         return False
-    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    return name in parameters or (any_keyword and any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                                      for p in parameters.values()))
 
+
+# ------------------------------------------------------------------------------------------ the adapter
 
 class OwnAdapter(Adapter):
     """A user's function, on the adapter of the framework it computes in (its `base`), which converts the arrays,
-    moves them to the device and differentiates. Subclasses are made by `own_adapter` and `spec_adapters`."""
+    moves them to the device and differentiates. Subclasses are made by `own_adapter`."""
 
     spec: ClassVar[OwnSpec]
     target: ClassVar[Callable[..., Any] | None] = None  # the function object; None: imported by `_load`
     base_class: ClassVar[type[Adapter]]
+    returns: ClassVar[str]  # the one reduction the function returns; "": it takes `reduction`
 
     @classmethod
     def is_available(cls) -> bool:
@@ -205,7 +261,7 @@ class OwnAdapter(Adapter):
     def _digest(cls) -> str:
         """The function's own source, hashed (its module's where it is not found)."""
         try:
-            source = inspect.getsource(cls.target) if cls.target is not None else _definition(cls.spec)[0]
+            source = inspect.getsource(_unwrapped(cls.target)) if cls.target is not None else _definition(cls.spec)[0]
         except (OSError, TypeError, BadCallable):
             return "source-unknown"
         return "src." + hashlib.sha256(source.encode()).hexdigest()[:10]
@@ -232,7 +288,16 @@ class OwnAdapter(Adapter):
 
     def evaluate(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                  mode: str) -> Result:
-        return self.base.evaluate_function(self._bound(arrays, reduction), arrays, reduction, device)
+        """The loss and its gradient; where that raises but the loss alone computes, the loss and what the
+        autodiff raised (a forward-only kernel's loss is still judged)."""
+        bound = self._bound(arrays, reduction)
+        try:
+            return self.base.evaluate_function(bound, arrays, reduction, device)
+        except Unsupported:
+            raise
+        except Exception as exc:
+            loss = self.base.evaluate_function(bound, arrays, reduction, device, with_grad=False).loss
+            return Result(loss, exc)
 
     def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                     wanted: tuple[str, ...]) -> dict[str, Any]:
@@ -240,16 +305,15 @@ class OwnAdapter(Adapter):
 
     def _bound(self, arrays: Mapping[str, np.ndarray], reduction: str) -> Callable[..., Any]:
         """The user's function as the adapters call a loss: `(x, y, reduction, **options)` → the reduced loss."""
-        function, spec = self.function, self.spec
+        function, spec, returns = self.function, self.spec, self.returns
         for option in ("weight", "pos_weight"):
             if option in arrays and not _accepts(function, option):
                 raise Unsupported(f"{spec.function} takes no {option}")
-        declared = spec.reduction or ("" if _accepts(function, "reduction") else "none")
-        if declared and reduction != declared:
-            raise Unsupported(f"{spec.function} returns the {declared} loss only")
+        if returns and reduction != returns:
+            raise Unsupported(f"{spec.function} returns the {returns} loss only")
 
         def bound(x: Any, y: Any, reduction: str, **options: Any) -> Any:
-            return function(x, y, **options) if declared else function(x, y, reduction=reduction, **options)
+            return function(x, y, **options) if returns else function(x, y, reduction=reduction, **options)
 
         return bound
 
@@ -259,19 +323,22 @@ class OwnAdapter(Adapter):
     def dtype_name(self, values: Any) -> str:  # type: ignore[override]
         return self.base.dtype_name(values)
 
+    @classmethod
+    def literal(cls, values: str, dtype: str) -> str:
+        return cls.base_class.literal(values, dtype)
+
     def repro_source(self, impl: Implementation, mode: str) -> str:
         """`run` with your function imported from its module (the script runs where that module imports), through
         the base framework's own conversions and autodiff, as the audit called it."""
         spec = self.spec
-        if (self.target is not None and spec.module in ("__main__", "")) or "<" in spec.function:
-            raise Unsupported(f"{spec.function} cannot be imported by a script; call it on the minimal example")
-        top = spec.function.split(".")[0]
-        keywords = "**options" if impl.reductions != REDUCTIONS or spec.reduction else \
-            "reduction=reduction, **options"
-        wrapper = (f"from {spec.module} import {top}  # run this script where {spec.module} imports\n\n\n"
-                   f"def own_loss(x, y, reduction, **options):\n    return {spec.function}(x, y, {keywords})\n")
+        if self.target is not None:
+            raise Unsupported(f"{spec.function} was given as an object: call it on the minimal example")
+        keywords = "**options" if self.returns else "reduction=reduction, **options"
+        wrapper = (f"from {spec.module} import {spec.function.split('.')[0]}  # run this script where {spec.module} "
+                   f"imports\n\n\ndef own_loss(x, y, reduction, **options):\n"
+                   f"    return {spec.function}(x, y, {keywords})\n")
         if spec.framework == "numpy":
-            return _NUMPY_REPRO + wrapper + _NUMPY_RUN
+            return REPRO_CAST + wrapper + _NUMPY_RUN
         base = importlib.import_module(self.base_class.__module__)
         header = getattr(base, "_REPRO_HEADER", "")
         return header + source_of(base.from_numpy, base.to_numpy, base.loss_and_grad) + "\n" + wrapper + _RUN
@@ -285,19 +352,9 @@ def run(x, y, weight, pos_weight):
     loss, grad = loss_and_grad(own_loss, from_numpy(x, DTYPE), from_numpy(y, Y_DTYPE), REDUCTION, **options)
     return to_numpy(loss), to_numpy(grad)
 '''
-_NUMPY_REPRO = """DTYPES = {'float64': np.float64, 'float32': np.float32, 'float16': np.float16, 'int64': np.int64,
-          'bool': np.bool_}
-if 'bfloat16' in (DTYPE, Y_DTYPE, W_DTYPE):
-    import ml_dtypes
-    DTYPES['bfloat16'] = ml_dtypes.bfloat16
-
-"""
 _NUMPY_RUN = '''
 
 def run(x, y, weight, pos_weight):  # NumPy has no autodiff: the loss only
-    def cast(values, name):
-        return None if values is None else np.asarray(values, dtype=np.float64).astype(DTYPES.get(name, name))
-
     options = {name: cast(value, W_DTYPE) for name, value in (("weight", weight), ("pos_weight", pos_weight))
                if value is not None}
     loss = own_loss(cast(x, DTYPE), cast(y, Y_DTYPE), REDUCTION, **options)
@@ -315,43 +372,43 @@ def _imported(spec: OwnSpec) -> Callable[..., Any]:
     return found
 
 
-def own_adapter(spec: OwnSpec, function: Callable[..., Any] | None = None) -> type[OwnAdapter]:
-    """An adapter class for one user function: imported from `spec` in the worker, or the given object."""
-    from implementations.registry import BUILTIN_ADAPTERS, _load_class
-
-    base = _load_class(BUILTIN_ADAPTERS[spec.framework])
-    reductions = (spec.reduction,) if spec.reduction else REDUCTIONS if _signature_has_reduction(spec, function) \
-        else ("none",)
+def own_adapter(spec: OwnSpec, base: type[Adapter], function: Callable[..., Any] | None = None) -> type[OwnAdapter]:
+    """An adapter class for one user function on `base` (its framework's adapter class): imported from `spec` in
+    the worker, or the given object."""
+    returns = spec.reduction or ("" if _takes_reduction(spec, function) else "none")
     where = f"{spec.module}:{spec.function}"
     implementation = Implementation(
         f"{spec.name}.{spec.form}", "probs" if spec.form == "probs" else "logits",
         api=f"{where}(x, y) (your own, on {spec.framework} arrays)",
         api_pos_weight=f"{where}(x, y, pos_weight=p) (your own, on {spec.framework} arrays)",
-        reductions=reductions, differentiable=spec.framework != "numpy")
+        reductions=(returns,) if returns else REDUCTIONS, differentiable=spec.framework != "numpy")
     attributes = {"framework": spec.name, "distributions": base.distributions, "dtypes": base.dtypes,
-                  "implementations": (implementation,), "spec": spec,
+                  "implementations": (implementation,), "spec": spec, "returns": returns,
                   "target": None if function is None else staticmethod(function), "base_class": base}
     return type(f"Own_{spec.name}", (OwnAdapter,), attributes)
 
 
-def _signature_has_reduction(spec: OwnSpec, function: Callable[..., Any] | None) -> bool:
-    """Whether the function takes `reduction`, read from its source when it is not at hand (no import)."""
+def _takes_reduction(spec: OwnSpec, function: Callable[..., Any] | None) -> bool:
+    """Whether the function has a parameter named `reduction` (**kwargs is not one), read from its source when
+    it is not at hand (no import)."""
     if function is not None:
-        return _accepts(function, "reduction")
+        return _accepts(function, "reduction", any_keyword=False)
     node = _definition(spec)[1]
     if node is None:
         return False
     arguments = node.args
-    names = [a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)]
-    return "reduction" in names or arguments.kwarg is not None
+    return "reduction" in [a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)]
 
 
-def spec_adapters(text: str) -> dict[str, type[Adapter]]:
-    """The adapters of the `;`-separated specs in `text` (BCE_HARNESS_CALLABLES), by framework name."""
+def spec_adapters(text: str, bases: Mapping[str, type[Adapter]]) -> dict[str, type[Adapter]]:
+    """The adapters of the `;`-separated specs in `text` (BCE_HARNESS_CALLABLES), by framework name, each on its
+    framework's adapter class in `bases`."""
     found: dict[str, type[Adapter]] = {}
     for item in filter(None, (part.strip() for part in text.split(";"))):
         spec = OwnSpec.parse(item)
         if spec.name in found:
             raise BadCallable(f"two callables are named {spec.name!r}; rename one of them")
-        found[spec.name] = own_adapter(spec)
+        if spec.name in bases:
+            raise BadCallable(f"your function {spec.name!r} has the name of a framework; rename it")
+        found[spec.name] = own_adapter(spec, bases[spec.framework])
     return found

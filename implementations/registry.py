@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from typing import ClassVar
 
 from implementations.base import Adapter, Implementation
-from implementations.own import CALLABLES_ENV, BadCallable, spec_adapters
+from implementations.own import CALLABLES_ENV, spec_adapters
 
 __all__ = ["BUILTIN_ADAPTERS", "ENTRY_POINT_GROUP", "Unloadable", "adapter_classes", "clear_cache"]
 
@@ -82,11 +82,7 @@ def clear_cache() -> None:
 @functools.cache
 def _adapter_classes(callables: str) -> dict[str, type[Adapter]]:
     found = _plugin_classes()
-    own = spec_adapters(callables)
-    clashes = sorted(set(own) & set(found))
-    if clashes:
-        raise BadCallable(f"your function {clashes[0]!r} has the name of a framework; rename it")
-    return {**found, **own}
+    return {**found, **spec_adapters(callables, found)}
 
 
 @functools.cache

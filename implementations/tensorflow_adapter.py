@@ -287,11 +287,17 @@ class TensorflowAdapter(Adapter):
             return Result(loss, grad, f"traced graphs: {graph.experimental_get_tracing_count()}")
 
     def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
-                          device: str) -> Result:
+                          device: str, with_grad: bool = True) -> Result:
         with tf.device(self._device(device)):
             tensors = {name: from_numpy(value, value.dtype.name) for name, value in arrays.items()}
             x, y = tensors.pop("x"), tensors.pop("y")
+            if not with_grad:
+                return Result(function(x, y, reduction, **tensors), None)
             return Result(*loss_and_grad(function, x, y, reduction, **tensors))
+
+    @classmethod
+    def literal(cls, values: str, dtype: str) -> str:
+        return f"tf.constant({values}, dtype=tf.{dtype})"
 
     def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                     wanted: tuple[str, ...]) -> dict[str, Any]:

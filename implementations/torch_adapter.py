@@ -323,11 +323,18 @@ class TorchAdapter(Adapter):
         return Result(loss, grad, f"compiled graph executions: {self._compiled_calls - before}")
 
     def evaluate_function(self, function: Callable[..., Any], arrays: Mapping[str, np.ndarray], reduction: Reduction,
-                          device: str) -> Result:
+                          device: str, with_grad: bool = True) -> Result:
         where = self._device(device)
         tensors = {name: from_numpy(value, value.dtype.name, where) for name, value in arrays.items()}
         x, y = tensors.pop("x"), tensors.pop("y")
+        if not with_grad:
+            with torch.no_grad():
+                return Result(function(x, y, reduction, **tensors), None)
         return Result(*loss_and_grad(function, x, y, reduction, **tensors))
+
+    @classmethod
+    def literal(cls, values: str, dtype: str) -> str:
+        return f"torch.tensor({values}, dtype=torch.{dtype})"
 
     def derivatives(self, impl: Implementation, arrays: Mapping[str, np.ndarray], reduction: Reduction, device: str,
                     wanted: tuple[str, ...]) -> dict[str, Any]:

@@ -14,11 +14,9 @@ import numpy as np
 from cases import Case
 from harness.conformance.plan import Scope, jobs_for
 from harness.conformance.rows import Judge
-from harness.conformance.runner import exact_derivatives, message_rows
+from harness.conformance.runner import exact_derivatives, exact_references, message_rows
 from harness.conformance.worker import run_jobs
 from harness.store.schema import ConformanceRow
-from harness.verdict.oracle import located_reference
-from harness.verdict.variants import variant_inputs
 from implementations import Adapter
 
 __all__ = ["run_here"]
@@ -48,9 +46,8 @@ def run_here(adapter: Adapter, cases: Sequence[Case], dtypes: Sequence[str], dev
             if job.mode == "eager" and job.dtype in kind.dtypes]
     judge = Judge(cases, {kind.framework: kind}, (), run_id=run_id)
     judge.versions[kind.framework] = adapter.runtime_version()
-    for key in sorted({judge.reference_key(cell) for job in jobs for cell in job.cells()[:1]}):
-        with np.errstate(all="ignore"):
-            judge.references[key] = located_reference(*variant_inputs(cases, key), use_cache=use_cache)[0]
+    for _ in exact_references(judge, jobs, use_cache):
+        pass
     exact_derivatives(judge, sorted({(job.case_index, job.dtype) for job in jobs if job.derivatives}), use_cache)
     channel = _Collected()
     with np.errstate(all="ignore"):  # the user's function's overflow is the data, not a warning in their tests

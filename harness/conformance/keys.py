@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from cases import Case
 from harness.conformance.plan import Cell, Scope, jobs_for
-from harness.conformance.relations import RELATIONS, relation_pairs
+from harness.conformance.relations import relation_pairs
 from harness.conformance.rows import QUANTITIES, Judge
 from harness.store.schema import row_id
 from implementations import Adapter
@@ -63,7 +63,7 @@ def planned_rows(adapters: dict[str, type[Adapter]], cases: Sequence[Case], dtyp
             continue
         cells = [cell for cell in cells if cell.dtype in adapter.dtypes]
         keys.update(dict.fromkeys(key for cell in cells for key in _cell_rows(judge, name, cases, cell)))
-        keys.update(dict.fromkeys(_relation_rows(name, adapter, cases, dtypes, devices, set(cells))))
+        keys.update(dict.fromkeys(_relation_rows(judge, name, adapter, cases, dtypes, devices, set(cells))))
     return list(keys)
 
 
@@ -84,11 +84,11 @@ def _cell_rows(judge: Judge, framework: str, cases: Sequence[Case], cell: Cell) 
             yield _key(framework, cases, cell, quantity, check="path")
 
 
-def _relation_rows(framework: str, adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str],
-                   devices: Sequence[str], planned: set[Cell]) -> Iterator[RowKey]:
+def _relation_rows(judge: Judge, framework: str, adapter: type[Adapter], cases: Sequence[Case],
+                   dtypes: Sequence[str], devices: Sequence[str], planned: set[Cell]) -> Iterator[RowKey]:
     """The identities' rows, where both sides run: on the row's implementation and base case."""
     for pair in relation_pairs(adapter, cases, dtypes, devices):
         if pair.base in planned and pair.partner in planned:
             cell = Cell(pair.impl, pair.case, pair.base.dtype, pair.base.device, pair.base.reduction)
-            for quantity in RELATIONS[pair.relation].quantities:
+            for quantity in judge.relation_quantities(pair):
                 yield _key(framework, cases, cell, quantity, check="relation", relation=pair.relation)

@@ -233,8 +233,13 @@ class Judge:
             row = replace(self.base(framework, Cell(pair.impl, pair.case, side.dtype, side.device, side.reduction)),
                           check="relation", relation=pair.relation, status="unsupported", error_message=why,
                           input_form=self.cases[pair.case].input_form)
-            rows += [replace(row, quantity=quantity).with_id() for quantity in RELATIONS[pair.relation].quantities]
+            rows += [replace(row, quantity=quantity).with_id() for quantity in self.relation_quantities(pair)]
         return rows
+
+    def relation_quantities(self, pair: Pair) -> tuple[str, ...]:
+        """The quantities an identity is checked on: its own, less the gradient where a side has none."""
+        differentiable = all(self.implementation(side.impl).differentiable for side in (pair.base, pair.partner))
+        return tuple(q for q in RELATIONS[pair.relation].quantities if differentiable or q != "grad")
 
     def _exact(self, cell: Cell, quantity: str) -> np.ndarray:
         ref = self.references[self.reference_key(cell)]
@@ -250,7 +255,7 @@ class Judge:
         row = replace(self.base(framework, cell), check="relation", relation=pair.relation,
                       input_form=self.cases[pair.case].input_form)
         rows = []
-        for quantity in relation.quantities:
+        for quantity in self.relation_quantities(pair):
             side, partner = (getattr(self.sides[c], quantity) for c in (pair.base, pair.partner))
             fields = self._relation_fields(relation, pair, cell, quantity, relation.mapped(quantity, side), partner)
             rows.append(replace(row, quantity=quantity, **fields).with_id())
@@ -328,8 +333,10 @@ class Judge:
             many = batched.loss if quantity == "loss" else batched.grad
             row = replace(base, quantity=quantity)
             if single is None or many is None or many.shape != (BATCH_SIZE,):
+                raised = alone.grad_error or batched.grad_error if quantity == "grad" else None
                 shape = getattr(many, "shape", None)
-                row = replace(row, status="error", error_message=f"batch result has shape {shape}")
+                why = f"{raised[0]}: {raised[1]}" if raised else f"batch result has shape {shape}"
+                row = replace(row, status="error", error_message=why)
             else:
                 row = replace(row, **self._batch_fields(cell, single, many))
             rows.append(row.with_id())
@@ -361,6 +368,9 @@ class Judge:
         got = output.loss if quantity == "loss" else output.grad
         out_dtype = output.out_dtype if quantity == "loss" else output.grad_dtype
         row = replace(base, out_dtype=out_dtype or "", quantity=quantity)
+        if got is None and output.grad_error is not None and quantity == "grad":  # the loss computed: not rejected
+            return replace(row, status="error", error_type=output.grad_error[0],
+                           error_message=output.grad_error[1]).with_id()
         if got is None:
             return replace(row, status="error", error_message=f"no {quantity} returned").with_id()
         if ref.undefined is not None:

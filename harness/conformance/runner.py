@@ -10,7 +10,7 @@ what its worker reported.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ from harness.workers.messages import Hello, LoadFailed
 from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from implementations import Adapter
 
-__all__ = ["MAX_RESTARTS", "Backlog", "Emit", "Progress", "Settings", "Share", "exact_derivatives", "message_rows",
+__all__ = ["MAX_RESTARTS", "Backlog", "Emit", "Progress", "Settings", "Share", "exact_derivatives", "exact_references",
+           "message_rows",
            "remaining_jobs", "run_conformance", "run_into", "units_of"]
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
@@ -233,18 +234,13 @@ class _Audit:
         began = time.perf_counter()
         jobs = [job for share in self.running.values() for job in share.jobs] + [
             job for backlog in self.backlogs.values() for unit in backlog.units for job in unit]
-        needed = sorted({self.judge.reference_key(cell) for job in jobs for cell in job.cells()[:1]})
         stats = self.profile.references
         stats.update(computed=0, cached=0, slow_elements=0)
-        for count, key in enumerate(needed, 1):
-            with np.errstate(all="ignore"):  # inf - inf in a sum of infinite losses is the data, not a warning
-                stored, source = located_reference(*variant_inputs(self.cases, key),
-                                                   use_cache=self.settings.use_cache)
+        for count, total, source, slow in exact_references(self.judge, jobs, self.settings.use_cache):
             stats["computed" if source == "computed" else "cached"] += 1
-            stats["slow_elements"] += stored.slow_elements if source == "computed" else 0
-            self.judge.references[key] = stored
+            stats["slow_elements"] += slow
             if self.progress is not None:
-                self.progress(self.done, self.total, f"reference {count}/{len(needed)}")
+                self.progress(self.done, self.total, f"reference {count}/{total}")
         exact_derivatives(self.judge, sorted({(job.case_index, job.dtype) for job in jobs if job.derivatives}),
                           self.settings.use_cache)
         stats["seconds"] = time.perf_counter() - began
@@ -416,6 +412,17 @@ class _Audit:
         self.report["workers"].setdefault(share.framework, {}).setdefault("shards", {})[share.id] = {
             "ended": ended, "seconds": round(seconds, 2), "restarts": self.backlogs[share.framework].restarts,
         }
+
+
+def exact_references(judge: Judge, jobs: Sequence[Job], use_cache: bool) -> Iterator[tuple[int, int, str, int]]:
+    """The exact references of the jobs' cells into `judge.references`, once per reference key; for each, its
+    count, the total, where it came from ("computed" or the cache) and the elements that were slow to compute."""
+    needed = sorted({judge.reference_key(cell) for job in jobs for cell in job.cells()[:1]})
+    for count, key in enumerate(needed, 1):
+        with np.errstate(all="ignore"):  # inf - inf in a sum of infinite losses is the data, not a warning
+            stored, source = located_reference(*variant_inputs(judge.cases, key), use_cache=use_cache)
+        judge.references[key] = stored
+        yield count, len(needed), source, stored.slow_elements if source == "computed" else 0
 
 
 def exact_derivatives(judge: Judge, needed: Sequence[tuple[int, str]], use_cache: bool) -> None:

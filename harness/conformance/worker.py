@@ -85,5 +85,6 @@ def _alone_and_batched(adapter: Adapter, impl: Implementation, arrays: dict[str,
         loss=np.concatenate([out.loss for out in alone]),
         grad=None if alone[0].grad is None else np.concatenate([out.grad for out in alone if out.grad is not None]),
         out_dtype=alone[0].out_dtype, grad_dtype=alone[0].grad_dtype, api=alone[0].api,
+        grad_error=alone[0].grad_error,
     )
     return stacked, batched

@@ -72,7 +72,7 @@ def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str) -> P
     meta: dict[str, Any] = {key: first[key] for key in shared if key in first}
     meta.update(run_id=run_id, kind="merged", created=datetime.now(UTC).isoformat(timespec="seconds"),
                 sources=sources_meta, fingerprints=sorted({str(s["fingerprint"]) for s in sources_meta}),
-                shards=_shards(metas))
+                shards=_shards(metas), callables=sorted({c for m in metas for c in m.get("callables") or []}))
     if len(meta["fingerprints"]) == 1:
         meta["fingerprint"] = meta["fingerprints"][0]
     target = RunStore.create(out, meta)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import mpmath
@@ -29,13 +31,24 @@ def torch_bce(x, y, reduction="none", weight=None):
 '''
 
 
+NUMPY_MODULE = '''import numpy as np
+
+
+def np_bce(x, y):
+    s = 1 / (1 + np.exp(-x))
+    return -(y * np.log(s) + (1 - y) * np.log(1 - s))
+'''
+
+
 @pytest.fixture(scope="module")
 def own_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("own")
     (root / "mylosses.py").write_text(MODULE)
+    (root / "numpylosses.py").write_text(NUMPY_MODULE)
     run = root / "run"
-    done = run_cli("audit", "--frameworks", "numpy", "--callable", "mylosses:torch_bce", "--families",
-                   "large,weights", "--dtypes", "float32", "--quiet", "--out", str(run), extra_path=str(root))
+    done = run_cli("audit", "--frameworks", "numpy", "--callable", "mylosses:torch_bce", "--callable",
+                   "numpylosses:np_bce", "--families", "large,weights,relations", "--dtypes", "float32", "--quiet",
+                   "--out", str(run), extra_path=str(root))
     assert done.returncode == 0, done.stderr[-3000:]
     return run, str(root)
 
@@ -43,7 +56,7 @@ def own_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_its_rows_stand_beside_the_frameworks(own_run: tuple[Path, str]) -> None:
     run, _ = own_run
     table = pd.read_parquet(run / "conformance.parquet")
-    assert set(table["framework"]) == {"numpy", "torch_bce"}
+    assert set(table["framework"]) == {"numpy", "torch_bce", "np_bce"}
     own = table[table["framework"] == "torch_bce"]
     assert set(own["impl"]) == {"torch_bce.logits"} and set(own["reduction"]) == {"none", "mean", "sum"}
     assert set(own["quantity"]) >= {"loss", "grad"}
@@ -53,9 +66,37 @@ def test_its_rows_stand_beside_the_frameworks(own_run: tuple[Path, str]) -> None
     assert set(unweighted["status"]) == {"unsupported"}
     assert set(unweighted["error_message"]) == {"torch_bce takes no pos_weight"}
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["callables"] == ["mylosses:torch_bce:logits:torch"]
-    assert meta["frameworks"] == ["numpy", "torch_bce"]
-    assert meta["workers"]["torch_bce"]["versions"]["torch_bce"].startswith("2.13.0")
+    assert meta["callables"] == ["mylosses:torch_bce:logits:torch", "numpylosses:np_bce:logits:numpy"]
+    assert meta["frameworks"] == ["numpy", "torch_bce", "np_bce"]
+    assert meta["workers"]["torch_bce"]["versions"]["torch_bce"].startswith(version("torch") + "+src.")
+
+
+def test_a_numpy_function_is_judged_on_its_loss_and_its_identities(own_run: tuple[Path, str]) -> None:
+    run, _ = own_run
+    table = pd.read_parquet(run / "conformance.parquet")
+    own = table[table["framework"] == "np_bce"]
+    assert set(own["quantity"]) == {"loss"} and set(own["reduction"]) == {"none"}  # no autodiff, per element
+    relations = own[own["check"] == "relation"]
+    assert len(relations) > 0 and set(relations["quantity"]) == {"loss"}
+    assert "error" not in set(own["status"])
+
+
+def test_resume_runs_your_function_again(own_run: tuple[Path, str], tmp_path: Path) -> None:
+    run, root = own_run
+    cut = tmp_path / "cut"
+    shutil.copytree(run, cut)
+    (cut / "conformance.parquet").unlink()
+    meta = json.loads((cut / "meta.json").read_text())
+    (cut / "meta.json").write_text(json.dumps(dict(meta, complete=False)))
+    records = [json.loads(line) for line in (cut / "journal.jsonl").read_text().splitlines()]
+    kept = [record for record in records if record["rows"][0]["framework"] == "numpy"]
+    (cut / "journal.jsonl").write_text("".join(json.dumps(record) + "\n" for record in kept))
+    done = run_cli("audit", "--resume", str(cut), "--quiet", extra_path=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    before = pd.read_parquet(run / "conformance.parquet").set_index("row_id")
+    after = pd.read_parquet(cut / "conformance.parquet").set_index("row_id")
+    assert sorted(after.index) == sorted(before.index)
+    assert (after.loc[before.index, "status"] == before["status"]).all()
 
 
 def test_its_findings_reproduce_from_the_run_folder(own_run: tuple[Path, str]) -> None:

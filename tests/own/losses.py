@@ -63,3 +63,22 @@ def clamped_torch(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def unsure(x: Any, y: Any) -> Any:
     """Names no module: its framework cannot be told from a module that imports two."""
     return x - x * y
+
+
+def catch_all(x: np.ndarray, y: np.ndarray, **options: Any) -> Any:
+    """Takes its options through **kwargs: a weight arrives so, a reduction never (it returns per element)."""
+    loss = stable_numpy(x, y)
+    return loss if options.get("weight") is None else loss * options["weight"]
+
+
+class TorchLoss:
+    """A loss as a callable object (as torch.nn modules are)."""
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return logsigmoid_torch(x, y)
+
+
+def forward_only_torch(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A kernel without a backward (a fused op whose autograd is not written yet): its result has no graph."""
+    with torch.no_grad():
+        return logsigmoid_torch(x, y)

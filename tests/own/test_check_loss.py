@@ -3,6 +3,7 @@ with the frameworks' statuses; naive formulas fail where first principles say, s
 
 from __future__ import annotations
 
+import functools
 import math
 
 import mpmath
@@ -99,16 +100,43 @@ def test_further_derivatives_are_asked_for() -> None:
     assert found["got"] == -math.log(2) and found["expected"] == 0.0
 
 
+def test_a_keyword_catch_all_is_not_a_reduction_and_a_partial_or_callable_object_is_read_through() -> None:
+    check = check_loss(losses.catch_all, dtypes=["float64"], families=["large", "weights"])
+    assert set(check.rows["reduction"]) == {"none"}  # **kwargs: a weight, never a reduction
+    assert "unsupported" not in set(check.rows["status"])
+    # it takes pos_weight too, and ignores it: at y = 1 the loss is p·softplus(−x), so with p = 1/2 it is doubled
+    failing = check.failing
+    assert len(failing) >= 1 and (failing["pos_weight"] == 0.5).all() and (failing["y"] == 1.0).all()
+    assert np.allclose(failing["got"], 2 * failing["expected"], rtol=1e-12)
+    partial = check_loss(functools.partial(losses.clamped_torch), dtypes=["float64"], families=["large"])
+    assert partial.spec.framework == "torch" and partial.name == "clamped_torch"
+    assert set(partial.rows["quantity"]) == {"loss", "grad"}
+    called = check_loss(losses.TorchLoss(), dtypes=["float64"], families=["large"])
+    assert called.spec.framework == "torch" and called.passed
+
+
+def test_a_kernel_without_a_backward_has_its_loss_judged() -> None:
+    check = check_loss(losses.forward_only_torch, dtypes=["float32"], families=["large", "labels"])
+    grads = check.rows[check.rows["quantity"] == "grad"]
+    assert set(grads["status"]) == {"error"} and set(grads["error_type"]) == {"RuntimeError"}
+    assert grads["error_message"].str.contains("does not require grad").all()  # torch's own words
+    losses_only = check_loss(losses.forward_only_torch, dtypes=["float32"], families=["large", "labels"],
+                             quantities=["loss"])
+    assert losses_only.passed and set(losses_only.rows["quantity"]) == {"loss"}
+    assert (losses_only.rows["status"] == "pass").sum() > 0 and set(losses_only.rows["status"]) <= GOOD
+
+
 @pytest.mark.parametrize(("options", "fragment"), [
-    ({"input_form": "scores"}, "input_form='scores': give 'logits' or 'probs'"),
-    ({"framework": "mxnet"}, "framework='mxnet'"),
+    ({"input_form": "scores"}, "stable_numpy: unknown form 'scores'; give one of logits, probs"),
+    ({"framework": "mxnet"}, "unknown framework 'mxnet'; give one of numpy, torch, jax, tensorflow"),
     ({"dtypes": ["float8"]}, "unknown dtype 'float8'"),
-    ({"reduction": "max"}, "reduction='max'"),
+    ({"reduction": "max"}, "unknown reduction 'max'; give one of none, mean, sum"),
+    ({"fail_on": "failed"}, "unknown status of fail_on 'failed'"),
     ({"families": ["nope"]}, "unknown family 'nope'"),
     ({"quantities": ["hessian"]}, "unknown quantity 'hessian'"),
     ({"devices": ["tpu"]}, "unknown device 'tpu'"),
 ])
 def test_bad_options_are_usage_errors(options: dict, fragment: str) -> None:
-    with pytest.raises(UsageError, match=None) as caught:
+    with pytest.raises(UsageError) as caught:
         check_loss(losses.stable_numpy, **options)
     assert fragment in str(caught.value) and "\n" not in str(caught.value)

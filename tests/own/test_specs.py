@@ -3,6 +3,7 @@ read from the module's source (never imported here), the registry's environment 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +15,14 @@ from harness.api import UsageError
 from harness.own import registered_callables
 from implementations import REDUCTIONS, adapter_classes
 from implementations.own import CALLABLES_ENV, BadCallable, OwnSpec, framework_of
+from tests.conftest import assert_usage_error, run_main
 from tests.own import losses
 
 SOURCES = {
     "own_np.py": "import numpy as np\n\ndef bce(x, y):\n    return np.log1p(np.exp(-x)) + (1 - y) * x\n",
     "own_torch.py": "import torch\n\ndef bce(x, y, reduction='none', weight=None):\n    return x\n",
     "own_both.py": "import torch\nimport jax.numpy as jnp\n\ndef bce(x, y):\n    return x\n",
+    "own_clash.py": "def torch(x, y):\n    return x\n",
 }
 
 
@@ -46,6 +49,8 @@ def test_a_spec_reads_the_framework_from_the_source_without_importing_it(modules
     ("own_np:bce:logits:mxnet", "unknown framework 'mxnet'"),
     ("own_both:bce", "own_both imports jax and torch; name the framework"),
     ("no_such_module_here:bce", "no module 'no_such_module_here' on the path"),
+    ("own_np:nosuch", "own_np defines no function 'nosuch'"),
+    ("no_such_module_here:bce:logits:torch", "no module 'no_such_module_here' on the path"),
 ])
 def test_bad_specs_say_what_to_change(modules: Path, text: str, fragment: str) -> None:
     with pytest.raises(BadCallable) as caught:
@@ -74,8 +79,21 @@ def test_registered_callables_are_there_only_inside_the_block(modules: Path) -> 
     with pytest.raises(UsageError, match="two callables are named 'bce'"), \
             registered_callables(["own_np:bce", "own_torch:bce"]):
         pass
-    with pytest.raises(UsageError, match="has the name of a framework"), registered_callables(["json:numpy"]):
+    with pytest.raises(UsageError, match="has the name of a framework"), registered_callables(["own_clash:torch"]):
         pass
+
+
+def test_registered_callables_give_back_the_variable_as_it_was(modules: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CALLABLES_ENV, "own_torch:bce:probs:torch")
+    with registered_callables(["own_np:bce"]):
+        assert os.environ[CALLABLES_ENV] == "own_np:bce:logits:numpy"
+    assert os.environ[CALLABLES_ENV] == "own_torch:bce:probs:torch"
+
+
+def test_a_bad_variable_is_one_line_from_the_cli(modules: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CALLABLES_ENV, "no_such_module_here:f")
+    assert_usage_error(run_main("list"), "no module 'no_such_module_here' on the path")
 
 
 def test_a_function_objects_framework_is_what_its_code_uses() -> None:

@@ -25,6 +25,13 @@ def test_shards_merge_into_one_complete_run(tmp_path: Path) -> None:
     assert [source["shard"] for source in meta["sources"]] == ["1/2", "2/2"]
 
 
+def test_the_merged_run_keeps_every_shards_own_functions(tmp_path: Path) -> None:
+    first = audit_folder(tmp_path / "s1", run_id="r1", callables=["mine:bce:logits:torch"])
+    second = audit_folder(tmp_path / "s2", run_id="r2", callables=["mine:bce:logits:torch", "theirs:f:probs:jax"])
+    meta = json.loads((merge_runs([first, second], tmp_path / "m", "m") / "meta.json").read_text())
+    assert meta["callables"] == ["mine:bce:logits:torch", "theirs:f:probs:jax"]  # so that repro finds them
+
+
 def test_what_is_missing_or_mixed_is_recorded(tmp_path: Path) -> None:
     first = audit_folder(tmp_path / "s1", run_id="r1", shard="1/3")
     other = audit_folder(tmp_path / "x", run_id="r3")
