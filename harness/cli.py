@@ -414,12 +414,13 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
+    width = max(map(len, frameworks), default=0)
     for name, info in frameworks.items():
         if info["installed"] and not info["problem"]:
-            print(f"{name:<11} {info['version']:<14} devices: {','.join(info['devices']):<8} "
+            print(f"{name:<{width}} {info['version']:<14} devices: {','.join(info['devices']):<8} "
                   f"implementations: {', '.join(info['implementations'])}")
         else:
-            print(f"{name:<11} {'unavailable':<14} {info['problem']}")
+            print(f"{name:<{width}} {'unavailable':<14} {info['problem']}")
     print(f"dtypes: {', '.join(DTYPES)}")
     print(f"families: {', '.join(family_names())}")
     return 0

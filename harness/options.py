@@ -208,11 +208,16 @@ def _fuzzable(impl: Implementation) -> bool:
     return impl.runs_on != "relation" and not impl.sigmoid_inside
 
 
+def _fuzzed_by_default(impl: Implementation) -> bool:
+    """Fuzzable, and cheap per batch: an exported model (an export per shape) is fuzzed only when named."""
+    return _fuzzable(impl) and impl.runs_on != "path"
+
+
 def fuzz_impls(adapters: dict[str, type[Adapter]], impls: Sequence[str] | None) -> list[Implementation]:
     """The implementations to fuzz: every fuzzable one of the frameworks by default."""
     every = [impl for adapter in adapters.values() for impl in adapter.implementations]
     if impls is None:
-        return [impl for impl in every if _fuzzable(impl)]
+        return [impl for impl in every if _fuzzed_by_default(impl)]
     chosen = choose("implementation", impls, [impl.impl for impl in every])
     by_id = {impl.impl: impl for impl in every}
     for name in chosen:

@@ -77,7 +77,11 @@ class Implementation:
         runs_on: only cases with this tag (an API that exists here for a relation or a context).
         reductions: the reductions the API computes (a user's function that returns per-element losses: `none`).
         differentiable: whether it has a gradient (code in a framework without autodiff, such as a user's NumPy
-            function, has none: its rows judge the loss only).
+            function, or an inference runtime, has none: its gradient rows are `unsupported`).
+        batch: whether the batch check runs (an exported model is one shape: the check would export twice more).
+        same_api_on: the same API of the same package on its reference backend (Keras on JAX, torch or NumPy:
+            the implementation of Keras on TensorFlow), which this one must equal within the pass tolerance
+            (`backend` rows).
     """
 
     impl: str
@@ -92,6 +96,8 @@ class Implementation:
     runs_on: str | None = None
     reductions: tuple[str, ...] = REDUCTIONS
     differentiable: bool = True
+    same_api_on: str | None = None
+    batch: bool = True
 
     def api_for(self, has_pos_weight: bool) -> str:
         if has_pos_weight:

@@ -5,7 +5,7 @@ The function takes `(x, y)`, and `weight=` and `pos_weight=` when its signature 
 With a parameter named `reduction` it is called with "none", "mean" and "sum" and returns that reduced loss;
 without one it returns the per-element loss (its rows are `none`'s), unless a fixed reduction is declared. Its
 arrays are the framework's (NumPy's for `numpy`) in the dtype under test, and the gradient of its sum with
-respect to x comes from the framework's autodiff (NumPy has none: its rows judge the loss only); where the loss
+respect to x comes from the framework's autodiff (NumPy has none: its gradient rows are `unsupported`); where the loss
 computes but the autodiff raises (a kernel without a backward), the loss is judged and the gradient is an error.
 
 A spec names it for another process, `module:function[:form[:framework]]`: form `logits` (default) or `probs`;

@@ -27,6 +27,15 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "torch": "implementations.torch_adapter:TorchAdapter",
     "tensorflow": "implementations.tensorflow_adapter:TensorflowAdapter",
     "jax": "implementations.jax_adapter:JaxAdapter",
+    "keras_tensorflow": "implementations.keras_adapter:KerasTensorflowAdapter",
+    "keras_jax": "implementations.keras_adapter:KerasJaxAdapter",
+    "keras_torch": "implementations.keras_adapter:KerasTorchAdapter",
+    "keras_numpy": "implementations.keras_adapter:KerasNumpyAdapter",
+    "array_api": "implementations.array_api_adapter:ArrayApiAdapter",
+    "mlx": "implementations.mlx_adapter:MlxAdapter",
+    "tinygrad": "implementations.tinygrad_adapter:TinygradAdapter",
+    "sklearn": "implementations.sklearn_adapter:SklearnAdapter",
+    "onnxruntime": "implementations.onnxruntime_adapter:OnnxruntimeAdapter",
 }
 
 

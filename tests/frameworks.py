@@ -22,4 +22,7 @@ def loaded_adapter(name: str) -> Adapter:
     """The adapter of `name`, its framework imported and configured (one thread); skips where it is missing."""
     if not ADAPTERS[name].is_available():
         pytest.skip(f"{name} is not installed")
+    if getattr(ADAPTERS[name], "own_process", False):
+        pytest.skip(f"{name} needs a process of its own (Keras holds one backend per process); "
+                    "tests/implementations/test_keras.py runs it in a subprocess")
     return _loaded(name)

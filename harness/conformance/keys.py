@@ -54,6 +54,7 @@ def planned_rows(adapters: dict[str, type[Adapter]], cases: Sequence[Case], dtyp
     """Every row key an audit of these adapters, cases, dtypes and devices writes, in plan order, once each."""
     judge = Judge(cases, adapters)
     keys: dict[RowKey, None] = {}
+    planned: set[Cell] = set()
     for name, adapter in adapters.items():
         cells = [cell for job in jobs_for(adapter, cases, dtypes, devices, scope or Scope.default())
                  for cell in job.cells()]
@@ -62,8 +63,10 @@ def planned_rows(adapters: dict[str, type[Adapter]], cases: Sequence[Case], dtyp
                                       for q in judge.quantities(cell) or ("loss",)))
             continue
         cells = [cell for cell in cells if cell.dtype in adapter.dtypes]
+        planned |= set(cells)
         keys.update(dict.fromkeys(key for cell in cells for key in _cell_rows(judge, name, cases, cell)))
-        keys.update(dict.fromkeys(_relation_rows(judge, name, adapter, cases, dtypes, devices, set(cells))))
+    for name, adapter in adapters.items():  # a `backend` identity spans two frameworks: after every plan
+        keys.update(dict.fromkeys(_relation_rows(judge, name, adapter, cases, dtypes, devices, planned)))
     return list(keys)
 
 

@@ -111,9 +111,11 @@ def derivative_quantities(impl: Implementation, case: Case, mode: str = "eager",
     return tuple(name for name in DERIVATIVES if not absent.get(name, False))
 
 
-def runs(impl: Implementation, case: Case) -> bool:
-    """Whether an implementation runs a case: the same input form, and the tag it is limited to (if any)."""
-    return case.input_form == impl.input_form and (impl.runs_on is None or impl.runs_on in case.tags)
+def runs(impl: Implementation, case: Case, full: bool = False) -> bool:
+    """Whether an implementation runs a case: the same input form, and the tag it is limited to (if any); one
+    limited to the `path` cases for its cost (an export per shape) runs every case in a full audit."""
+    limited = impl.runs_on is not None and impl.runs_on not in case.tags and not (full and impl.runs_on == "path")
+    return case.input_form == impl.input_form and not limited
 
 
 def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str], devices: Sequence[str],
@@ -123,7 +125,7 @@ def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str
     def cells() -> Iterator[tuple[Implementation, int, Case, str, str]]:
         for impl in adapter.implementations:
             for index, case in enumerate(cases):
-                if runs(impl, case) and scope.includes(case):
+                if runs(impl, case, scope.full) and scope.includes(case):
                     for dtype in (d for d in dtypes if case.runs_in(d)):
                         for device in devices:
                             yield impl, index, case, dtype, device
@@ -136,7 +138,7 @@ def jobs_for(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str
             continue
         reductions = tuple(str(r) for r in REDUCTIONS if r in implementation.reductions)
         yield Job(index, dtype, impl, device, reductions, derivatives=derivative_quantities(implementation, case))
-        if batch_eligible(case):
+        if implementation.batch and batch_eligible(case):
             yield Job(index, dtype, impl, device, ("none",), check="batch")
     for mode in (m for m in adapter.modes if m != "eager"):
         for implementation, index, case, dtype, device in cells():

@@ -1,7 +1,10 @@
 """Identities that must hold between two results of one framework: which cells pair up, and what maps one onto
 the other.
 
-A pair is two eager cells of the same framework, dtype, device and reduction. For the identities on inputs
+A pair is two eager cells of the same dtype, device and reduction, of the same framework but for `backend`: an
+API of a package that runs on several backends (Keras) declares `same_api_on` the same API on its reference
+backend, another framework of the audit, whose result it must equal within the pass tolerance. For the identities
+on inputs
 (symmetry, pos_weight = 1, weight linearity, permutation) both cells are the same implementation, one on a base
 case and one on its partner case (`cases.relations`); for the identities between APIs (probabilities vs logits,
 two-class softmax, focal loss with γ = 0, label smoothing) an implementation declares `same_as` the one it must
@@ -62,6 +65,8 @@ RELATIONS: dict[str, Relation] = {r.name: r for r in (
              same_impl=False),
     Relation("focal_gamma0", "the sigmoid focal loss with γ = 0 (no α) equals BCE with logits", same_impl=False),
     Relation("label_smoothing", "label_smoothing = s equals BCE on the labels y(1 − s) + s/2", same_impl=False),
+    Relation("backend", "the same API of the same package on its reference backend (Keras on TensorFlow) gives the "
+             "same result", same_impl=False),
 )}
 
 
@@ -101,13 +106,24 @@ def _pairs_of(adapter: type[Adapter], cases: Sequence[Case]) -> Iterator[tuple[s
                 yield relation, twin.impl, b, impl.impl, p, impl.impl, b
             if relation == "label_smoothing" and twin.input_form == case.input_form:
                 yield relation, twin.impl, p, impl.impl, b, impl.impl, b
-    for impl in adapter.implementations:  # APIs that equal another on the same inputs
+    yield from _same_inputs(adapter, cases)
+
+
+def _same_inputs(adapter: type[Adapter], cases: Sequence[Case]) -> Iterator[tuple[str, str, int, str, int, str, int]]:
+    """The identities between two APIs on the same inputs: another API it must equal (a softmax, a focal loss),
+    or the same API on the package's reference backend."""
+    impls = {impl.impl: impl for impl in adapter.implementations}
+    for impl in adapter.implementations:
         twin = impls.get(impl.same_as or "")
-        if twin is None or impl.relation not in ("softmax2", "focal_gamma0"):
+        if impl.same_api_on is not None:
+            relation, other = "backend", impl.same_api_on
+        elif twin is not None and impl.relation in ("softmax2", "focal_gamma0"):
+            relation, other = impl.relation, twin.impl
+        else:
             continue
         for c, case in enumerate(cases):
             if impl.input_form == case.input_form and (impl.runs_on is None or impl.runs_on in case.tags):
-                yield impl.relation, twin.impl, c, impl.impl, c, impl.impl, c
+                yield relation, other, c, impl.impl, c, impl.impl, c
 
 
 def relation_pairs(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str],

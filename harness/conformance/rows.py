@@ -55,6 +55,7 @@ class Judge:
     sides: dict[Cell, Output] = field(default_factory=dict)  # their outputs, until each pair is judged
     failed: dict[Cell, str] = field(default_factory=dict)  # paired cells that gave no output, and why
     _implementations: dict[str, Implementation] = field(default_factory=dict, repr=False)
+    _owners: dict[str, str] = field(default_factory=dict, repr=False)
 
     # --------------------------------------------------------------------------------------- the inputs
 
@@ -64,6 +65,13 @@ class Judge:
             self._implementations.update({i.impl: i for adapter in self.adapters.values()
                                           for i in adapter.implementations})
         return self._implementations[impl]
+
+    def owner(self, impl: str) -> str:
+        """The framework an implementation belongs to (a `backend` identity's rows come from two frameworks)."""
+        if impl not in self._owners:
+            self._owners.update({i.impl: name for name, adapter in self.adapters.items()
+                                 for i in adapter.implementations})
+        return self._owners[impl]
 
     def reference_key(self, cell: Cell) -> ReferenceKey:
         """Which exact value a cell is judged against: its case's, in its dtype (for label smoothing, that of the
@@ -78,13 +86,13 @@ class Judge:
         """The quantities of a cell's reference rows: loss, grad, and the further derivatives judged for it. An
         API that computes σ inside is there for its context: its path rows compare the compiled path with eager
         in that context, and it has no reference rows (BCE of the σ it rounded is a question of its σ)."""
-        impl = self.implementation(cell.impl)
-        own = QUANTITIES if impl.differentiable else ("loss",)
         if cell.check == "batch":
-            return own
+            return QUANTITIES
+        impl = self.implementation(cell.impl)
         if impl.sigmoid_inside:
             return ()
-        return own + derivative_quantities(impl, self.cases[cell.case_index], cell.mode, cell.check, cell.reduction)
+        return QUANTITIES + derivative_quantities(impl, self.cases[cell.case_index], cell.mode, cell.check,
+                                                  cell.reduction)
 
     # ---------------------------------------------------------------------------------------------- rows
 
@@ -230,7 +238,8 @@ class Judge:
             side = next(side for side in sides if side in self.failed)
             why = (f"not checked: {side.impl} on {self.cases[side.case_index].name} gave no result "
                    f"({self.failed[side]})")
-            row = replace(self.base(framework, Cell(pair.impl, pair.case, side.dtype, side.device, side.reduction)),
+            row = replace(self.base(self.owner(pair.impl), Cell(pair.impl, pair.case, side.dtype, side.device,
+                                                                 side.reduction)),
                           check="relation", relation=pair.relation, status="unsupported", error_message=why,
                           input_form=self.cases[pair.case].input_form)
             rows += [replace(row, quantity=quantity).with_id() for quantity in self.relation_quantities(pair)]
@@ -252,7 +261,7 @@ class Judge:
         relation = RELATIONS[pair.relation]
         cell = Cell(pair.impl, pair.case, pair.base.dtype, pair.base.device, pair.base.reduction)
         # the row is on the base case: its inputs' form, whatever the implementation's (probabilities of logits)
-        row = replace(self.base(framework, cell), check="relation", relation=pair.relation,
+        row = replace(self.base(self.owner(pair.impl), cell), check="relation", relation=pair.relation,
                       input_form=self.cases[pair.case].input_form)
         rows = []
         for quantity in self.relation_quantities(pair):
@@ -269,6 +278,8 @@ class Judge:
             return dict(status="fail", error_message=f"{statement}: shapes {got.shape} and {mapped.shape}")
         exact_mapped = relation.mapped(quantity, self._exact(pair.base, quantity))
         exact_got = self._exact(pair.partner, quantity)
+        if exact_got.shape != got.shape or exact_mapped.shape != mapped.shape:  # both broadcast what has no value
+            return dict(status="unsupported", error_message=f"{statement}: not checked, the inputs have no BCE value")
         with np.errstate(invalid="ignore"):
             apart = np.where(exact_got == exact_mapped, 0.0, np.abs(exact_got - exact_mapped))
         # where the two exact values differ without bound (σ(x) rounded to 1: BCE(q) is ∞, BCE with logits is x)
@@ -332,7 +343,10 @@ class Judge:
             single = alone.loss if quantity == "loss" else alone.grad
             many = batched.loss if quantity == "loss" else batched.grad
             row = replace(base, quantity=quantity)
-            if single is None or many is None or many.shape != (BATCH_SIZE,):
+            if quantity == "grad" and not self.implementation(cell.impl).differentiable:
+                row = replace(row, status="unsupported", error_type="NoGradient",
+                              error_message=f"{cell.impl} has no gradient: it computes the loss only")
+            elif single is None or many is None or many.shape != (BATCH_SIZE,):
                 raised = alone.grad_error or batched.grad_error if quantity == "grad" else None
                 shape = getattr(many, "shape", None)
                 why = f"{raised[0]}: {raised[1]}" if raised else f"batch result has shape {shape}"
@@ -368,6 +382,9 @@ class Judge:
         got = output.loss if quantity == "loss" else output.grad
         out_dtype = output.out_dtype if quantity == "loss" else output.grad_dtype
         row = replace(base, out_dtype=out_dtype or "", quantity=quantity)
+        if got is None and quantity == "grad" and not self.implementation(cell.impl).differentiable:
+            return replace(row, status="unsupported", error_type="NoGradient",
+                           error_message=f"{cell.impl} has no gradient: it computes the loss only").with_id()
         if got is None and output.grad_error is not None and quantity == "grad":  # the loss computed: not rejected
             return replace(row, status="error", error_type=output.grad_error[0],
                            error_message=output.grad_error[1]).with_id()

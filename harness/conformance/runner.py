@@ -173,6 +173,7 @@ class _Audit:
              scope: Scope, recorded: frozenset[CellKey]) -> None:
         """Every adapter's jobs (less what `recorded` holds): rows at once for what cannot run, a backlog of
         pieces for the rest."""
+        planned: set[Cell] = set()
         for name, adapter in adapters.items():
             jobs = self._still_to_run(adapter, list(jobs_for(adapter, self.cases, dtypes, devices, scope)), recorded)
             self.total += sum(len(job.reductions) for job in jobs)
@@ -181,13 +182,14 @@ class _Audit:
             runnable = self._runnable(name, adapter, jobs)
             self.judge.compared.update(cell._replace(mode="eager") for job in runnable if job.mode != "eager"
                                        for cell in job.cells())
-            planned = {cell for job in runnable for cell in job.cells()}
+            planned |= {cell for job in runnable for cell in job.cells()}
+            if runnable:
+                self.backlogs[name] = Backlog(name, units_of(runnable, self.cases))
+        for adapter in adapters.values():  # after every framework's plan: a `backend` pair spans two of them
             for pair in relation_pairs(adapter, self.cases, dtypes, devices):
                 if pair.base in planned and pair.partner in planned:
                     for side in (pair.base, pair.partner):
                         self.judge.pairs.setdefault(side, []).append(pair)
-            if runnable:
-                self.backlogs[name] = Backlog(name, units_of(runnable, self.cases))
         queued = sum(len(job.reductions) for backlog in self.backlogs.values() for unit in backlog.units
                      for job in unit)
         self.advance(self.total - queued, "unavailable and unsupported")

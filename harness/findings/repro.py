@@ -213,6 +213,10 @@ def _script(folder: Path, row: pd.Series, case: Case, subject: str = "", cases: 
                 "format": [fmt.precision, fmt.emin, fmt.max_finite], "batch_size": BATCH_SIZE,
                 "shape": list(_result_shape(case.inputs(dtype), row["quantity"], row["reduction"])),
                 "pass_ulp": pass_ulp(case.size if row["quantity"] == "loss" and row["reduction"] != "none" else None)}
+    if check == "relation" and row["relation"] == "backend":
+        raise ReproError(f"row {row['row_id']} compares {row['impl']} with the same API on another backend, in "
+                         "another process (a package holds one backend per process): reproduce each side's own row "
+                         "(check reference) on this case instead")
     if check == "relation":
         body, settings = _relation_body(adapter, row, case, cases or {case.name: case}, settings)
         other, partner = "run_partner", ", partner=(x_partner, y_partner, weight_partner, pos_weight_partner)"

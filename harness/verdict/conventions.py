@@ -248,6 +248,25 @@ def _flush_to_zero(inputs: CaseInputs, input_form: str, reduction: str, quantity
     return reduced._replace(hi=flush(reduced.hi), acting=reduced.acting | subnormal(reduced.hi))
 
 
+@_kind("weighted_average")
+def _weighted_average(inputs: CaseInputs, input_form: str, reduction: str, quantity: str,
+                      **_: Any) -> Prediction | None:
+    """The mean as a weighted average (np.average): Σ w·l / Σ w, and its gradient w·∂l/∂x / Σ w, with Σ w exact.
+    Acts on a weighted mean whose weights do not sum to n; says nothing where they sum to 0 (np.average
+    raises)."""
+    if reduction != "mean" or inputs.weight is None:
+        return None
+    w = _broadcast(inputs)[2]
+    total = math.fsum(w.ravel().tolist())
+    if total == 0 or not math.isfinite(total):
+        return None
+    exact, acting = reference(inputs, input_form), total != w.size
+    if quantity == "loss":
+        return Prediction(np.array((exact.sum_hi + exact.sum_lo) / total), np.array(0.0), np.array(acting))
+    grad = exact.grad_hi / total
+    return Prediction(grad, np.zeros_like(grad), np.full(grad.shape, acting))
+
+
 def predict(convention: Convention, inputs: CaseInputs, input_form: str, reduction: str, quantity: str,
             compute_dtype: str | None = None) -> Prediction | None:
     """What `convention` predicts for this result, or None where it has nothing to say (inputs that have no BCE

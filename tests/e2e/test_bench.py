@@ -21,13 +21,14 @@ from tests.conftest import assert_usage_error, run_cli
 TINY = BlockOptions(min_rounds=2, max_time=0.005, min_time=1e-4)
 SWEEPS = 2
 # every framework's own logits API in every mode it has, both directions: numpy 1 mode, torch 2, jax 2, tensorflow 3
+FRAMEWORKS = ["numpy", "torch", "jax", "tensorflow"]
 EXPECTED_CONFIGS = 2 * (1 + 2 + 2 + 3)
 
 
 @pytest.fixture(scope="module")
 def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("bench") / "run"
-    return bench(sizes=[1000], sweeps=SWEEPS, threads=1, out=out, options=TINY)
+    return bench(frameworks=FRAMEWORKS, sizes=[1000], sweeps=SWEEPS, threads=1, out=out, options=TINY)
 
 
 def _folder(frame: pd.DataFrame) -> Path:

@@ -8,10 +8,13 @@ Expected values: the worked example's mean is 0.6219186506146224 in float64 (mpm
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from cases import Case, builtin_cases, float_format
+from harness.verdict.conventions import load_conventions
 from harness.verdict.oracle import reference
 from harness.verdict.ulp import judge
 from implementations import Implementation, Unsupported
@@ -23,6 +26,25 @@ LN2 = 0.6931471805599453
 EVERY = [(name, impl) for name, cls in ADAPTERS.items() for impl in cls.implementations
          if impl.relation != "label_smoothing"]
 LOGITS = [(name, impl) for name, impl in EVERY if impl.input_form == "logits"]
+GRADIENTS = [(name, impl) for name, impl in LOGITS if impl.differentiable]
+# APIs that do not compute in the float64 they are given (the audit reports those rows as findings)
+NOT_FLOAT64 = {"mlx.logits": "MLX's CPU exp computes float64 in float32 precision (ml-explore/mlx#3047)"}
+# APIs whose weighted mean is documented as the weighted average Σ w·l / Σ w (a convention of the audit)
+WEIGHTED_AVERAGE = {impl for c in load_conventions() if c.kind == "weighted_average" for impl in c.impls}
+
+
+def _params(cases: list[tuple[str, Implementation]]) -> list[Any]:
+    return [pytest.param(name, impl, id=impl.impl,
+                         marks=pytest.mark.xfail(strict=True, reason=NOT_FLOAT64[impl.impl]))
+            if impl.impl in NOT_FLOAT64 else pytest.param(name, impl, id=impl.impl) for name, impl in cases]
+
+
+def _has(name: str, impl: Implementation, dtype: str, reduction: str = "none") -> None:
+    """Skip what the adapter declares it does not do (the harness writes those rows as `unsupported`)."""
+    if dtype not in ADAPTERS[name].dtypes:
+        pytest.skip(f"{name} declares no {dtype}: the harness writes its rows as unsupported")
+    if reduction not in impl.reductions:
+        pytest.skip(f"{impl.impl} computes no {reduction} reduction")
 
 
 _adapter = loaded_adapter
@@ -46,8 +68,9 @@ def _rtol(impl: Implementation, given: str, ulps: int = 4) -> float:
     return ulps * float_format(_dtype(impl, given)).eps / 2  # ulps of the dtype in [1, 2): relative, loosely
 
 
-@pytest.mark.parametrize(("name", "impl"), EVERY, ids=_ids(EVERY))
+@pytest.mark.parametrize(("name", "impl"), _params(EVERY))
 def test_seed_example_float64(name: str, impl: Implementation) -> None:
+    _has(name, impl, "float64", "mean")
     case = SEED_LOGITS if impl.input_form == "logits" else SEED_PROBS
     out = _adapter(name).compute(impl, case.inputs("float64").arrays(), "mean", "cpu")
     assert out.out_dtype == _dtype(impl, "float64")
@@ -58,6 +81,7 @@ def test_seed_example_float64(name: str, impl: Implementation) -> None:
 
 @pytest.mark.parametrize(("name", "impl"), EVERY, ids=_ids(EVERY))
 def test_seed_example_float32_against_reference(name: str, impl: Implementation) -> None:
+    _has(name, impl, "float32", "mean")
     case = SEED_LOGITS if impl.input_form == "logits" else SEED_PROBS
     inputs = case.inputs("float32")
     out = _adapter(name).compute(impl, inputs.arrays(), "mean", "cpu")
@@ -67,8 +91,9 @@ def test_seed_example_float32_against_reference(name: str, impl: Implementation)
     assert verdict.status == "pass", f"out={float(out.loss)!r}, but should be {ref.mean_hi!r} ({verdict})"
 
 
-@pytest.mark.parametrize(("name", "impl"), LOGITS, ids=_ids(LOGITS))
+@pytest.mark.parametrize(("name", "impl"), _params(GRADIENTS))
 def test_seed_gradient_of_mean(name: str, impl: Implementation) -> None:
+    _has(name, impl, "float64", "mean")
     out = _adapter(name).compute(impl, SEED_LOGITS.inputs("float64").arrays(), "mean", "cpu")
     assert out.grad is not None and out.grad.shape == (4, 4) and out.grad_dtype == "float64"  # x's dtype
     np.testing.assert_allclose(out.grad[0, 0], 0.5 / 16, rtol=_rtol(impl, "float64"))
@@ -78,15 +103,17 @@ def test_seed_gradient_of_mean(name: str, impl: Implementation) -> None:
 
 @pytest.mark.parametrize(("name", "impl"), LOGITS, ids=_ids(LOGITS))
 def test_reductions_and_weights(name: str, impl: Implementation) -> None:
-    """weight (C,) and the three reductions: mean = Σ w·l / n, sum = Σ w·l, none per element."""
+    """weight (C,) and the three reductions: mean = Σ w·l / n (Σ w·l / Σ w = 10 ln 2 / 10 where the API documents
+    a weighted average), sum = Σ w·l, none per element."""
     case = Case("w", "t", "logits", np.zeros((2, 2)), np.array([[1.0, 0.0], [0.0, 1.0]]), weight=np.array([2.0, 3.0]))
     arrays = case.inputs("float64").arrays()
     adapter = _adapter(name)
-    none = adapter.compute(impl, arrays, "none", "cpu").loss
     rtol = _rtol(impl, "float64")
-    np.testing.assert_allclose(none, [[2 * LN2, 3 * LN2], [2 * LN2, 3 * LN2]], rtol=rtol)
-    np.testing.assert_allclose(adapter.compute(impl, arrays, "sum", "cpu").loss, 10 * LN2, rtol=rtol)
-    np.testing.assert_allclose(adapter.compute(impl, arrays, "mean", "cpu").loss, 2.5 * LN2, rtol=rtol)
+    expected = {"none": [[2 * LN2, 3 * LN2], [2 * LN2, 3 * LN2]], "sum": 10 * LN2,
+                "mean": LN2 if impl.impl in WEIGHTED_AVERAGE else 2.5 * LN2}
+    for reduction in impl.reductions:
+        np.testing.assert_allclose(adapter.compute(impl, arrays, reduction, "cpu").loss, expected[reduction],
+                                   rtol=rtol)
 
 
 @pytest.mark.parametrize(("name", "impl"), LOGITS, ids=_ids(LOGITS))
@@ -105,7 +132,11 @@ def test_pos_weight_multiplies_the_positive_term_or_is_unsupported(name: str, im
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize(("name", "impl"), LOGITS, ids=_ids(LOGITS))
 def test_low_precision_dtypes_round_trip(name: str, impl: Implementation, dtype: str) -> None:
-    out = _adapter(name).compute(impl, SEED_LOGITS.inputs(dtype).arrays(), "none", "cpu")
+    _has(name, impl, dtype)
+    try:
+        out = _adapter(name).compute(impl, SEED_LOGITS.inputs(dtype).arrays(), "none", "cpu")
+    except Unsupported as exc:  # an API without that dtype (sklearn's HalfBinomialLoss has no float16 kernel)
+        pytest.skip(str(exc))
     assert out.out_dtype == _dtype(impl, dtype)
     assert out.loss.dtype == np.float64 and out.loss.shape == (4, 4)
     assert abs(float(out.loss[0, 0]) - LN2) <= float(float_format(out.out_dtype).ulp(0.69))  # log 2 within 1 ULP

@@ -37,7 +37,7 @@ def test_a_broken_plugin_warns_and_stands_in_as_unavailable(plugins: list[EntryP
     messages = sorted(str(warning.message) for warning in caught)
     assert len(messages) == 2 and "adapter 'broken' (no_such_module_anywhere:Adapter) failed to load: " \
         "ModuleNotFoundError" in messages[0] and "adapter 'notone'" in messages[1]
-    assert list(classes)[:4] == list(BUILTIN_ADAPTERS)  # the others still load
+    assert list(classes)[:len(BUILTIN_ADAPTERS)] == list(BUILTIN_ADAPTERS)  # the others still load
     broken = classes["broken"]
     assert issubclass(broken, Unloadable) and not broken.is_available()
     assert [impl.impl for impl in broken.implementations] == ["broken.logits", "broken.probs"]

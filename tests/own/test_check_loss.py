@@ -40,7 +40,10 @@ def test_the_naive_numpy_formula_fails_at_large_logits() -> None:
     summary = check.summary()
     assert summary.startswith("naive_numpy (numpy, logits): ") and "minimal: x=40.0, y=1.0 in float32" in summary
     assert "repro: naive_numpy(np.array([40.0], dtype=np.float32), np.array([1.0], dtype=np.float32))" in summary
-    assert set(check.rows["quantity"]) == {"loss"}  # NumPy has no autodiff: no gradient rows
+    judged = check.rows[check.rows["status"] != "unsupported"]
+    assert set(judged["quantity"]) == {"loss"}  # NumPy has no autodiff: its gradient is not checked, but said
+    no_gradient = check.rows[check.rows["error_type"] == "NoGradient"]
+    assert len(no_gradient) == len(judged) and set(no_gradient["quantity"]) == {"grad"}
     assert set(check.rows["reduction"]) == {"none"}  # a per-element function
 
 
@@ -50,7 +53,8 @@ def test_a_stable_numpy_formula_passes_every_family_and_dtype() -> None:
     assert set(check.rows["status"]) <= GOOD
     assert (check.rows["status"] == "pass").sum() > 100
     assert set(check.rows["dtype"]) == {"float64", "float32", "float16", "bfloat16"}
-    worked = check.rows[(check.rows["case"] == "seed_logits") & (check.rows["dtype"] == "float64")]
+    worked = check.rows[(check.rows["case"] == "seed_logits") & (check.rows["dtype"] == "float64")
+                        & (check.rows["quantity"] == "loss")]
     assert list(worked["status"]) == ["pass"]  # the worked example
 
 
@@ -103,7 +107,7 @@ def test_further_derivatives_are_asked_for() -> None:
 def test_a_keyword_catch_all_is_not_a_reduction_and_a_partial_or_callable_object_is_read_through() -> None:
     check = check_loss(losses.catch_all, dtypes=["float64"], families=["large", "weights"])
     assert set(check.rows["reduction"]) == {"none"}  # **kwargs: a weight, never a reduction
-    assert "unsupported" not in set(check.rows["status"])
+    assert "unsupported" not in set(check.rows.loc[check.rows["quantity"] == "loss", "status"])
     # it takes pos_weight too, and ignores it: at y = 1 the loss is p·softplus(−x), so with p = 1/2 it is doubled
     failing = check.failing
     assert len(failing) >= 1 and (failing["pos_weight"] == 0.5).all() and (failing["y"] == 1.0).all()

@@ -54,5 +54,5 @@ def test_bce_check_fails_a_naive_loss_with_its_findings_and_passes_a_stable_one(
     exact = float(np.float32(float(mpmath.log1p(mpmath.exp(-17)))))
     assert f"minimal: x=17.0, y=1.0 in float32 (none): got float('nan'), exact {exact!r}" in text
     assert "repro: naive(np.array([17.0], dtype=np.float32), np.array([1.0], dtype=np.float32))" in text
-    assert "Failed: bce_check: test_loss:stable: unknown form 'scores'; give one of logits, probs" in text
+    assert "bce_check: test_loss:stable: unknown form 'scores'; give one of logits, probs" in text
     assert "Traceback" not in text

@@ -23,4 +23,5 @@ def test_label_smoothing_is_judged_on_the_smoothed_labels() -> None:
 def test_only_label_smoothing_has_a_variant() -> None:
     variants = {impl.impl: variant_of(impl) for adapter in adapter_classes().values()
                 for impl in adapter.implementations if variant_of(impl)}
-    assert variants == {"tensorflow.keras_smoothing": "smooth"}
+    assert variants == {"tensorflow.keras_smoothing": "smooth", **{
+        f"keras_{backend}.smoothing": "smooth" for backend in ("tensorflow", "jax", "torch", "numpy")}}
