@@ -49,6 +49,8 @@ def from_numpy(values: Any, dtype_name: str) -> Any:
     The dtype is given: Keras converts a float64 array given without one to float32 on JAX, torch and NumPy."""
     if dtype_name == "bfloat16" and keras.backend.backend() == "torch":  # torch takes no NumPy bfloat16 array
         return keras.ops.cast(keras.ops.convert_to_tensor(np.asarray(values, dtype=np.float64)), dtype_name)
+    if dtype_name in ("int64", "int32", "bool"):  # labels of those dtypes: exact as they are
+        return keras.ops.convert_to_tensor(np.asarray(values).astype(dtype_name), dtype=dtype_name)
     # cast by NumPy (ml_dtypes for bfloat16), then a copy: no per-shape program on JAX
     return keras.ops.convert_to_tensor(np.asarray(values, dtype=np.float64).astype(ml_dtypes.finfo(dtype_name).dtype),
                                        dtype=dtype_name)

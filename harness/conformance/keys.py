@@ -15,7 +15,7 @@ from typing import NamedTuple
 from cases import Case
 from harness.conformance.plan import Cell, Scope, jobs_for
 from harness.conformance.relations import relation_pairs
-from harness.conformance.rows import QUANTITIES, Judge
+from harness.conformance.rows import Judge
 from harness.store.schema import row_id
 from implementations import Adapter
 
@@ -83,7 +83,7 @@ def _cell_rows(judge: Judge, framework: str, cases: Sequence[Case], cell: Cell) 
     for quantity in judge.quantities(cell):
         yield _key(framework, cases, cell, quantity)
     if cell.mode != "eager":
-        for quantity in QUANTITIES:
+        for quantity in judge.path_quantities(cell):
             yield _key(framework, cases, cell, quantity, check="path")
 
 

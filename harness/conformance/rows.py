@@ -191,7 +191,8 @@ class Judge:
                  for name in quantities if name not in QUANTITIES]
         counterpart = cell._replace(mode="eager")
         if cell.mode != "eager" and (eager := self.eager.get(counterpart)) is not None:
-            rows += [self._path_row(base, cell, quantity, output, eager, ref) for quantity in QUANTITIES]
+            rows += [self._path_row(base, cell, quantity, output, eager, ref)
+                     for quantity in self.path_quantities(cell)]
         elif cell.mode != "eager" and counterpart in self.eager_raised:
             error_type, message = self.eager_raised[counterpart]
             rows += self._path_status_rows(framework, cell, f"eager raised {error_type}: {message}; {cell.mode} "
@@ -216,7 +217,11 @@ class Judge:
         path, for each quantity."""
         row = replace(self.base(framework, cell), check="path", status="fail", error_type="PathStatus",
                       error_message=message)
-        return [replace(row, quantity=quantity).with_id() for quantity in QUANTITIES]
+        return [replace(row, quantity=quantity).with_id() for quantity in self.path_quantities(cell)]
+
+    def path_quantities(self, cell: Cell) -> tuple[str, ...]:
+        """What a compiled path is compared with eager on: the loss, and the gradient where the API has one."""
+        return QUANTITIES if self.implementation(cell.impl).differentiable else ("loss",)
 
     # ------------------------------------------------------------------------------------- identities
 
@@ -244,6 +249,13 @@ class Judge:
                           input_form=self.cases[pair.case].input_form)
             rows += [replace(row, quantity=quantity).with_id() for quantity in self.relation_quantities(pair)]
         return rows
+
+    def _pair_format(self, pair: Pair) -> FloatFormat:
+        """The format a pair is compared in: its dtype's, or the coarser one its APIs compute in (Keras's loss
+        class computes float64 in float32 on every backend: a bit of float32 is not 5e8 ULPs of float64)."""
+        computes = (self.implementation(cell.impl).compute_dtype for cell in (pair.base, pair.partner))
+        formats = [float_format(pair.base.dtype), *(float_format(dtype) for dtype in computes if dtype is not None)]
+        return min(formats, key=lambda fmt: fmt.precision)
 
     def relation_quantities(self, pair: Pair) -> tuple[str, ...]:
         """The quantities an identity is checked on: its own, less the gradient where a side has none."""
@@ -294,7 +306,7 @@ class Judge:
         apart = np.where(incomparable, 0.0, apart)
         reduced_over = self.references[self.reference_key(pair.base)].n if (
             quantity == "loss" and pair.base.reduction != "none") else None
-        verdict = judge(got, mapped, np.zeros_like(mapped), apart, float_format(pair.base.dtype), reduced_over)
+        verdict = judge(got, mapped, np.zeros_like(mapped), apart, self._pair_format(pair), reduced_over)
         message = statement + ("" if verdict.status == "pass" else
                                f": {verdict.n_bad} element(s) beyond the pass tolerance")
         if incomparable.any():

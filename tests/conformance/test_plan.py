@@ -43,3 +43,24 @@ def test_shards_partition_the_cases_deterministically() -> None:
     assert shard_cases(cases, None) == cases
     sizes = [sum(c.size for c in part) for part in parts]
     assert max(sizes) - min(sizes) <= max(c.size for c in cases)  # dealt largest first: even within one case
+
+
+def test_an_implementation_limited_to_path_cases_runs_every_case_with_full_and_an_export_skips_the_batch() -> None:
+    from harness.conformance.plan import runs
+    from implementations import Implementation
+
+    seed, large = builtin_cases(0, ["seed"])[0], builtin_cases(0, ["large"])[0]
+    export = Implementation("x.export", "logits", api="an export per shape", runs_on="path", batch=False)
+    assert "path" in seed.tags and "path" not in large.tags
+    assert runs(export, seed) and not runs(export, large) and runs(export, large, full=True)
+    everyday = Implementation("x.eager", "logits", api="eager")
+    batch_case = builtin_cases(0, ["logit_thresholds"])[1]  # logit_thresholds_float32: tagged batch and path
+    assert batch_eligible(batch_case)
+
+    class Export(adapter_classes()["numpy"]):  # type: ignore[misc,valid-type]
+        implementations = (export, everyday)
+
+    checks = Counter((job.impl, job.check) for job in jobs_for(Export, [batch_case], ["float32"], ["cpu"],
+                                                               Scope.default()))
+    assert checks[("x.export", "batch")] == 0 and checks[("x.eager", "batch")] == 1
+    assert checks[("x.export", "reference")] == checks[("x.eager", "reference")] == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cases import builtin_cases
+from cases import Case, builtin_cases
 from cases.relations import partner_of
 from harness.conformance.plan import Cell
 from harness.conformance.relations import RELATIONS, Pair, relation_pairs
@@ -18,9 +18,13 @@ CASES = builtin_cases(0, ["relations"])
 ADAPTERS = adapter_classes()
 
 
+def _cases(framework: str) -> list[Case]:
+    """The relations family, with the seed cases for Keras (whose APIs run on the `path` cases)."""
+    return CASES + builtin_cases(0, ["seed"]) if framework.startswith("keras_") else CASES
+
+
 def _pairs(framework: str, dtype: str = "float64") -> list[Pair]:
-    cases = CASES if framework != "keras_jax" else builtin_cases(0, ["seed"])  # Keras's run on the `path` cases
-    return relation_pairs(ADAPTERS[framework], cases, [dtype], ["cpu"])
+    return relation_pairs(ADAPTERS[framework], _cases(framework), [dtype], ["cpu"])
 
 
 def test_every_relation_pairs_up_somewhere() -> None:
@@ -53,7 +57,7 @@ def _exact_output(judge: Judge, cell: Cell) -> Output:
 
 def _relation_rows(pair: Pair, framework: str, plant: float = 0.0) -> dict[str, str]:
     """The relation rows' statuses by quantity, the partner's loss moved by `plant` relative."""
-    judge = Judge(CASES, ADAPTERS)  # a `backend` pair's two sides are two frameworks
+    judge = Judge(_cases(framework), ADAPTERS)  # a `backend` pair's two sides are two frameworks
     for side in (pair.base, pair.partner):
         judge.pairs.setdefault(side, []).append(pair)
     rows = judge.result(framework, pair.base, _exact_output(judge, pair.base))

@@ -271,3 +271,18 @@ def test_partly_explained_row_points_at_what_the_convention_does_not_explain() -
     assert loss.status == "fail" and loss.deviation == ""
     assert loss.worst_index == "[1]" and loss.got == 0.75
     assert "explains 1 element(s)" in loss.error_message
+
+
+def test_a_weighted_average_predicts_sum_over_the_weights_sum() -> None:
+    """np.average: Σ w·l / Σ w, here (2·ln 2 + 6·ln 2) / 8 = ln 2 at x = 0 with weights 2 and 6 (n = 2, where the
+    harness's Σ w·l / n is 4 ln 2); the
+    gradient w·(σ(0) − y) / Σ w; a weighted mean whose weights sum to n is not acted on."""
+    (convention,) = [c for c in load_conventions() if c.kind == "weighted_average"]
+    case = Case("w", "t", "logits", np.zeros(2), np.array([1.0, 0.0]), weight=np.array([2.0, 6.0]))
+    loss = predict(convention, case.inputs("float64"), "logits", "mean", "loss")
+    assert loss is not None and float(loss.hi) == pytest.approx(math.log(2), rel=1e-15) and bool(loss.acting)
+    grad = predict(convention, case.inputs("float64"), "logits", "mean", "grad")
+    assert grad is not None and grad.hi.tolist() == [2 * -0.5 / 8, 6 * 0.5 / 8]
+    even = Case("w", "t", "logits", np.zeros(2), np.array([1.0, 0.0]), weight=np.array([0.5, 1.5]))
+    assert not bool(predict(convention, even.inputs("float64"), "logits", "mean", "loss").acting)  # type: ignore[union-attr]
+    assert predict(convention, case.inputs("float64"), "logits", "sum", "loss") is None
