@@ -233,6 +233,7 @@ class Adapter(ABC):
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32", "float16", "bfloat16")
     implementations: ClassVar[tuple[Implementation, ...]]
     modes: ClassVar[tuple[str, ...]] = ("eager",)  # "eager" first, then each compiled path the framework has
+    autodiff: ClassVar[bool] = True  # whether a function of its arrays has a gradient (`evaluate_function`)
 
     @classmethod
     def is_available(cls) -> bool:

@@ -167,6 +167,7 @@ def cast(values, name):
 class NumpyAdapter(Adapter):
     framework = "numpy"
     distributions = ("numpy",)
+    autodiff = False  # its own implementations' gradients are analytic formulas of ours
     implementations = (
         Implementation(
             "numpy.logits", "logits",

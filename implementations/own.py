@@ -337,7 +337,7 @@ class OwnAdapter(Adapter):
         wrapper = (f"from {spec.module} import {spec.function.split('.')[0]}  # run this script where {spec.module} "
                    f"imports\n\n\ndef own_loss(x, y, reduction, **options):\n"
                    f"    return {spec.function}(x, y, {keywords})\n")
-        if spec.framework == "numpy":
+        if not self.base_class.autodiff:
             return REPRO_CAST + wrapper + _NUMPY_RUN
         base = importlib.import_module(self.base_class.__module__)
         header = getattr(base, "_REPRO_HEADER", "")
@@ -381,7 +381,7 @@ def own_adapter(spec: OwnSpec, base: type[Adapter], function: Callable[..., Any]
         f"{spec.name}.{spec.form}", "probs" if spec.form == "probs" else "logits",
         api=f"{where}(x, y) (your own, on {spec.framework} arrays)",
         api_pos_weight=f"{where}(x, y, pos_weight=p) (your own, on {spec.framework} arrays)",
-        reductions=(returns,) if returns else REDUCTIONS, differentiable=spec.framework != "numpy")
+        reductions=(returns,) if returns else REDUCTIONS, differentiable=base.autodiff)
     attributes = {"framework": spec.name, "distributions": base.distributions, "dtypes": base.dtypes,
                   "implementations": (implementation,), "spec": spec, "returns": returns,
                   "target": None if function is None else staticmethod(function), "base_class": base}

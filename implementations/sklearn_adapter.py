@@ -25,7 +25,7 @@ from implementations.base import (
     Unsupported,
     source_of,
 )
-from implementations.numpy_adapter import REPRO_CAST
+from implementations.numpy_adapter import REPRO_CAST, NumpyAdapter
 
 __all__ = ["SklearnAdapter"]
 
@@ -176,13 +176,8 @@ class SklearnAdapter(Adapter):
                 answers[name] = exc
         return answers
 
-    @staticmethod
-    def to_numpy(values: Any) -> np.ndarray:
-        return np.asarray(values, dtype=np.float64)
-
-    @staticmethod
-    def dtype_name(values: Any) -> str:
-        return np.asarray(values).dtype.name
+    to_numpy = staticmethod(NumpyAdapter.to_numpy)  # its results are NumPy's
+    dtype_name = staticmethod(NumpyAdapter.dtype_name)
 
     def bench_function(
         self, impl: Implementation, arrays: Mapping[str, np.ndarray], device: str, mode: str, direction: Direction,
