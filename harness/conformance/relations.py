@@ -81,8 +81,14 @@ class Pair(NamedTuple):
     case: int
 
 
+def _runs_anywhere(impl: Implementation) -> bool:
+    """An API that runs on every case, or on the `path` cases only for its cost: with --full it runs every case,
+    and its identities hold there too (the runner keeps the pairs whose two cells it planned)."""
+    return impl.runs_on in (None, "path")
+
+
 def _eligible(impl: Implementation, case: Case) -> bool:
-    return impl.input_form == case.input_form and impl.runs_on is None and not impl.sigmoid_inside
+    return impl.input_form == case.input_form and _runs_anywhere(impl) and not impl.sigmoid_inside
 
 
 def _pairs_of(adapter: type[Adapter], cases: Sequence[Case]) -> Iterator[tuple[str, str, int, str, int, str, int]]:
@@ -122,13 +128,14 @@ def _same_inputs(adapter: type[Adapter], cases: Sequence[Case]) -> Iterator[tupl
         else:
             continue
         for c, case in enumerate(cases):
-            if impl.input_form == case.input_form and (impl.runs_on is None or impl.runs_on in case.tags):
+            if impl.input_form == case.input_form and (_runs_anywhere(impl) or impl.runs_on in case.tags):
                 yield relation, other, c, impl.impl, c, impl.impl, c
 
 
 def relation_pairs(adapter: type[Adapter], cases: Sequence[Case], dtypes: Sequence[str],
                    devices: Sequence[str]) -> list[Pair]:
-    """Every pair of eager cells an identity links, for the adapter's dtypes."""
+    """Every pair of eager cells an identity links, for the adapter's dtypes, whether or not a run plans both
+    cells (a `path`-limited API's pairs off the `path` cases run only with --full): a run keeps those it planned."""
     pairs = []
     for relation, base_impl, b, partner_impl, p, impl, c in _pairs_of(adapter, cases):
         for dtype in (d for d in dtypes if d in adapter.dtypes and cases[b].runs_in(d) and cases[p].runs_in(d)):

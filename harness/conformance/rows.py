@@ -54,6 +54,7 @@ class Judge:
     pairs: dict[Cell, list[Pair]] = field(default_factory=dict)  # eager cells an identity links, to their pairs
     sides: dict[Cell, Output] = field(default_factory=dict)  # their outputs, until each pair is judged
     failed: dict[Cell, str] = field(default_factory=dict)  # paired cells that gave no output, and why
+    kept: set[Cell] = field(default_factory=set)  # sides of identities across frameworks: their outputs are stored
     _implementations: dict[str, Implementation] = field(default_factory=dict, repr=False)
     _owners: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -67,11 +68,12 @@ class Judge:
         return self._implementations[impl]
 
     def owner(self, impl: str) -> str:
-        """The framework an implementation belongs to (a `backend` identity's rows come from two frameworks)."""
-        if impl not in self._owners:
+        """The framework an implementation belongs to (a `backend` identity's rows come from two frameworks); ""
+        for one of a framework the audit does not hold (the other side of such an identity)."""
+        if not self._owners:
             self._owners.update({i.impl: name for name, adapter in self.adapters.items()
                                  for i in adapter.implementations})
-        return self._owners[impl]
+        return self._owners.get(impl, "")
 
     def reference_key(self, cell: Cell) -> ReferenceKey:
         """Which exact value a cell is judged against: its case's, in its dtype (for label smoothing, that of the
@@ -225,6 +227,26 @@ class Judge:
 
     # ------------------------------------------------------------------------------------- identities
 
+    def pair_up(self, pairs: Sequence[Pair], planned: set[Cell]) -> None:
+        """Register the pairs whose two cells run. Of an identity across two frameworks (`backend`), every side
+        that runs is `kept`: its output is stored, so that a merge with a run holding the other side checks it."""
+        for pair in pairs:
+            sides = (pair.base, pair.partner)
+            if self.owner(pair.base.impl) != self.owner(pair.partner.impl):
+                self.kept.update(side for side in sides if side in planned)
+            if all(side in planned for side in sides):
+                for side in sides:
+                    self.pairs.setdefault(side, []).append(pair)
+
+    def check_pair(self, pair: Pair, base: Output, partner: Output) -> list[ConformanceRow]:
+        """The rows of one identity between two given outputs (stored ones, in a merge)."""
+        self.sides.update({pair.base: base, pair.partner: partner})
+        try:
+            return self._relation_rows(self.owner(pair.impl), pair)
+        finally:
+            for side in (pair.base, pair.partner):
+                self.sides.pop(side, None)
+
     def _relations(self, framework: str, cell: Cell, output: Output) -> list[ConformanceRow]:
         self.sides[cell] = output
         return self._settled(framework, cell)
@@ -278,7 +300,12 @@ class Judge:
         rows = []
         for quantity in self.relation_quantities(pair):
             side, partner = (getattr(self.sides[c], quantity) for c in (pair.base, pair.partner))
-            fields = self._relation_fields(relation, pair, cell, quantity, relation.mapped(quantity, side), partner)
+            if side is None or partner is None:  # an autodiff that raised: its own rows say so
+                fields: dict[str, Any] = dict(
+                    status="unsupported", error_message=f"{relation.statement}: not checked, a side has no {quantity}")
+            else:
+                fields = self._relation_fields(relation, pair, cell, quantity, relation.mapped(quantity, side),
+                                               partner)
             rows.append(replace(row, quantity=quantity, **fields).with_id())
         return rows
 

@@ -19,15 +19,16 @@ import numpy as np
 import pandas as pd
 
 from cases import Case
+from harness.conformance.across import side_record
 from harness.conformance.messages import Assign, BatchComputed, Computed, NotSupported, Raised, Ready, Stop
 from harness.conformance.plan import Cell, Job, Scope, jobs_for
 from harness.conformance.profile import Profile
-from harness.conformance.relations import relation_pairs
+from harness.conformance.relations import Pair, relation_pairs
 from harness.conformance.rows import Judge
 from harness.conformance.worker import worker_main
 from harness.store.environment import cache_root
 from harness.store.folder import RunStore
-from harness.store.schema import CellKey, ConformanceRow
+from harness.store.schema import OUTPUTS, CellKey, ConformanceRow
 from harness.verdict.conventions import Convention, convention_use
 from harness.verdict.derivatives import derivative_reference
 from harness.verdict.oracle import located_reference
@@ -35,6 +36,7 @@ from harness.verdict.variants import variant_inputs
 from harness.workers.messages import Hello, LoadFailed
 from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from implementations import Adapter
+from implementations.registry import adapter_classes
 
 __all__ = ["MAX_RESTARTS", "Backlog", "Emit", "Progress", "Settings", "Share", "exact_derivatives", "exact_references",
            "message_rows",
@@ -42,6 +44,7 @@ __all__ = ["MAX_RESTARTS", "Backlog", "Emit", "Progress", "Settings", "Share", "
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 Emit = Callable[[list[ConformanceRow]], None]
+Keep = Callable[[dict[str, Any]], None]  # a kept cell's output record (`side_record`), for the run folder
 
 MAX_RESTARTS = 5  # a dead worker costs only the job it was on; after this many deaths, all of its framework's rest
 _COST = {"eager": 1, "batch": 5, "compiled": 10}  # rough weights of a cell: a compiled one builds a graph
@@ -155,6 +158,7 @@ class _Audit:
     emit: Emit
     progress: Progress | None
     pool: WorkerPool
+    keep: Keep | None = None
     backlogs: dict[str, Backlog] = field(default_factory=dict)
     running: dict[Worker, Share] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=lambda: {"workers": {}, "faults": []})
@@ -172,10 +176,15 @@ class _Audit:
     def plan(self, adapters: dict[str, type[Adapter]], dtypes: Sequence[str], devices: Sequence[str],
              scope: Scope, recorded: frozenset[CellKey]) -> None:
         """Every adapter's jobs (less what `recorded` holds): rows at once for what cannot run, a backlog of
-        pieces for the rest."""
+        pieces for the rest. The identities' pairs are found first: a `backend` pair spans two frameworks, of
+        which this run may audit one (its side's outputs are then kept for a merge with a run of the other)."""
+        peers = {**adapter_classes(), **adapters}  # the other side of a `backend` pair may be in no audit of this run
+        pairs = [pair for adapter in peers.values() for pair in relation_pairs(adapter, self.cases, dtypes, devices)]
+        unchecked = self._unchecked_sides(pairs, recorded)
         planned: set[Cell] = set()
         for name, adapter in adapters.items():
-            jobs = self._still_to_run(adapter, list(jobs_for(adapter, self.cases, dtypes, devices, scope)), recorded)
+            jobs = self._still_to_run(list(jobs_for(adapter, self.cases, dtypes, devices, scope)), recorded,
+                                      unchecked)
             self.total += sum(len(job.reductions) for job in jobs)
             self.report["workers"][name] = {"available": adapter.is_available(),
                                             "installed_version": adapter.installed_version() or ""}
@@ -185,11 +194,7 @@ class _Audit:
             planned |= {cell for job in runnable for cell in job.cells()}
             if runnable:
                 self.backlogs[name] = Backlog(name, units_of(runnable, self.cases))
-        for adapter in adapters.values():  # after every framework's plan: a `backend` pair spans two of them
-            for pair in relation_pairs(adapter, self.cases, dtypes, devices):
-                if pair.base in planned and pair.partner in planned:
-                    for side in (pair.base, pair.partner):
-                        self.judge.pairs.setdefault(side, []).append(pair)
+        self.judge.pair_up(pairs, planned)
         queued = sum(len(job.reductions) for backlog in self.backlogs.values() for unit in backlog.units
                      for job in unit)
         self.advance(self.total - queued, "unavailable and unsupported")
@@ -198,20 +203,27 @@ class _Audit:
         return CellKey(cell.impl, self.cases[cell.case_index].name, cell.dtype, cell.device, cell.reduction,
                        cell.mode, cell.check)
 
-    def _still_to_run(self, adapter: type[Adapter], jobs: list[Job], recorded: frozenset[CellKey]) -> list[Job]:
+    def _unchecked_sides(self, pairs: Sequence[Pair], recorded: frozenset[CellKey]) -> set[Cell]:
+        """On a resume, both sides of every identity whose row the interrupted run did not record (outputs are
+        not in the journal), whichever framework each side belongs to."""
+        if not recorded:
+            return set()
+        unchecked: set[Cell] = set()
+        for pair in pairs:
+            cell = Cell(pair.impl, pair.case, pair.base.dtype, pair.base.device, pair.base.reduction, check="relation")
+            if self._key(cell)._replace(relation=pair.relation) not in recorded:
+                unchecked |= {pair.base, pair.partner}
+        return unchecked
+
+    def _still_to_run(self, jobs: list[Job], recorded: frozenset[CellKey], unchecked: set[Cell]) -> list[Job]:
         """The jobs narrowed to cells an interrupted run did not record, the eager cells that a compiled cell
-        still to run is compared with, and both sides of an identity whose row is missing (outputs are not in
-        the journal)."""
+        still to run is compared with, and the sides of the identities still to check."""
         if not recorded:
             return jobs
         compared = {cell._replace(mode="eager") for job in jobs if job.mode != "eager" for cell in job.cells()
                     if self._key(cell) not in recorded}
-        for pair in relation_pairs(adapter, self.cases, sorted({job.dtype for job in jobs}),
-                                   sorted({job.device for job in jobs})):
-            cell = Cell(pair.impl, pair.case, pair.base.dtype, pair.base.device, pair.base.reduction, check="relation")
-            if self._key(cell)._replace(relation=pair.relation) not in recorded:
-                compared |= {pair.base, pair.partner}
-        pending = {cell for job in jobs for cell in job.cells() if self._key(cell) not in recorded or cell in compared}
+        pending = {cell for job in jobs for cell in job.cells()
+                   if self._key(cell) not in recorded or cell in compared or cell in unchecked}
         return remaining_jobs(jobs, pending)
 
     def _runnable(self, name: str, adapter: type[Adapter], jobs: list[Job]) -> list[Job]:
@@ -346,6 +358,8 @@ class _Audit:
                 backlog.done_weight += _COST["compiled" if mode not in ("eager", "batch") else mode]
                 with self.profile.timing(share.framework, "judge"):
                     rows = self.rows(share.framework, message)
+                if isinstance(message, Computed) and message.cell in self.judge.kept and self.keep is not None:
+                    self.keep(side_record(self.judge, share.framework, message.cell, message.output))
                 self.answered(message.cell, rows)
                 self.advance(1, share.framework)
 
@@ -474,6 +488,7 @@ def run_conformance(
     recorded: frozenset[CellKey] = frozenset(),
     run_id: str = "",
     progress: Progress | None = None,
+    keep: Keep | None = None,
 ) -> dict[str, Any]:
     """Run the matrix; every row goes to `emit` as soon as it is judged. Returns what the workers reported, the
     faults, and the run's `profile` (where the time went).
@@ -487,14 +502,16 @@ def run_conformance(
     Faults: a worker that dies (a signal, an abort) or exceeds `settings.memory_limit` bytes of resident memory
     gives a `crashed` row for the cell it was computing, one silent for `settings.silence_timeout` seconds a
     `timeout` row; a new worker then takes the rest of its cells (up to MAX_RESTARTS times). `recorded` holds
-    the cells that an interrupted run already recorded: they are not run again.
+    the cells that an interrupted run already recorded: they are not run again. `keep` receives the output of
+    every cell an identity across frameworks compares (a merge with another run checks it).
     """
     settings = settings or Settings()
     cases = list(cases)
     began, cpu = time.perf_counter(), time.process_time()
     pool = WorkerPool(silence_timeout=settings.silence_timeout, memory_limit=settings.memory_limit,
                       silence_name="the per-cell time limit")
-    audit = _Audit(cases, Judge(cases, dict(adapters), conventions, run_id=run_id), settings, emit, progress, pool)
+    audit = _Audit(cases, Judge(cases, dict(adapters), conventions, run_id=run_id), settings, emit, progress, pool,
+                   keep)
     try:
         with audit.profile.phase("plan"):
             audit.plan(adapters, dtypes, devices, scope or Scope.default(), recorded)
@@ -518,10 +535,16 @@ def run_into(store: RunStore, cases: list[Case], adapters: dict[str, type[Adapte
     def emit(rows: list[ConformanceRow]) -> None:
         store.append([row.record() for row in rows])
 
+    def keep(record: dict[str, Any]) -> None:
+        store.append([record], OUTPUTS)
+
     report = run_conformance(cases, adapters, meta["dtypes"], meta["devices"], emit=emit,
                              scope=Scope.everything() if meta.get("full") else Scope.default(), conventions=conventions,
-                             settings=settings, recorded=recorded, run_id=meta["run_id"], progress=progress)
+                             settings=settings, recorded=recorded, run_id=meta["run_id"], progress=progress,
+                             keep=keep)
     began = time.perf_counter()
+    if (store.path / OUTPUTS).is_file():
+        store.sync(OUTPUTS)
     frame = store.consolidate()
     compute_dtypes = {impl.impl: impl.compute_dtype for adapter in adapters.values()
                       for impl in adapter.implementations}

@@ -1,6 +1,9 @@
 """Merge run folders into one: the shards of a split matrix, runs from several machines, or the same audit under
-several framework versions (the version matrix). Nothing is recomputed; every row keeps the `run_id` of the run
-that produced it, and `meta.json` lists the sources with their machine fingerprints."""
+several framework versions (the version matrix). Every row keeps the `run_id` of the run that produced it, and
+`meta.json` lists the sources with their machine fingerprints. Nothing is recomputed but what no source could check
+alone: an identity across two frameworks whose sides ran in different runs (Keras on JAX in one, Keras on
+TensorFlow in another) is judged from their stored outputs (`outputs.jsonl`), its row the run's that holds its
+implementation's side."""
 
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ from typing import Any
 import pandas as pd
 
 from cases import BadInput
+from harness.conformance.across import across_rows
 from harness.findings import record_findings
 from harness.store.folder import RunFolderError, RunStore
-from harness.store.schema import BENCH_JSON, CASES, CONFORMANCE, Shard
+from harness.store.schema import BENCH_JSON, CASES, CONFORMANCE, OUTPUTS, Shard
+from implementations.registry import adapter_classes
 
 __all__ = ["merge_runs"]
 
@@ -44,6 +49,39 @@ def _shards(metas: list[dict[str, Any]]) -> str | None:
     present = {s.number for s in shards if s}
     missing = [f"{i}/{total}" for i in range(1, total + 1) if i not in present]
     return "complete" if not missing else f"missing {', '.join(missing)}"
+
+
+def _merge_cases(stores: Sequence[RunStore], target: RunStore) -> None:
+    """The sources' cases, each once by name, into the merged folder's cases.json."""
+    cases: dict[str, dict[str, Any]] = {}
+    generated: dict[str, dict[str, Any]] = {}
+    seeds = set()
+    for store in stores:
+        if (store.path / CASES).is_file():
+            document = store.read_json(CASES, "")
+            seeds.add(document.get("seed", 0))
+            cases.update((entry["name"], entry) for entry in document.get("cases", []))
+            generated.update((entry["name"], entry) for entry in document.get("generated", []))
+    if cases or generated:
+        (target.path / CASES).write_text(json.dumps({"seed": min(seeds), "cases": list(cases.values()),
+                                                     "generated": list(generated.values())}) + "\n",
+                                         encoding="utf-8")
+
+
+def _with_identities_across(frame: pd.DataFrame, target: RunStore, records: list[dict[str, Any]],
+                            sources: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows plus those of the identities across frameworks (`backend`) that the sources' stored outputs
+    allow and no source could check alone (one run audited Keras on TensorFlow, another Keras on JAX)."""
+    if not target.has_cases():
+        return frame
+    relations = frame[frame["check"] == "relation"]
+    checked = set(relations[["run_id", "impl", "case", "dtype", "device", "reduction", "relation"]]
+                  .astype(str).itertuples(index=False, name=None))
+    fingerprints = {str(s["run_id"]): str(s["fingerprint"]) for s in sources}
+    rows = across_rows(list(target.read_cases().values()), adapter_classes(), records, checked, fingerprints)
+    if not rows:
+        return frame
+    return pd.concat([frame, pd.DataFrame([row.record() for row in rows])], ignore_index=True)
 
 
 def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str) -> Path:
@@ -76,26 +114,19 @@ def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str) -> P
     if len(meta["fingerprints"]) == 1:
         meta["fingerprint"] = meta["fingerprints"][0]
     target = RunStore.create(out, meta)
+    _merge_cases(stores, target)
     if conformance:
-        pd.concat(conformance, ignore_index=True).to_parquet(target.path / CONFORMANCE, index=False)
+        frame = pd.concat(conformance, ignore_index=True)
+        records = [record for store in stores for record in store.journal_rows(OUTPUTS)]
+        if records:
+            target.append(records, OUTPUTS)
+            frame = _with_identities_across(frame, target, records, sources_meta)
+        frame.to_parquet(target.path / CONFORMANCE, index=False)
     if bench:
         documents = [store.bench_document() for store in stores if (store.path / BENCH_JSON).is_file()]
         merged = dict(documents[0]) if documents else {}
         merged["benchmarks"] = [entry for document in documents for entry in document.get("benchmarks", [])]
         target.write_bench(pd.concat(bench, ignore_index=True), merged)
-    cases: dict[str, dict[str, Any]] = {}
-    generated: dict[str, dict[str, Any]] = {}
-    seeds = set()
-    for store in stores:
-        if (store.path / CASES).is_file():
-            document = store.read_json(CASES, "")
-            seeds.add(document.get("seed", 0))
-            cases.update((entry["name"], entry) for entry in document.get("cases", []))
-            generated.update((entry["name"], entry) for entry in document.get("generated", []))
-    if cases or generated:
-        (target.path / CASES).write_text(json.dumps({"seed": min(seeds), "cases": list(cases.values()),
-                                                     "generated": list(generated.values())}) + "\n",
-                                         encoding="utf-8")
     if conformance:  # findings over every merged row: a finding is never stale in one shard and present in another
         record_findings(target.path)
     target.update_meta(complete=all(s["complete"] for s in sources_meta))  # written last: the folder is whole

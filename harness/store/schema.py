@@ -28,6 +28,7 @@ __all__ = [
     "INLINE_LIMIT",
     "JOURNAL",
     "META",
+    "OUTPUTS",
     "READABLE_SCHEMA_VERSIONS",
     "SCHEMA_VERSION",
     "CellKey",
@@ -46,6 +47,7 @@ META = "meta.json"
 JOURNAL = "journal.jsonl"
 CASES = "cases.json"
 CONFORMANCE = "conformance.parquet"
+OUTPUTS = "outputs.jsonl"  # outputs of the cells an identity across frameworks compares (merge checks it)
 BENCH = "bench.parquet"
 BENCH_JSON = "bench.json"
 BENCH_JOURNAL = "bench-journal.jsonl"

@@ -152,3 +152,21 @@ def test_a_shard_holds_a_base_case_with_all_its_partners() -> None:
             if found and case.name in names:
                 assert found[1] in names, (case.name, number)
     assert seen == {case.name for case in everything}
+
+
+def test_an_api_limited_to_the_path_cases_checks_its_identities_on_every_case_with_full() -> None:
+    """Keras on JAX runs the `path` cases by default (it compiles per shape) and every case with --full: its
+    symmetry and weight identities are checked where both cells run, so only with --full on the relations family."""
+    from harness.conformance.keys import planned_rows
+    from harness.conformance.plan import Scope
+
+    adapters = {"keras_jax": ADAPTERS["keras_jax"]}
+
+    def relations(scope: Scope) -> set[tuple[str, str]]:
+        keys = planned_rows(adapters, CASES, ["float32"], ["cpu"], scope)
+        return {(key.relation, key.impl) for key in keys if key.check == "relation"}
+
+    assert relations(Scope.default()) == set()
+    full = relations(Scope.everything())
+    assert {("symmetry", "keras_jax.ops_logits"), ("weight_linear", "keras_jax.losses_logits"),
+            ("permutation", "keras_jax.class_probs")} <= full

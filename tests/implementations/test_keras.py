@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cases import Case, builtin_cases, float_format
@@ -187,3 +188,39 @@ def test_audit_on_jax_and_numpy_judges_the_clip_and_the_logits_miss(tmp_path: An
     assert status("keras_numpy.ops_logits", "x_m20_y0") == {"fail"}
     assert status("keras_jax.ops_logits", "x_m20_y0") == {"pass"}
     assert status("keras_numpy.ops_logits", "x_m20_y0", "grad") == {"unsupported"}
+
+
+@pytest.mark.slow
+def test_backend_identity_between_runs_by_merge_and_by_resume(tmp_path: Any) -> None:
+    """Keras on TensorFlow in one run, on NumPy in another: neither can check the `backend` identity alone, so each
+    keeps its side's outputs, and the merge judges it; a resume of a run whose identity rows are missing reruns
+    both sides, whichever framework each is. Keras on NumPy computes l(20, 0) as −log(1 − clip(σ(20))) =
+    −log(2⁻²³) = 15.94 where TensorFlow gives 20 (the exact 20 + 2.1e-9): a `fail` of the identity at element 1."""
+    from harness import audit
+    from harness.conformance.runner import run_conformance
+    from harness.scale.merge import merge_runs
+    from harness.store.schema import CellKey, ConformanceRow
+    from implementations import adapter_classes
+
+    case = Case("x0_20", "user", "logits", np.array([0.0, 20.0]), np.array([1.0, 0.0]), tags=("path",))
+    runs = {name: audit(frameworks=[name], dtypes=["float32"], cases=[case], out=tmp_path / name,
+                        write_report=False) for name in ("keras_tensorflow", "keras_numpy")}
+    assert all((runs[name]["relation"] == "backend").sum() == 0 for name in runs)
+    merged = pd.read_parquet(merge_runs([tmp_path / name for name in runs], tmp_path / "m", "m") /
+                             "conformance.parquet")
+    backend = merged[(merged["relation"] == "backend") & (merged["impl"] == "keras_numpy.ops_logits")]
+    assert set(backend["quantity"]) == {"loss"} and len(backend) == 3  # none, mean, sum; NumPy has no gradient
+    none = backend[backend["reduction"] == "none"].iloc[0]
+    assert (none["status"], none["worst_index"], none["expected"]) == ("fail", "[1]", 20.0)
+    assert none["got"] == float(-np.log(np.float32(2.0**-23)))
+    assert set(backend["run_id"]) == set(runs["keras_numpy"]["run_id"])
+
+    rows = pd.concat(runs.values())
+    recorded = frozenset(CellKey.of(row) for row in rows.to_dict(orient="records"))
+    again: list[ConformanceRow] = []
+    adapters = {name: adapter_classes()[name] for name in runs}
+    run_conformance([case], adapters, ["float32"], ["cpu"], emit=again.extend, recorded=recorded)
+    resumed = {(row.impl, row.reduction, row.quantity): row.status for row in again if row.relation == "backend"}
+    expected = {(row["impl"], row["reduction"], row["quantity"]): row["status"]
+                for row in merged[merged["relation"] == "backend"].to_dict(orient="records")}
+    assert resumed == expected and len(expected) > 3

@@ -1,0 +1,113 @@
+"""Identities across two frameworks (a `backend` pair: Keras on JAX against Keras on TensorFlow) between runs:
+each run stores the outputs of the cells such an identity compares (`outputs.jsonl`), and a merge checks the
+identities that no source could check alone (one run audited Keras on TensorFlow, another Keras on JAX)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from cases import Case
+from harness.conformance.plan import Cell
+from harness.conformance.relations import Pair, relation_pairs
+from harness.conformance.rows import Judge
+from harness.store.schema import ConformanceRow
+from harness.verdict.oracle import located_reference
+from harness.verdict.variants import variant_inputs
+from implementations import Adapter, Output
+
+__all__ = ["across_rows", "side_record"]
+
+_KEY = ("impl", "case", "dtype", "device", "reduction")
+
+
+def _array(values: np.ndarray | None) -> dict[str, Any] | None:
+    if values is None:
+        return None  # float64 values as JSON numbers round-trip exactly (NaN and ±inf as JSON's NaN, Infinity)
+    return {"shape": list(values.shape), "values": np.asarray(values, dtype=np.float64).ravel().tolist()}
+
+
+def side_record(judge: Judge, framework: str, cell: Cell, output: Output) -> dict[str, Any]:
+    """One kept cell's output as a JSON record (the run's id and the framework's version with it)."""
+    return {"run_id": judge.run_id, "framework": framework, "framework_version": judge.versions.get(framework, ""),
+            "impl": cell.impl, "case": judge.cases[cell.case_index].name, "dtype": cell.dtype, "device": cell.device,
+            "reduction": cell.reduction, "api": output.api, "out_dtype": output.out_dtype,
+            "grad_dtype": output.grad_dtype, "loss": _array(output.loss), "grad": _array(output.grad)}
+
+
+def _values(stored: dict[str, Any] | None) -> np.ndarray | None:
+    if stored is None:
+        return None
+    return np.asarray(stored["values"], dtype=np.float64).reshape(stored["shape"])
+
+
+def _output(record: dict[str, Any]) -> Output:
+    loss = _values(record["loss"])
+    assert loss is not None
+    return Output(loss, _values(record.get("grad")), record.get("out_dtype", ""), record.get("grad_dtype"),
+                  record.get("api", ""))
+
+
+def _other(candidates: list[dict[str, Any]], mine: dict[str, Any],
+           fingerprints: Mapping[str, str]) -> dict[str, Any] | None:
+    """The other side's output for `mine`: from the same run, else the one run (of the same machine, where
+    several) that holds it; None where none is, or the choice is not one."""
+    for narrowed in ([c for c in candidates if c["run_id"] == mine["run_id"]],
+                     [c for c in candidates if fingerprints.get(c["run_id"]) == fingerprints.get(mine["run_id"])],
+                     candidates):
+        if len(narrowed) == 1:
+            return narrowed[0]
+        if narrowed:
+            return None
+    return None
+
+
+def across_rows(cases: Sequence[Case], adapters: Mapping[str, type[Adapter]], records: Iterable[dict[str, Any]],
+                checked: set[tuple[str, ...]], fingerprints: Mapping[str, str]) -> list[ConformanceRow]:
+    """The rows of the identities across frameworks that the stored outputs allow and no source checked.
+
+    `checked` holds (run_id, impl, case, dtype, device, reduction, relation) of the relation rows the sources
+    have. A row is the run's that holds its implementation's side (its run_id and framework version); the other
+    side comes from the same run, else from the one run that holds it (of the same machine, where several do)."""
+    index = {case.name: i for i, case in enumerate(cases)}
+    sides: dict[Cell, list[dict[str, Any]]] = {}
+    for record in records:
+        if record.get("case") in index:
+            cell = Cell(record["impl"], index[record["case"]], record["dtype"], record["device"], record["reduction"])
+            sides.setdefault(cell, []).append(record)
+    if not sides:
+        return []
+    judge = Judge(cases, dict(adapters))
+    dtypes, devices = sorted({c.dtype for c in sides}), sorted({c.device for c in sides})
+    rows: list[ConformanceRow] = []
+    for adapter in adapters.values():
+        for pair in relation_pairs(adapter, cases, dtypes, devices):
+            if judge.owner(pair.base.impl) != judge.owner(pair.partner.impl):
+                rows += _pair_rows(judge, pair, sides, checked, fingerprints)
+    return rows
+
+
+def _pair_rows(judge: Judge, pair: Pair, sides: Mapping[Cell, list[dict[str, Any]]], checked: set[tuple[str, ...]],
+               fingerprints: Mapping[str, str]) -> list[ConformanceRow]:
+    mine, theirs = (pair.partner, pair.base) if pair.partner.impl == pair.impl else (pair.base, pair.partner)
+    rows: list[ConformanceRow] = []
+    for record in sides.get(mine, []):
+        key = (record["run_id"], *(str(record[k]) for k in _KEY), pair.relation)
+        other = _other(sides.get(theirs, []), record, fingerprints)
+        if key in checked or other is None:
+            continue
+        for cell in (mine, theirs):
+            reference_key = judge.reference_key(cell)
+            if reference_key not in judge.references:
+                with np.errstate(all="ignore"):
+                    judge.references[reference_key] = located_reference(*variant_inputs(judge.cases,
+                                                                                        reference_key))[0]
+        judge.versions[record["framework"]] = record.get("framework_version", "")
+        outputs = {mine: _output(record), theirs: _output(other)}
+        note = f" (checked by merge against {theirs.impl} of run {other['run_id']})"
+        rows += [replace(row, run_id=record["run_id"], error_message=row.error_message + note).with_id()
+                 for row in judge.check_pair(pair, outputs[pair.base], outputs[pair.partner])]
+    return rows
