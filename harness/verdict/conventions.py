@@ -190,26 +190,37 @@ def _grad_epsilon(inputs: CaseInputs, input_form: str, reduction: str, quantity:
 
 @_kind("prob_clip")
 def _prob_clip(inputs: CaseInputs, input_form: str, reduction: str, quantity: str, *, epsilon: float,
-               compute_dtype: str | None = None, **_: Any) -> Prediction | None:
+               log1p: bool = False, floor: float | None = None, compute_dtype: str | None = None,
+               **_: Any) -> Prediction | None:
     """q clipped to [ε, 1 − ε], then l = −[y·log q_c + (1 − y)·log(1 − q_c)], each operation rounded to the
-    dtype the framework computes in, as Keras does (`clip_by_value` to the bounds rounded to that dtype, then
-    `log(1 − q_c)`, not log1p: at q = 0, y = 0 float32 gives −log(1 − 1.19e-7) = 1.1920929e-07, not 1e-7);
-    then × w in float64. The gradient, −y/q_c + (1 − y)/(1 − q_c), is zero outside the clip. Acts where the
-    clip moves q: inside it, the formula's own rounding (log(1 − q) for small q) is judged as usual."""
+    dtype the framework computes in, then × w in float64. Keras clips to the bounds rounded to that dtype
+    (keras/src/backend/*/nn.py), then its TensorFlow, JAX and NumPy backends compute `log(1 − q_c)`: at q = 0,
+    y = 0 float32 gives −log(1 − 1.19e-7) = 1.1920929e-07. With `log1p`, the second term is `log1p(−q_c)`, as
+    Keras on torch computes it through torch's binary_cross_entropy of q_c (aten Loss.cpp): there float32 gives
+    −log1p(−1.0000000116860974e-07) = 1.0000001e-07. With `floor`, each log is first raised to at least `floor`
+    (that kernel's −100: in float16 and bfloat16 1 − ε rounds to 1, so q = 1, y = 0 gives 100, not inf). The
+    gradient, −y/q_c + (1 − y)/(1 − q_c), is zero outside the clip. Acts where the clip moves q or the floor
+    raises a present term: inside the clip, the formula's own rounding (log(1 − q) for small q) is judged as
+    usual."""
     if input_form != "probs":
         return None
     work = float_format(compute_dtype or inputs.dtype).numpy_dtype
     q64, y64, w, _p = _broadcast(inputs)
     q, y = q64.astype(work), y64.astype(work)
     low, high = work.type(epsilon), work.type(1.0 - epsilon)
-    clipped = np.clip(q, low, high)
+    clipped = np.clip(q, low, high).astype(work)  # NumPy clips bfloat16 to float32; the bounds are exact
     inside = (q >= low) & (q <= high)
+    acting = ~inside & ~np.isnan(q)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if quantity == "loss":
-            per_element = -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
+            log_q, log_1mq = np.log(clipped), (np.log1p(-clipped) if log1p else np.log(1 - clipped))
+            if floor is not None:
+                acting |= ((y != 0) & (log_q < floor)) | ((1 - y != 0) & (log_1mq < floor))
+                log_q, log_1mq = np.maximum(log_q, work.type(floor)), np.maximum(log_1mq, work.type(floor))
+            per_element = -(y * log_q + (1 - y) * log_1mq)
         else:
             per_element = np.where(inside, -y / clipped + (1 - y) / (1 - clipped), work.type(0))
-        return _reduce(w * per_element.astype(np.float64), reduction, quantity, ~inside & ~np.isnan(q),
+        return _reduce(w * per_element.astype(np.float64), reduction, quantity, acting,
                        _exact(inputs, input_form, quantity))
 
 

@@ -22,7 +22,7 @@ CONVENTIONS = {c.id: c for c in load_conventions()}
 
 def test_shipped_file_is_complete() -> None:
     assert set(CONVENTIONS) >= {"torch-bce-log-clamp", "torch-bce-grad-epsilon", "keras-epsilon-clip",
-                                "xla-cpu-flush-to-zero"}
+                                "keras-torch-epsilon-clip", "xla-cpu-flush-to-zero"}
     known = {impl.impl for cls in adapter_classes().values() for impl in cls.implementations}
     for convention in CONVENTIONS.values():
         assert convention.link.startswith("https://") and convention.reason
@@ -131,6 +131,61 @@ def test_keras_clip_does_not_explain_a_wrong_value_inside_the_clip() -> None:
     output = Output(np.array([1.5]), np.array([-4.0]), "float32", "float32", "api")
     loss = judge.result("tensorflow", cell, output, reference(case.inputs("float32"), "probs"))[0]
     assert (loss.status, loss.deviation) == ("fail", "")
+
+
+def test_keras_torch_clip_prediction_uses_log1p() -> None:
+    """Keras on torch hands the clipped q_c to torch's binary_cross_entropy, whose 1 − q term is log1p(−q_c)
+    (aten Loss.cpp). In float32 q_c = float32(1e-7) = 1.0000000116860974e-07 at p = 0, and −log1p(−q_c) =
+    q_c + q_c²/2 + … = q_c + 5.0e-15 rounds up to the next float32, q_c + 2^-47 = 1.000000082740371e-07 (what
+    keras.ops.binary_crossentropy returns on torch 2.13), where the log variant of TensorFlow, JAX and NumPy gives
+    2^-23 + 2^-46. At p = y = 1 both compute log(q_c) of the upper bound 1 − 2^-23: 2^-23 + 2^-46 (torch's float32
+    log returns 2^-23, one ULP below, within the match's tolerance)."""
+    torch_clip, other_clip = CONVENTIONS["keras-torch-epsilon-clip"], CONVENTIONS["keras-epsilon-clip-backends"]
+    assert torch_clip.parameters == {"epsilon": 1e-7, "log1p": True, "floor": -100.0}
+    assert "log1p" not in other_clip.parameters and "keras_torch.ops_probs" not in other_clip.impls
+    inputs = _probs([0.0, 1e-9, 1.0, 0.25], [0.0, 0.0, 1.0, 1.0]).inputs("float32")
+    with_log1p, _, acting = predict(torch_clip, inputs, "probs", "none", "loss")
+    with_log, _, _ = predict(other_clip, inputs, "probs", "none", "loss")
+    q_c = np.float32(1e-7)
+    assert float(q_c) == 1.0000000116860974e-07
+    assert float(-np.log1p(-q_c)) == float(np.nextafter(q_c, np.float32(1))) == 1.000000082740371e-07
+    assert with_log1p.tolist() == [1.000000082740371e-07, 1.000000082740371e-07, 2.0**-23 + 2.0**-46, 2 * math.log(2)]
+    assert with_log.tolist() == [2.0**-23 + 2.0**-46, 2.0**-23 + 2.0**-46, 2.0**-23 + 2.0**-46, 2 * math.log(2)]
+    assert acting.tolist() == [True, True, True, False]
+    # in float64 the bound is 1e-7 itself: −log1p(−1e-7) = 1e-7 + 5e-15 + 3.3e-22 = 1.0000000500000033e-07
+    in_float64, _, _ = predict(torch_clip, _probs([0.0], [0.0]).inputs("float64"), "probs", "none", "loss")
+    assert in_float64.tolist() == [1.0000000500000033e-07]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_keras_torch_clip_floors_the_logs_where_the_upper_bound_rounds_to_one(dtype: str) -> None:
+    """In float16 and bfloat16 1 − 1e-7 rounds to 1, so the clip leaves p = 1 alone; torch's kernel then raises
+    log1p(−1) = −inf to −100: the loss at p = 1, y = 0 is 100 (what Keras on torch returns), which the floor
+    accounts for although the clip did not move p. The log variant has no floor: +inf, as TensorFlow and JAX
+    return, and nothing to account for. At p = 0, y = 0 the bound is 1e-7 in the dtype: float16's 2^-23
+    (subnormal) and bfloat16's 1.0011717677116394e-07, and −log1p(−bound) rounds back to the bound."""
+    inputs = _probs([1.0, 0.0, 1.0], [0.0, 0.0, 1.0]).inputs(dtype)
+    loss, _, acting = predict(CONVENTIONS["keras-torch-epsilon-clip"], inputs, "probs", "none", "loss")
+    bound = {"float16": 2.0**-23, "bfloat16": 1.0011717677116394e-07}[dtype]
+    assert loss.tolist() == [100.0, bound, 0.0]
+    assert acting.tolist() == [True, True, False]
+    log_loss, _, log_acting = predict(CONVENTIONS["keras-epsilon-clip-backends"], inputs, "probs", "none", "loss")
+    assert log_loss[0] == math.inf and not log_acting[0]
+
+
+def test_keras_torch_clip_is_deviation_and_the_log_variant_is_not() -> None:
+    """What keras.ops.binary_crossentropy returns on torch for float32 p = y = 0 and p = y = 1 (1.0000001e-07 and
+    2^-23): `deviation` by keras-torch-epsilon-clip; TensorFlow's 2^-23 at p = y = 0 is 19% off that: `fail`."""
+    case = _probs([0.0, 1.0, 0.5], [0.0, 1.0, 1.0])
+    judge = Judge([case], {"keras_torch": adapter_classes()["keras_torch"]}, list(CONVENTIONS.values()))
+    cell = Cell("keras_torch.ops_probs", 0, "float32", "cpu", "none")
+    ref = reference(case.inputs("float32"), "probs")
+    rows = []
+    for at_zero in (1.000000082740371e-07, 2.0**-23):
+        output = Output(np.array([at_zero, 2.0**-23, math.log(2)]), np.array([0.0, 0.0, -2.0]), "float32", "float32",
+                        "api")
+        rows.append(judge.result("keras_torch", cell, output, ref)[0])
+    assert [(row.status, row.deviation) for row in rows] == [("deviation", "keras-torch-epsilon-clip"), ("fail", "")]
 
 
 def test_flush_to_zero_prediction() -> None:
