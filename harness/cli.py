@@ -188,6 +188,29 @@ def _reading_arguments(commands: Any) -> None:
                              "validated by reports/schema/report.schema.json)")
 
 
+def _bisect_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("finding", nargs="*", metavar="RUN_DIR FINDING_ID",
+                         help="the finding to follow (its minimal example); or give --cases, --impl and --dtype")
+    command.add_argument("--versions", required=True, metavar="OLD..NEW|V1,V2,…",
+                         help="the releases: every final release from OLD to NEW on the package index, or a list")
+    command.add_argument("--framework", help="the adapter whose package is bisected (default: the finding's)")
+    command.add_argument("--package", help="the distribution bisected (default: the framework's own, e.g. jax; "
+                                           "optax for JAX's companion)")
+    command.add_argument("--companions", type=_list_arg, default=[], metavar="DISTS",
+                         help="more distributions each release gets, resolved per release (e.g. optax)")
+    command.add_argument("--cases", type=Path, metavar="FILE", help="a JSON case file instead of a finding")
+    command.add_argument("--case", help="the case of --cases to audit (default: its only one)")
+    command.add_argument("--impl", help="with --cases: the implementation, e.g. jax.optax")
+    command.add_argument("--dtype", default="float32", help="with --cases: the dtype (default float32)")
+    command.add_argument("--reduction", default="none", choices=["none", "mean", "sum"])
+    command.add_argument("--quantity", default="loss", help="loss (default), grad or a further derivative")
+    command.add_argument("--mode", default="eager", help="eager (default) or a compiled path such as jit")
+    command.add_argument("--json", type=Path, metavar="FILE",
+                         help="where to write the answer as JSON (default: runs/bisect/<package>-<impl>.json)")
+    command.add_argument("--env-cache-gb", type=float, default=20.0,
+                         help="the release environments kept in .bce-cache/envs, in GiB (default 20)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description="Binary cross-entropy conformance harness.",
                      epilog="Exit codes: 0 the command ran (what it finds is reported, not a failure); 1 a gate "
@@ -197,6 +220,8 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     _audit_arguments(commands.add_parser("audit", help="compare every implementation with the exact reference"))
     _bench_arguments(commands.add_parser("bench", help="time every framework's BCE side by side (pytest-benchmark)"))
+    _bisect_arguments(commands.add_parser("bisect", help="which release of a framework changed a finding: its "
+                                                         "minimal case audited release by release, halving"))
     sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)  # 1e4,1e6,1e8
     _fuzz_arguments(commands.add_parser("fuzz", help="search for the worst inputs, shrink each failure to a "
                                                      "minimal case with its onset (fuzz-cases.json for --cases)"))
@@ -488,6 +513,49 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bisect_target(args: argparse.Namespace) -> Any:
+    from cases.casefile import load_case_file
+    from harness.bisect import target_of_cases, target_of_finding
+
+    if len(args.finding) == 2 and args.cases is None:
+        return target_of_finding(Path(args.finding[0]), args.finding[1])
+    if args.finding or args.cases is None or not args.impl:
+        raise BadInput("give RUN_DIR FINDING_ID, or --cases FILE with --impl (and --dtype): e.g. python -m harness "
+                       "bisect runs/x 1a2b3c4d5e6f --versions 0.5.3..0.10.2")
+    return target_of_cases(load_case_file(args.cases), args.case, args.impl, args.dtype, args.reduction,
+                           args.quantity, args.mode)
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    from harness.bisect import (
+        EnvCache,
+        bisect_target,
+        describe,
+        index_versions,
+        plan_install,
+        select_releases,
+        write_json,
+    )
+    from harness.store.environment import cache_root
+    from implementations.registry import adapter_classes
+
+    target = _bisect_target(args)
+    framework = args.framework or target.framework
+    adapters = adapter_classes()
+    if framework not in adapters or target.framework != framework:
+        raise BadInput(f"--framework {framework}: the target's implementation {target.impl} is "
+                       f"{target.framework}'s; frameworks: {', '.join(adapters)}")
+    envs = EnvCache(cache_root() / "envs", int(args.env_cache_gb * 2**30))
+    distribution, install = plan_install(adapters[framework], args.package, args.companions, envs)
+    releases = select_releases(args.versions, index_versions(distribution) if ".." in args.versions else [])
+    found = bisect_target(target, releases, distribution, install,
+                          progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(describe(found, target, distribution))
+    print(write_json(found, target, distribution,
+                     args.json or Path("runs") / "bisect" / f"{distribution}-{target.impl}.json"))
+    return 0
+
+
 def _repro(args: argparse.Namespace) -> int:
     from harness.findings.repro import reproducer
     from harness.own import registered_callables, run_callables
@@ -513,9 +581,9 @@ def _issue(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"audit": _audit, "bench": _bench, "compare": _compare, "fuzz": _fuzz, "gpu-sweep": _gpu_sweep,
-                "history": _history, "issue": _issue, "list": _list, "merge": _merge, "report": _report,
-                "repro": _repro}
+    handlers = {"audit": _audit, "bench": _bench, "bisect": _bisect, "compare": _compare, "fuzz": _fuzz,
+                "gpu-sweep": _gpu_sweep, "history": _history, "issue": _issue, "list": _list, "merge": _merge,
+                "report": _report, "repro": _repro}
     try:
         return handlers[args.command](args)
     except BadInput as exc:  # every bad name, flag, file or folder, from whichever room found it

@@ -1,0 +1,83 @@
+"""Which releases a bisection visits: the package index's versions of a distribution in a range, oldest first,
+and where each release's notes are."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from packaging.version import InvalidVersion, Version
+
+from cases import BadInput
+
+__all__ = ["ReleaseError", "index_versions", "release_notes", "select_releases"]
+
+# where each framework publishes its release notes, by the distribution bisected ({version} filled in)
+_NOTES = {
+    "jax": "https://github.com/jax-ml/jax/releases/tag/jax-v{version}",
+    "jaxlib": "https://github.com/jax-ml/jax/releases/tag/jax-v{version}",
+    "optax": "https://github.com/google-deepmind/optax/releases/tag/v{version}",
+    "keras": "https://github.com/keras-team/keras/releases/tag/v{version}",
+    "tensorflow-cpu": "https://github.com/tensorflow/tensorflow/releases/tag/v{version}",
+    "tensorflow": "https://github.com/tensorflow/tensorflow/releases/tag/v{version}",
+    "torch": "https://github.com/pytorch/pytorch/releases/tag/v{version}",
+    "mlx": "https://github.com/ml-explore/mlx/releases/tag/v{version}",
+    "tinygrad": "https://github.com/tinygrad/tinygrad/releases/tag/v{version}",
+    "scikit-learn": "https://scikit-learn.org/stable/whats_new/v{minor}.html",
+    "onnxruntime": "https://github.com/microsoft/onnxruntime/releases/tag/v{version}",
+    "numpy": "https://numpy.org/doc/stable/release/{version}-notes.html",
+}
+
+
+class ReleaseError(BadInput):
+    """A range of releases that cannot be read or holds too few releases; the message says how to fix it."""
+
+
+def release_notes(distribution: str, version: str) -> str:
+    """The release's notes page, where its project has one ("" where not known)."""
+    template = _NOTES.get(distribution, "")
+    parsed = Version(version)
+    return template.format(version=version, minor=f"{parsed.major}.{parsed.minor}") if template else ""
+
+
+def index_versions(distribution: str, python: str = sys.executable) -> list[str]:
+    """Every version the package index offers for `distribution` (pip's own index settings), oldest first."""
+    done = subprocess.run([python, "-m", "pip", "index", "versions", distribution, "--disable-pip-version-check"],
+                          capture_output=True, text=True, timeout=120)
+    match = re.search(r"Available versions:\s*(.+)", done.stdout)
+    if done.returncode != 0 or not match:
+        why = (done.stderr.strip().splitlines() or ["no versions listed"])[-1]
+        raise ReleaseError(f"the package index lists no releases of {distribution!r} ({why}); check the name, or "
+                           "give --versions as a list")
+    return sorted((v.strip() for v in match.group(1).split(",")), key=Version)
+
+
+def _version(text: str, what: str) -> Version:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        raise ReleaseError(f"{what} {text!r} is not a version; write --versions OLD..NEW or V1,V2,V3") from None
+
+
+def select_releases(spec: str, available: Sequence[str]) -> list[str]:
+    """The releases `spec` names, oldest first: `OLD..NEW` (every final release between them, both included, of
+    `available`) or a comma-separated list (as given, sorted). Pre-releases join only when named."""
+    if ".." in spec:
+        old, _, new = spec.partition("..")
+        low, high = _version(old.strip(), "release"), _version(new.strip(), "release")
+        if low >= high:
+            raise ReleaseError(f"--versions {spec}: the first release must be older than the last")
+        chosen = [v for v in available if low <= Version(v) <= high and not Version(v).is_prerelease]
+        for end, name in ((low, old.strip()), (high, new.strip())):
+            if all(Version(v) != end for v in available):
+                raise ReleaseError(f"--versions {spec}: {name} is not a release on the package index")
+    else:
+        chosen = [v.strip() for v in spec.split(",") if v.strip()]
+        for version in chosen:
+            _version(version, "release")
+    chosen = sorted(set(chosen), key=Version)
+    if len(chosen) < 2:
+        raise ReleaseError(f"--versions {spec}: a bisection needs two releases or more")
+    return chosen
