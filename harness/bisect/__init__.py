@@ -54,7 +54,7 @@ def bisect_target(target: Target, releases: Sequence[str], distribution: str, in
         else:
             if progress is not None:
                 progress(f"{distribution} {version}: auditing {target.impl} {target.dtype} on {target.case.name}")
-            outcome = audit(release, version, target)
+            outcome = replace(audit(release, version, target), versions=release.versions)
         outcome = replace(outcome, release_notes=release_notes(distribution, version))
         if progress is not None:
             progress(outcome.describe())

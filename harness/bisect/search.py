@@ -28,6 +28,7 @@ class Outcome:
     skipped: str = ""
     seconds: float = 0.0
     release_notes: str = ""
+    versions: dict[str, str] = field(default_factory=dict)  # what its environment resolved (companions too)
 
     @property
     def result(self) -> tuple[str, float | None]:
@@ -39,8 +40,9 @@ class Outcome:
     def describe(self) -> str:
         if self.skipped:
             return f"{self.version}: skipped ({self.skipped})"
+        with_ = ", ".join(f"{name} {version}" for name, version in self.versions.items())
         return (f"{self.version}: {self.status}, got {self.got!r} where the exact value is {self.exact!r} "
-                f"({self.ulp!r} ULP)")
+                f"({self.ulp!r} ULP)" + (f" [{with_}]" if with_ else ""))
 
 
 @dataclass

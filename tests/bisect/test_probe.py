@@ -104,6 +104,7 @@ def test_a_release_that_fails_to_install_is_skipped_with_pips_words() -> None:
     assert (found.last_same.version, found.first_changed.version, found.between) == ("2.10.0", "2.12.0",
                                                                                       ["2.11.0"])
     assert found.first_changed.release_notes == "https://github.com/pytorch/pytorch/releases/tag/v2.12.0"
+    assert found.first_changed.versions == {"torch": "2.12.0"}  # what the release's environment resolved
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
