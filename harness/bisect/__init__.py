@@ -63,6 +63,15 @@ def bisect_target(target: Target, releases: Sequence[str], distribution: str, in
     return bisect_releases(releases, probe)
 
 
+def _companions_moved(old: Outcome, new: Outcome, distribution: str) -> str:
+    """The other distributions whose versions differ between two releases' environments, less those released
+    in lockstep with the bisected one (jaxlib with jax): "" where none do."""
+    names = [n for n in dict.fromkeys([*old.versions, *new.versions]) if n != distribution]
+    lockstep = {n for n in names if (old.versions.get(n), new.versions.get(n)) == (old.version, new.version)}
+    return ", ".join(f"{n} {old.versions.get(n, '-')} → {new.versions.get(n, '-')}" for n in names
+                     if old.versions.get(n) != new.versions.get(n) and n not in lockstep)
+
+
 def describe(found: Bisection, target: Target, distribution: str) -> str:
     """The answer in a few lines: the neighbouring releases, both results, their release notes; what was skipped."""
     lines = [f"bisect {distribution} over {len(found.releases)} releases ({found.releases[0]} … "
@@ -75,6 +84,10 @@ def describe(found: Bisection, target: Target, distribution: str) -> str:
             lines.append(f"  {outcome.describe()}  {outcome.release_notes}")
         if found.between:
             lines.append(f"  (skipped between them, where the change may be: {', '.join(found.between)})")
+        moved = _companions_moved(found.last_same, found.first_changed, distribution)
+        if moved:
+            lines.append(f"  their companions differ too ({moved}): the change may be theirs; bisect one with "
+                         "--package")
     elif found.last_same is not None:
         lines.append(f"no change: every release audited gives {found.last_same.status} "
                      f"({found.last_same.ulp!r} ULP)")

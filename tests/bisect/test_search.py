@@ -88,3 +88,23 @@ def test_release_notes_link_each_framework_release() -> None:
     assert release_notes("optax", "0.2.4") == "https://github.com/google-deepmind/optax/releases/tag/v0.2.4"
     assert release_notes("scikit-learn", "1.9.1") == "https://scikit-learn.org/stable/whats_new/v1.9.html"
     assert release_notes("somethingelse", "1.0") == ""
+
+
+def test_the_answer_warns_when_a_companion_moved_between_the_two_releases() -> None:
+    """jax 0.4.38 resolves optax 0.2.5 (optax 0.2.8 needs jax ≥ 0.5.3): the change may be optax's. jaxlib moves
+    in lockstep with jax and is not a warning."""
+    import numpy as np
+
+    from cases import Case
+    from harness.bisect import Target, describe
+
+    found = Bisection(["0.4.38", "0.5.3"])
+    found.last_same = Outcome("0.4.38", "nonfinite", float("nan"), -4.2e-18, float("inf"),
+                              versions={"jax": "0.4.38", "jaxlib": "0.4.38", "optax": "0.2.5"})
+    found.first_changed = Outcome("0.5.3", "pass", -4.2e-18, -4.2e-18, 0.3,
+                                  versions={"jax": "0.5.3", "jaxlib": "0.5.3", "optax": "0.2.8"})
+    found.audited = [found.last_same, found.first_changed]
+    target = Target(Case("c", "user", "logits", np.array([40.0]), np.array([1.0])), "jax.focal", "float32")
+    text = describe(found, target, "jax")
+    assert "changed between jax 0.4.38 and 0.5.3" in text
+    assert "their companions differ too (optax 0.2.5 → 0.2.8)" in text and "jaxlib 0.4.38 →" not in text
