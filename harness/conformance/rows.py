@@ -13,7 +13,7 @@ import numpy as np
 from cases import Case, CaseInputs, FloatFormat, float_format
 from harness.conformance.plan import BATCH_SIZE, Cell, derivative_quantities
 from harness.conformance.relations import RELATIONS, Pair, Relation
-from harness.store.schema import ConformanceRow
+from harness.store.schema import INLINE_LIMIT, ConformanceRow
 from harness.verdict.conventions import Convention, Prediction, predict
 from harness.verdict.derivatives import DerivativeReference
 from harness.verdict.domain import domain_violation, implied_dtype
@@ -229,11 +229,14 @@ class Judge:
 
     def pair_up(self, pairs: Sequence[Pair], planned: set[Cell]) -> None:
         """Register the pairs whose two cells run. Of an identity across two frameworks (`backend`), every side
-        that runs is `kept`: its output is stored, so that a merge with a run holding the other side checks it."""
+        that runs is `kept`: its output is stored, so that a merge with a run holding the other side checks it
+        (on the cases small enough to keep, as cases.json keeps them value by value: a --full run's longest
+        reductions would cost gigabytes of JSON)."""
         for pair in pairs:
             sides = (pair.base, pair.partner)
-            if self.owner(pair.base.impl) != self.owner(pair.partner.impl):
-                self.kept.update(side for side in sides if side in planned)
+            if self.owner(pair.base.impl) != self.owner(pair.partner.impl):  # cases up to INLINE_LIMIT elements
+                self.kept.update(side for side in sides if side in planned
+                                 and self.cases[side.case_index].size <= INLINE_LIMIT)
             if all(side in planned for side in sides):
                 for side in sides:
                     self.pairs.setdefault(side, []).append(pair)

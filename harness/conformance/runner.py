@@ -180,7 +180,8 @@ class _Audit:
         which this run may audit one (its side's outputs are then kept for a merge with a run of the other)."""
         peers = {**adapter_classes(), **adapters}  # the other side of a `backend` pair may be in no audit of this run
         pairs = [pair for adapter in peers.values() for pair in relation_pairs(adapter, self.cases, dtypes, devices)]
-        unchecked = self._unchecked_sides(pairs, recorded)
+        audited = {impl.impl for adapter in adapters.values() for impl in adapter.implementations}
+        unchecked = self._unchecked_sides([p for p in pairs if {p.base.impl, p.partner.impl} <= audited], recorded)
         planned: set[Cell] = set()
         for name, adapter in adapters.items():
             jobs = self._still_to_run(list(jobs_for(adapter, self.cases, dtypes, devices, scope)), recorded,
@@ -204,8 +205,9 @@ class _Audit:
                        cell.mode, cell.check)
 
     def _unchecked_sides(self, pairs: Sequence[Pair], recorded: frozenset[CellKey]) -> set[Cell]:
-        """On a resume, both sides of every identity whose row the interrupted run did not record (outputs are
-        not in the journal), whichever framework each side belongs to."""
+        """On a resume, both sides of every identity of the audit whose row the interrupted run did not record
+        (outputs are not in the journal), whichever framework each side belongs to. (A side whose other framework
+        is not in the audit has no row to wait for: its output was kept before its rows were written.)"""
         if not recorded:
             return set()
         unchecked: set[Cell] = set()

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pytest
 
 from cases import Case
 from harness.conformance.across import across_rows, side_record
@@ -29,9 +30,9 @@ def _record(run_id: str, impl: str, loss: list[float], grad: list[float] | None 
     return json.loads(json.dumps(record))  # as the run folder keeps it
 
 
-def _rows(records: list[dict[str, Any]], checked: set[tuple[str, ...]] = frozenset(),  # type: ignore[assignment]
+def _rows(records: list[dict[str, Any]], checked: set[tuple[str, ...]] | None = None,
           fingerprints: dict[str, str] | None = None) -> list[Any]:
-    rows = across_rows([CASE], ADAPTERS, records, set(checked), fingerprints or {})
+    rows = across_rows([CASE], ADAPTERS, records, checked or set(), fingerprints or {})
     return [row for row in rows if row.impl == "keras_numpy.ops_logits"]
 
 
@@ -63,3 +64,45 @@ def test_an_identity_a_source_checked_or_an_ambiguous_side_gives_no_row() -> Non
     assert _rows(two) == []  # two runs of TensorFlow, neither of the same machine: which one is not ours to pick
     [row] = _rows(two, fingerprints={"np": "m1", "tf1": "m2", "tf2": "m1"})
     assert row.error_message.endswith("of run tf2)")
+
+
+def test_a_cell_kept_twice_by_a_resumed_run_counts_once() -> None:
+    tf = _record("tf", "keras_tensorflow.ops_logits", F32, [-0.5, 1.0])
+    mine = _record("np", "keras_numpy.ops_logits", F32)
+    [row] = _rows([tf, dict(tf), mine, dict(mine)])
+    assert row.status == "pass"
+
+
+def test_sides_of_another_keras_version_or_other_inputs_are_not_compared() -> None:
+    tf = _record("tf", "keras_tensorflow.ops_logits", F32, [-0.5, 1.0])
+    mine = _record("np", "keras_numpy.ops_logits", F32)
+    assert _rows([{**tf, "framework_version": "3.14.0"}, mine]) == []
+    assert _rows([{**tf, "case_digest": "0" * 16}, mine]) == []  # a case of that name, other bytes
+
+
+def test_a_corrupt_output_record_is_one_line_naming_the_file() -> None:
+    from harness.store.folder import RunFolderError
+
+    tf = _record("tf", "keras_tensorflow.ops_logits", F32, [-0.5, 1.0])
+    mine = _record("np", "keras_numpy.ops_logits", F32)
+    with pytest.raises(RunFolderError, match=r"outputs\.jsonl"):
+        _rows([tf, {**mine, "loss": {"shape": [3], "values": [1.0]}}])
+    with pytest.raises(RunFolderError, match=r"outputs\.jsonl"):
+        _rows([tf, {key: value for key, value in mine.items() if key != "dtype"}])
+
+
+def test_a_run_of_one_backend_keeps_its_sides_of_small_cases_only() -> None:
+    """Keras on NumPy alone: no pair is judged in the run (TensorFlow's side is not in it), its side is kept for
+    a merge; a case past INLINE_LIMIT elements is not kept (a --full run's longest reductions)."""
+    from harness.conformance.relations import relation_pairs
+    from harness.store.schema import INLINE_LIMIT
+
+    big = Case("big", "user", "logits", np.zeros(INLINE_LIMIT + 1), np.zeros(INLINE_LIMIT + 1), tags=("path",))
+    cases = [CASE, big]
+    numpy_keras = {"keras_numpy": ADAPTERS["keras_numpy"]}
+    judge = Judge(cases, numpy_keras)
+    pairs = relation_pairs(ADAPTERS["keras_numpy"], cases, ["float32"], ["cpu"])
+    planned = {pair.partner for pair in pairs if pair.relation == "backend"}
+    judge.pair_up(pairs, planned)
+    assert judge.pairs == {}
+    assert {cell.case_index for cell in judge.kept} == {0} and len(judge.kept) == len(planned) // 2

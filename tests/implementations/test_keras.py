@@ -224,3 +224,8 @@ def test_backend_identity_between_runs_by_merge_and_by_resume(tmp_path: Any) -> 
     expected = {(row["impl"], row["reduction"], row["quantity"]): row["status"]
                 for row in merged[merged["relation"] == "backend"].to_dict(orient="records")}
     assert resumed == expected and len(expected) > 3
+    alone: list[ConformanceRow] = []  # a resume of the NumPy run alone: nothing left to do (its sides were kept)
+    own = frozenset(CellKey.of(row) for row in runs["keras_numpy"].to_dict(orient="records"))
+    run_conformance([case], {"keras_numpy": adapters["keras_numpy"]}, ["float32"], ["cpu"], emit=alone.extend,
+                    recorded=own)
+    assert alone == []
