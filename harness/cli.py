@@ -200,7 +200,7 @@ def _bisect_arguments(command: argparse.ArgumentParser) -> None:
                          help="more distributions each release gets, resolved per release (e.g. optax)")
     command.add_argument("--cases", type=Path, metavar="FILE", help="a JSON case file instead of a finding")
     command.add_argument("--case", help="the case of --cases to audit (default: its only one)")
-    command.add_argument("--impl", help="with --cases: the implementation, e.g. jax.optax")
+    command.add_argument("--impl", help="with --cases: the implementation, e.g. jax.logits")
     command.add_argument("--dtype", default="float32", help="with --cases: the dtype (default float32)")
     command.add_argument("--reduction", default="none", choices=["none", "mean", "sum"])
     command.add_argument("--quantity", default="loss", help="loss (default), grad or a further derivative")
@@ -515,19 +515,20 @@ def _history(args: argparse.Namespace) -> int:
 
 def _bisect_target(args: argparse.Namespace) -> Any:
     from cases.casefile import load_case_file
-    from harness.bisect import target_of_cases, target_of_finding
+    from harness.bisect import BisectError, target_of_cases, target_of_finding
 
     if len(args.finding) == 2 and args.cases is None:
         return target_of_finding(Path(args.finding[0]), args.finding[1])
     if args.finding or args.cases is None or not args.impl:
-        raise BadInput("give RUN_DIR FINDING_ID, or --cases FILE with --impl (and --dtype): e.g. python -m harness "
-                       "bisect runs/x 1a2b3c4d5e6f --versions 0.5.3..0.10.2")
+        raise BisectError("give RUN_DIR FINDING_ID, or --cases FILE with --impl (and --dtype): e.g. python -m "
+                          "harness bisect runs/x 1a2b3c4d5e6f --versions 0.5.3..0.10.2")
     return target_of_cases(load_case_file(args.cases), args.case, args.impl, args.dtype, args.reduction,
                            args.quantity, args.mode)
 
 
 def _bisect(args: argparse.Namespace) -> int:
     from harness.bisect import (
+        BisectError,
         EnvCache,
         bisect_target,
         describe,
@@ -536,24 +537,49 @@ def _bisect(args: argparse.Namespace) -> int:
         select_releases,
         write_json,
     )
+    from harness.bisect.releases import is_range
     from harness.store.environment import cache_root
     from implementations.registry import adapter_classes
 
+    ranged = is_range(args.versions)  # a typo in the range costs nothing: checked before the index is asked
     target = _bisect_target(args)
-    framework = args.framework or target.framework
     adapters = adapter_classes()
+    framework = args.framework or target.framework
     if framework not in adapters or target.framework != framework:
-        raise BadInput(f"--framework {framework}: the target's implementation {target.impl} is "
-                       f"{target.framework}'s; frameworks: {', '.join(adapters)}")
+        raise BisectError(f"--framework {framework}: the target's implementation {target.impl} is "
+                          f"{target.framework}'s; frameworks: {', '.join(adapters)}")
+    _check_target(adapters[framework], target, args.companions)
     envs = EnvCache(cache_root() / "envs", int(args.env_cache_gb * 2**30))
     distribution, install = plan_install(adapters[framework], args.package, args.companions, envs)
-    releases = select_releases(args.versions, index_versions(distribution) if ".." in args.versions else [])
+    releases = select_releases(args.versions, index_versions(distribution) if ranged else [])
     found = bisect_target(target, releases, distribution, install,
                           progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(describe(found, target, distribution))
     print(write_json(found, target, distribution,
                      args.json or Path("runs") / "bisect" / f"{distribution}-{target.impl}.json"))
     return 0
+
+
+def _check_target(adapter: Any, target: Any, companions: Sequence[str]) -> None:
+    """What the bisection audits exists in the framework as installed here (a typo would build every release's
+    environment, then skip them all); the companions are pip requirements."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from harness.bisect import BisectError
+    from implementations import DERIVATIVES
+
+    impls = [impl.impl for impl in adapter.implementations]
+    for what, value, known in (("--impl", target.impl, impls), ("--dtype", target.dtype, list(adapter.dtypes)),
+                               ("--mode", target.mode, list(adapter.modes)),
+                               ("--quantity", target.quantity, ["loss", "grad", *DERIVATIVES])):
+        if value not in known:
+            raise BisectError(f"{what} {value!r} is not one of {', '.join(known)}")
+    for companion in companions:
+        try:
+            Requirement(companion)
+        except InvalidRequirement:
+            raise BisectError(f"--companions: {companion!r} is not a pip requirement (e.g. optax, optax<0.2.5)") \
+                from None
 
 
 def _repro(args: argparse.Namespace) -> int:

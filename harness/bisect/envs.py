@@ -7,6 +7,7 @@ without constraints). A release that none of these installs is skipped with pip'
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ __all__ = ["PROJECT", "EnvCache", "Failed", "Release", "requirement_for"]
 
 PROJECT = Path(__file__).resolve().parents[2]
 _READY = "ready.json"
+_PIP_SECONDS = 1800  # one install (a framework's wheels are hundreds of MB)
 # how a release is asked for where the bare name is not enough (JAX before 0.4.3x needs its jaxlib by extra)
 _SPELLING = {"jax": "jax[cpu]=={version}", "mlx": "mlx[cpu]=={version}"}
 
@@ -40,6 +42,7 @@ class Release:
 
     python: Path
     versions: dict[str, str]
+    how: str = ""  # which constraints pip resolved it under
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class EnvCache:
                  base: Sequence[str] | None = None, pip_options: Sequence[str] = ()) -> None:
         """`base`: what every environment holds besides the release (default: the harness's dependencies);
         `pip_options`: more for pip (an index, --no-index --find-links DIR)."""
-        self.root, self.limit_bytes, self.python = root, limit_bytes, python
+        self.root, self.limit_bytes, self.python = root.resolve(), limit_bytes, python
         self.base = list(base) if base is not None else _dependencies()
         self.pip_options = list(pip_options)
 
@@ -87,14 +90,20 @@ class EnvCache:
         in the versions pip resolves for it."""
         folder = self.root / _slug(f"{distribution}-{version}" + "".join(f"+{c}" for c in sorted(companions)))
         ready = folder / _READY
-        if not ready.is_file():
+        if self._stamp() != _stamp_of(ready):  # new, or built by another Python or for other dependencies
             built = self._build(folder, requirement_for(distribution, version), distribution, companions)
             if isinstance(built, Failed):
                 return built
         ready.touch()  # recently used: pruned last
         record = json.loads(ready.read_text(encoding="utf-8"))
         self.prune(keep=folder)
-        return Release(folder / "bin" / "python", record["versions"])
+        return Release(folder / "bin" / "python", record["versions"], record.get("how", ""))
+
+    def _stamp(self) -> str:
+        """What an environment was built from besides its release: the Python, the harness's dependencies and
+        pins, pip's options. An environment of another stamp is rebuilt."""
+        parts = [sys.version, *self.base, *self.pip_options, (PROJECT / "constraints.txt").read_text("utf-8")]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def _build(self, folder: Path, wanted: str, distribution: str, companions: Sequence[str]) -> Failed | None:
         shutil.rmtree(folder, ignore_errors=True)
@@ -103,14 +112,17 @@ class EnvCache:
         if made.returncode != 0:
             return Failed(f"python -m venv failed: {made.stderr.strip()[-300:]}")
         python = folder / "bin" / "python"
-        attempts = ([distribution], [distribution, *companions], None)  # None: no constraints at all
+        attempts = {"constraints.txt but the release": [distribution],
+                    "constraints.txt but the release and its companions": [distribution, *companions],
+                    "no constraints": None}
         why = ""
-        for free in attempts:
+        for how, free in attempts.items():
             why = self._pip_install(python, folder, [wanted, *companions, *self.base], free)
             if not why:
                 versions = _installed(python, [distribution, *companions])
-                (folder / _READY).write_text(json.dumps({"requirement": wanted, "versions": versions,
-                                                         "built": time.time()}) + "\n", encoding="utf-8")
+                (folder / _READY).write_text(json.dumps({"requirement": wanted, "versions": versions, "how": how,
+                                                         "stamp": self._stamp(), "built": time.time()}) + "\n",
+                                             encoding="utf-8")
                 return None
         shutil.rmtree(folder, ignore_errors=True)
         return Failed(f"pip could not install {wanted}: {why}")
@@ -124,7 +136,10 @@ class EnvCache:
             constraints.write_text("\n".join(_constraints(free)) + "\n", encoding="utf-8")
             command += ["-c", str(constraints)]
         environment = {k: v for k, v in os.environ.items() if k not in ("PIP_CONSTRAINT", "PYTHONPATH")}
-        done = subprocess.run(command, capture_output=True, text=True, env=environment)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=_PIP_SECONDS)
+        except subprocess.TimeoutExpired:
+            return f"pip did not finish within {_PIP_SECONDS} s"
         if done.returncode == 0:
             return ""
         lines = [line for line in done.stderr.splitlines() if line.strip().startswith("ERROR")] or \
@@ -146,6 +161,13 @@ class EnvCache:
                 sizes.pop(folder)
                 removed.append(folder)
         return removed
+
+
+def _stamp_of(ready: Path) -> str:
+    try:
+        return str(json.loads(ready.read_text(encoding="utf-8")).get("stamp", ""))
+    except (OSError, ValueError):
+        return ""
 
 
 def _installed(python: Path, names: Sequence[str]) -> dict[str, str]:

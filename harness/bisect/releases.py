@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 
 from cases import BadInput
 
-__all__ = ["ReleaseError", "index_versions", "release_notes", "select_releases"]
+__all__ = ["ReleaseError", "index_versions", "is_range", "release_notes", "select_releases"]
 
 # where each framework publishes its release notes, by the distribution bisected ({version} filled in)
 _NOTES = {
@@ -44,8 +44,14 @@ def release_notes(distribution: str, version: str) -> str:
 
 def index_versions(distribution: str, python: str = sys.executable) -> list[str]:
     """Every version the package index offers for `distribution` (pip's own index settings), oldest first."""
-    done = subprocess.run([python, "-m", "pip", "index", "versions", distribution, "--disable-pip-version-check"],
-                          capture_output=True, text=True, timeout=120)
+    try:
+        done = subprocess.run([python, "-m", "pip", "index", "versions", distribution,
+                               "--disable-pip-version-check"], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise ReleaseError(f"the package index did not answer within 120 s for {distribution!r}; give --versions "
+                           "as a list (V1,V2,…)") from None
+    if "No module named pip" in done.stderr:
+        raise ReleaseError(f"{python} has no pip to ask the package index; give --versions as a list (V1,V2,…)")
     match = re.search(r"Available versions:\s*(.+)", done.stdout)
     if done.returncode != 0 or not match:
         why = (done.stderr.strip().splitlines() or ["no versions listed"])[-1]
@@ -61,6 +67,16 @@ def _version(text: str, what: str) -> Version:
         raise ReleaseError(f"{what} {text!r} is not a version; write --versions OLD..NEW or V1,V2,V3") from None
 
 
+def is_range(spec: str) -> bool:
+    """Whether `spec` is OLD..NEW (its ends checked: both versions, the first older), not a list."""
+    if ".." not in spec:
+        return False
+    old, _, new = spec.partition("..")
+    if _version(old.strip(), "release") >= _version(new.strip(), "release"):
+        raise ReleaseError(f"--versions {spec}: the first release must be older than the last")
+    return True
+
+
 def select_releases(spec: str, available: Sequence[str]) -> list[str]:
     """The releases `spec` names, oldest first: `OLD..NEW` (every final release between them, both included, of
     `available`) or a comma-separated list (as given, sorted). Pre-releases join only when named."""
@@ -69,7 +85,8 @@ def select_releases(spec: str, available: Sequence[str]) -> list[str]:
         low, high = _version(old.strip(), "release"), _version(new.strip(), "release")
         if low >= high:
             raise ReleaseError(f"--versions {spec}: the first release must be older than the last")
-        chosen = [v for v in available if low <= Version(v) <= high and not Version(v).is_prerelease]
+        chosen = [v for v in available if low <= Version(v) <= high and (not Version(v).is_prerelease
+                                                                       or Version(v) in (low, high))]
         for end, name in ((low, old.strip()), (high, new.strip())):
             if all(Version(v) != end for v in available):
                 raise ReleaseError(f"--versions {spec}: {name} is not a release on the package index")

@@ -29,6 +29,7 @@ class Outcome:
     seconds: float = 0.0
     release_notes: str = ""
     versions: dict[str, str] = field(default_factory=dict)  # what its environment resolved (companions too)
+    environment: str = ""  # under which constraints pip resolved it
 
     @property
     def result(self) -> tuple[str, float | None]:

@@ -34,20 +34,24 @@ from harness.store.schema import (
     SCHEMA_VERSION,
 )
 
-__all__ = ["RunFolderError", "RunStore"]
+__all__ = ["RunFolderError", "RunStore", "json_value"]
 
 
 class RunFolderError(BadInput):
     """A run folder that cannot be created or read; the message says which and how to fix it."""
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A value as strict JSON holds it: NaN and ±inf as the strings "nan", "inf", "-inf" (as in case files),
+    NumPy scalars and arrays as Python's, through lists and dictionaries."""
+    if isinstance(value, dict):
+        return {key: json_value(item) for key, item in value.items()}
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, list | tuple | np.ndarray):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     return value
 
 
@@ -221,7 +225,7 @@ class RunStore:
         """`findings.parquet`, and `findings.json` (the same rows, as a list of objects; non-finite numbers as
         the strings "inf", "-inf", "nan", as in case files, so that the file is strict JSON)."""
         frame.to_parquet(self.path / FINDINGS, index=False)
-        records = [{key: _json_value(value) for key, value in record.items()}
+        records = [{key: json_value(value) for key, value in record.items()}
                    for record in frame.to_dict(orient="records")]
         self._replace(FINDINGS_JSON, json.dumps({"findings": records}, indent=1, allow_nan=False,
                                                 ensure_ascii=False) + "\n")

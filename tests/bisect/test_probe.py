@@ -1,10 +1,9 @@
 """What a bisection runs: the target's case audited by a release's interpreter (here this one: no downloads),
-the environments of fake releases built by pip from a local folder, and bad input to the command."""
+and bad input to the command."""
 
 from __future__ import annotations
 
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from packaging.version import Version
 
 from cases import Case
-from harness.bisect import EnvCache, Target, bisect_target, target_of_finding
+from harness.bisect import Target, bisect_target, target_of_finding
 from harness.bisect.envs import Failed, Release
 from harness.bisect.probe import audit_release
 from tests.conftest import assert_usage_error, run_main
@@ -52,37 +51,6 @@ def test_a_findings_minimal_element_is_what_each_release_audits(tmp_path: Path) 
     assert outcome.exact == float(np.float32(np.log1p(np.exp(-30.0))))
 
 
-def _wheel(folder: Path, version: str) -> None:
-    """A pure-Python wheel of the fake framework `bce-fake-fw` at `version`."""
-    info = f"bce_fake_fw-{version}.dist-info"
-    with zipfile.ZipFile(folder / f"bce_fake_fw-{version}-py3-none-any.whl", "w") as wheel:
-        wheel.writestr("bce_fake_fw/__init__.py", f"VERSION = {version!r}\n")
-        wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: bce-fake-fw\nVersion: {version}\n")
-        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                        "Tag: py3-none-any\n")
-        wheel.writestr(f"{info}/RECORD", "")
-
-
-@pytest.mark.slow  # two virtual environments
-def test_release_environments_are_built_once_cached_and_pruned(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    for version in ("1.0", "2.0"):
-        _wheel(wheels, version)
-    envs = EnvCache(tmp_path / "envs", limit_bytes=2**40, base=[],
-                    pip_options=["--no-index", "--find-links", str(wheels)])
-    first = envs.release("bce-fake-fw", "1.0", [])
-    assert isinstance(first, Release) and first.versions == {"bce-fake-fw": "1.0"} and first.python.is_file()
-    assert envs.release("bce-fake-fw", "1.0", []) == first  # cached: no second build
-    missing = envs.release("bce-fake-fw", "3.0", [])
-    assert isinstance(missing, Failed) and "3.0" in missing.why and "bce-fake-fw" in missing.why
-    assert not (tmp_path / "envs" / "bce-fake-fw-3.0").exists()
-    envs.limit_bytes = 1  # over the limit: the least recently used go, never the one in use
-    second = envs.release("bce-fake-fw", "2.0", [])
-    assert isinstance(second, Release) and second.versions == {"bce-fake-fw": "2.0"}
-    assert [f.name for f in (tmp_path / "envs").iterdir()] == ["bce-fake-fw-2.0"]
-
-
 def test_a_release_that_fails_to_install_is_skipped_with_pips_words() -> None:
     """The torch path on a fake release list: nothing is downloaded, the broken release is listed."""
     case = Case("x0_y1", "user", "logits", np.array([0.0]), np.array([1.0]))
@@ -110,10 +78,15 @@ def test_a_release_that_fails_to_install_is_skipped_with_pips_words() -> None:
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--versions", "0.5.3..0.6.0"], "give RUN_DIR FINDING_ID, or --cases FILE"),
     (["runs/none", "abc", "--versions", "0.5.3,0.6.0"], "runs/none"),
-    (["--cases", "CASES", "--impl", "jax.optax", "--versions", "0.5.3"], "two releases or more"),
-    (["--cases", "CASES", "--impl", "jax.optax", "--versions", "0.5.3,0.6.0", "--framework", "torch"],
+    (["--cases", "CASES", "--impl", "jax.logits", "--versions", "0.5.3"], "two releases or more"),
+    (["--cases", "CASES", "--impl", "jax.logits", "--versions", "0.5.3,0.6.0", "--framework", "torch"],
      "is jax's"),
-    (["--cases", "CASES", "--impl", "jax.optax", "--case", "other", "--versions", "1,2"], "no case 'other'"),
+    (["--cases", "CASES", "--impl", "jax.logits", "--case", "other", "--versions", "1,2"], "no case 'other'"),
+    (["--cases", "CASES", "--impl", "jax.optx", "--versions", "0.5.3,0.6.0"], "--impl 'jax.optx' is not one of"),
+    (["--cases", "CASES", "--impl", "jax.logits", "--mode", "jit", "--versions", "1,2"], "--mode 'jit'"),
+    (["--cases", "CASES", "--impl", "jax.logits", "--companions", "optax<<1", "--versions", "1,2"],
+     "not a pip requirement"),
+    (["--cases", "CASES", "--impl", "jax.logits", "--versions", "0.6..0.5"], "older than the last"),
 ])
 def test_bad_input_to_bisect_is_one_line(tmp_path: Path, args: list[str], fragment: str) -> None:
     cases = tmp_path / "cases.json"

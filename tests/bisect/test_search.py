@@ -16,7 +16,7 @@ RELEASES = [f"0.{minor}.0" for minor in range(3, 12)]  # nine releases, 0.3.0 â€
 
 
 def _probe(changed_at: str, broken: frozenset[str] = frozenset()):  # type: ignore[no-untyped-def]
-    """A release before `changed_at` gives 0.6 ULP (pass), from it on 3e6 ULP (fail); `broken` ones skip."""
+    """A release before `changed_at` gives 0 ULP (pass), from it on 3e6 ULP (fail); `broken` ones skip."""
     seen: list[str] = []
 
     def probe(version: str) -> Outcome:
