@@ -552,7 +552,7 @@ def _bisect(args: argparse.Namespace) -> int:
     envs = EnvCache(cache_root() / "envs", int(args.env_cache_gb * 2**30))
     distribution, install = plan_install(adapters[framework], args.package, args.companions, envs)
     releases = select_releases(args.versions, index_versions(distribution) if ranged else [])
-    found = bisect_target(target, releases, distribution, install,
+    found = bisect_target(target, releases, distribution, install, pages=adapters[framework].release_pages,
                           progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(describe(found, target, distribution))
     print(write_json(found, target, distribution,

@@ -234,6 +234,10 @@ class Adapter(ABC):
     implementations: ClassVar[tuple[Implementation, ...]]
     modes: ClassVar[tuple[str, ...]] = ("eager",)  # "eager" first, then each compiled path the framework has
     autodiff: ClassVar[bool] = True  # whether a function of its arrays has a gradient (`evaluate_function`)
+    # for `bisect`: a distribution's release-notes page ({version}, {minor} = major.minor), and how pip asks for
+    # one release of it where `name==version` is not enough
+    release_pages: ClassVar[Mapping[str, str]] = {}
+    pip_spellings: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
     def is_available(cls) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -172,6 +172,13 @@ class JaxAdapter(Adapter):
     framework = "jax"
     distributions = ("jax",)
     companions = ("jaxlib", "optax")
+    release_pages: ClassVar[Mapping[str, str]] = {
+        "jax": "https://github.com/jax-ml/jax/releases/tag/jax-v{version}",
+        "jaxlib": "https://github.com/jax-ml/jax/releases/tag/jax-v{version}",
+        "optax": "https://github.com/google-deepmind/optax/releases/tag/v{version}",
+    }
+    # jax before 0.4.3x did not bring its jaxlib: its `cpu` extra does
+    pip_spellings: ClassVar[Mapping[str, str]] = {"jax": "jax[cpu]=={version}"}
     modes = ("eager", "jax.jit")
     implementations = (
         Implementation(

@@ -213,6 +213,7 @@ class KerasAdapter(Adapter):
 
     backend: ClassVar[str]
     distributions = ("keras",)
+    release_pages: ClassVar[Mapping[str, str]] = {"keras": "https://github.com/keras-team/keras/releases/tag/v{version}"}
     # a process holds one Keras backend: this adapter cannot share a process with Keras on another one
     own_process: ClassVar[bool] = True
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -113,6 +113,7 @@ class MlxAdapter(Adapter):
     framework = "mlx"
     distributions = ("mlx",)
     companions = ("mlx-cpu", "mlx-metal", "mlx-cuda")
+    release_pages: ClassVar[Mapping[str, str]] = {"mlx": "https://github.com/ml-explore/mlx/releases/tag/v{version}"}
     modes = ("eager", "mx.compile")
     implementations = (
         Implementation(

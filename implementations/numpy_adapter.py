@@ -10,7 +10,7 @@ their source is what a reproducer prints.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -167,6 +167,7 @@ def cast(values, name):
 class NumpyAdapter(Adapter):
     framework = "numpy"
     distributions = ("numpy",)
+    release_pages: ClassVar[Mapping[str, str]] = {"numpy": "https://numpy.org/doc/stable/release/{version}-notes.html"}
     autodiff = False  # its own implementations' gradients are analytic formulas of ours
     implementations = (
         Implementation(

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -122,6 +122,7 @@ class OnnxruntimeAdapter(Adapter):
     framework = "onnxruntime"
     distributions = ("onnxruntime",)
     companions = ("torch", "onnxscript", "onnx")
+    release_pages: ClassVar[Mapping[str, str]] = {"onnxruntime": "https://github.com/microsoft/onnxruntime/releases/tag/v{version}"}
     # ONNX Runtime's CPU kernels have no bfloat16 Sub, Mul, Log or Sigmoid: a session of the bfloat16 export
     # fails to load ("Could not find an implementation for Sub(14)"), checked with onnxruntime 1.32
     dtypes = ("float64", "float32", "float16")

@@ -12,7 +12,7 @@ are what runs, and their source is what a reproducer prints.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -111,6 +111,7 @@ class SklearnAdapter(Adapter):
     framework = "sklearn"
     distributions = ("scikit-learn",)
     companions = ("scipy",)
+    release_pages: ClassVar[Mapping[str, str]] = {"scikit-learn": "https://scikit-learn.org/stable/whats_new/v{minor}.html"}
     dtypes = ("float64", "float32", "float16")  # log_loss computes in float16 too; HalfBinomialLoss does not
     implementations = (
         Implementation("sklearn.probs", "probs", api=_PROBS_API, reductions=("mean", "sum"), differentiable=False),

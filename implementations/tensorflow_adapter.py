@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -191,6 +191,11 @@ class TensorflowAdapter(Adapter):
     framework = "tensorflow"
     distributions = ("tensorflow-cpu", "tensorflow", "tensorflow-gpu")
     companions = ("keras",)
+    release_pages: ClassVar[Mapping[str, str]] = {
+        "tensorflow-cpu": "https://github.com/tensorflow/tensorflow/releases/tag/v{version}",
+        "tensorflow": "https://github.com/tensorflow/tensorflow/releases/tag/v{version}",
+        "keras": "https://github.com/keras-team/keras/releases/tag/v{version}",
+    }
     modes = ("eager", "tf.function", "tf.function(jit_compile=True)")
     implementations = (
         Implementation(

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -146,6 +146,7 @@ class TinygradAdapter(Adapter):
 
     framework = "tinygrad"
     distributions = ("tinygrad",)
+    release_pages: ClassVar[Mapping[str, str]] = {"tinygrad": "https://github.com/tinygrad/tinygrad/releases/tag/v{version}"}
     modes = ("eager", "TinyJit")
     implementations = (
         Implementation(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -154,6 +154,7 @@ _REPRO_HEADER = "import torch\n\n"
 class TorchAdapter(Adapter):
     framework = "torch"
     distributions = ("torch",)
+    release_pages: ClassVar[Mapping[str, str]] = {"torch": "https://github.com/pytorch/pytorch/releases/tag/v{version}"}
     modes = ("eager", "torch.compile")
     implementations = (
         Implementation(

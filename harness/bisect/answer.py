@@ -4,7 +4,7 @@ answer as text and as JSON."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,16 @@ def plan_install(adapter: type[Adapter], package: str | None, companions: Sequen
     if distribution != own and own in installed:  # a companion bisected: the framework stays as it is here
         here.insert(0, f"{own}=={installed[own]}")
     chosen = [name for name in dict.fromkeys([*here, *companions]) if name != distribution]
-    return distribution, lambda version: envs.release(distribution, version, chosen)
+    return distribution, lambda version: envs.release(distribution, version, chosen, adapter.pip_spellings)
 
 
 def bisect_target(target: Target, releases: Sequence[str], distribution: str, install: Install,
                   audit: Callable[[Release, str, Target], Outcome] = audit_release,
-                  progress: Callable[[str], None] | None = None) -> Bisection:
+                  progress: Callable[[str], None] | None = None, pages: Mapping[str, str] | None = None
+                  ) -> Bisection:
     """Bisect `releases` (oldest first) of `distribution` for the first whose result for `target` differs from
-    the oldest's. A release that fails to install, import or run is skipped (and listed), never the change."""
+    the oldest's. A release that fails to install, import or run is skipped (and listed), never the change;
+    `pages`: where each distribution's release notes are (the adapter's `release_pages`)."""
 
     def probe(version: str) -> Outcome:
         if progress is not None:
@@ -53,7 +55,7 @@ def bisect_target(target: Target, releases: Sequence[str], distribution: str, in
                 progress(f"{distribution} {version}: auditing {target.impl} {target.dtype} on {target.case.name}")
             outcome = replace(audit(release, version, target), versions=release.versions,
                               environment=release.how)
-        outcome = replace(outcome, release_notes=release_notes(distribution, version))
+        outcome = replace(outcome, release_notes=release_notes(pages or {}, distribution, version))
         if progress is not None:
             progress(outcome.describe())
         return outcome

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +28,10 @@ __all__ = ["PROJECT", "EnvCache", "Failed", "Release", "requirement_for"]
 PROJECT = Path(__file__).resolve().parents[2]
 _READY = "ready.json"
 _PIP_SECONDS = 1800  # one install (a framework's wheels are hundreds of MB)
-# how a release is asked for where the bare name is not enough (JAX before 0.4.3x needs its jaxlib by extra)
-_SPELLING = {"jax": "jax[cpu]=={version}", "mlx": "mlx[cpu]=={version}"}
-
-
-def requirement_for(distribution: str, version: str) -> str:
-    return _SPELLING.get(distribution, "{name}=={version}").format(name=distribution, version=version)
+def requirement_for(distribution: str, version: str, spellings: Mapping[str, str] | None = None) -> str:
+    """How pip asks for one release: `name==version`, or the adapter's spelling (`jax[cpu]==…`: JAX before 0.4.3x
+    did not bring its jaxlib)."""
+    return (spellings or {}).get(distribution, "{name}=={version}").format(name=distribution, version=version)
 
 
 @dataclass(frozen=True)
@@ -85,13 +83,14 @@ class EnvCache:
         self.base = list(base) if base is not None else _dependencies()
         self.pip_options = list(pip_options)
 
-    def release(self, distribution: str, version: str, companions: Sequence[str]) -> Release | Failed:
-        """The environment of one release of `distribution` (built on first use), with `companions` installed
-        in the versions pip resolves for it."""
+    def release(self, distribution: str, version: str, companions: Sequence[str],
+                spellings: Mapping[str, str] | None = None) -> Release | Failed:
+        """The environment of one release of `distribution` (built on first use; asked for as `spellings` says),
+        with `companions` installed in the versions pip resolves for it."""
         folder = self.root / _slug(f"{distribution}-{version}" + "".join(f"+{c}" for c in sorted(companions)))
         ready = folder / _READY
         if self._stamp() != _stamp_of(ready):  # new, or built by another Python or for other dependencies
-            built = self._build(folder, requirement_for(distribution, version), distribution, companions)
+            built = self._build(folder, requirement_for(distribution, version, spellings), distribution, companions)
             if isinstance(built, Failed):
                 return built
         ready.touch()  # recently used: pruned last

@@ -72,8 +72,9 @@ def target_of_finding(run_dir: Path, finding_id: str) -> Target:
         raise BisectError(f"finding {finding_id} is a {row['check']} finding (two results of one release); bisect "
                           "its reference rows instead: --cases FILE --impl IMPL --dtype DTYPE")
     case = cases[str(row["case"])]
-    if finding["minimal"] == "element":
-        case, row = one_element(case, row, tuple(json.loads(finding["example_index"])))
+    if finding["minimal"] == "element":  # the element keeps its case's tags: an API limited to them runs it
+        element, row = one_element(case, row, tuple(json.loads(finding["example_index"])))
+        case = replace(element, tags=case.tags)
     return Target(case, str(row["impl"]), str(row["dtype"]), str(row["reduction"]), str(row["quantity"]),
                   str(row["mode"]), f"finding {finding_id} of {run_dir}: {finding['title']}", str(row["check"]),
                   str(row["device"]))

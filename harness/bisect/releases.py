@@ -1,12 +1,12 @@
 """Which releases a bisection visits: the package index's versions of a distribution in a range, oldest first,
-and where each release's notes are."""
+and where each release's notes are (the adapters' `release_pages`)."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from packaging.version import InvalidVersion, Version
 
@@ -14,30 +14,13 @@ from cases import BadInput
 
 __all__ = ["ReleaseError", "index_versions", "is_range", "release_notes", "select_releases"]
 
-# where each framework publishes its release notes, by the distribution bisected ({version} filled in)
-_NOTES = {
-    "jax": "https://github.com/jax-ml/jax/releases/tag/jax-v{version}",
-    "jaxlib": "https://github.com/jax-ml/jax/releases/tag/jax-v{version}",
-    "optax": "https://github.com/google-deepmind/optax/releases/tag/v{version}",
-    "keras": "https://github.com/keras-team/keras/releases/tag/v{version}",
-    "tensorflow-cpu": "https://github.com/tensorflow/tensorflow/releases/tag/v{version}",
-    "tensorflow": "https://github.com/tensorflow/tensorflow/releases/tag/v{version}",
-    "torch": "https://github.com/pytorch/pytorch/releases/tag/v{version}",
-    "mlx": "https://github.com/ml-explore/mlx/releases/tag/v{version}",
-    "tinygrad": "https://github.com/tinygrad/tinygrad/releases/tag/v{version}",
-    "scikit-learn": "https://scikit-learn.org/stable/whats_new/v{minor}.html",
-    "onnxruntime": "https://github.com/microsoft/onnxruntime/releases/tag/v{version}",
-    "numpy": "https://numpy.org/doc/stable/release/{version}-notes.html",
-}
-
-
 class ReleaseError(BadInput):
     """A range of releases that cannot be read or holds too few releases; the message says how to fix it."""
 
 
-def release_notes(distribution: str, version: str) -> str:
-    """The release's notes page, where its project has one ("" where not known)."""
-    template = _NOTES.get(distribution, "")
+def release_notes(pages: Mapping[str, str], distribution: str, version: str) -> str:
+    """The release's notes page from an adapter's `release_pages` ("" where it names none)."""
+    template = pages.get(distribution, "")
     parsed = Version(version)
     return template.format(version=version, minor=f"{parsed.major}.{parsed.minor}") if template else ""
 

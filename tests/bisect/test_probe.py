@@ -14,6 +14,7 @@ from cases import Case
 from harness.bisect import Target, bisect_target, target_of_finding
 from harness.bisect.envs import Failed, Release
 from harness.bisect.probe import audit_release
+from implementations.torch_adapter import TorchAdapter
 from tests.conftest import assert_usage_error, run_main
 
 HERE = Release(Path(sys.executable), {})
@@ -36,7 +37,7 @@ def test_a_findings_minimal_element_is_what_each_release_audits(tmp_path: Path) 
     example is that one element, and auditing it again gives the finding's own result."""
     from harness import audit
 
-    case = Case("tails", "user", "logits", np.array([0.0, -30.0, 1.0]), np.array([1.0, 0.0, 1.0]))
+    case = Case("tails", "user", "logits", np.array([0.0, -30.0, 1.0]), np.array([1.0, 0.0, 1.0]), tags=("path",))
     audit(frameworks=["numpy"], dtypes=["float32"], cases=[case], out=tmp_path / "run", write_report=False)
     import pandas as pd
 
@@ -46,6 +47,7 @@ def test_a_findings_minimal_element_is_what_each_release_audits(tmp_path: Path) 
     target = target_of_finding(tmp_path / "run", finding["finding_id"])
     assert (target.impl, target.dtype, target.reduction, target.case.x.tolist()) == (
         "numpy.lse_formula", "float32", "none", [-30.0])
+    assert target.case.tags == ("path",)  # kept: an API limited to its case's tag (a relation, a path) runs it
     outcome = audit_release(HERE, "2.4.4", target)
     assert (outcome.status, outcome.got) == (finding["status"], 0.0)
     assert outcome.exact == float(np.float32(np.log1p(np.exp(-30.0))))
@@ -66,7 +68,8 @@ def test_a_release_that_fails_to_install_is_skipped_with_pips_words() -> None:
         old = Version(version) < Version("2.12.0")
         return Outcome(version, "fail" if old else "pass", 0.0 if old else LOG2, LOG2, 1e7 if old else 0.0)
 
-    found = bisect_target(target, ["2.9.0", "2.10.0", "2.11.0", "2.12.0", "2.13.0"], "torch", install, audit)
+    found = bisect_target(target, ["2.9.0", "2.10.0", "2.11.0", "2.12.0", "2.13.0"], "torch", install, audit,
+                          pages=TorchAdapter.release_pages)
     assert [o.version for o in found.skipped] == ["2.11.0"] and "no matching" in found.skipped[0].skipped
     assert found.last_same is not None and found.first_changed is not None
     assert (found.last_same.version, found.first_changed.version, found.between) == ("2.10.0", "2.12.0",

@@ -11,6 +11,8 @@ import pytest
 from harness.bisect import Bisection, Outcome, select_releases
 from harness.bisect.releases import ReleaseError, release_notes
 from harness.bisect.search import bisect_releases
+from implementations.jax_adapter import JaxAdapter
+from implementations.sklearn_adapter import SklearnAdapter
 
 RELEASES = [f"0.{minor}.0" for minor in range(3, 12)]  # nine releases, 0.3.0 … 0.11.0
 
@@ -84,10 +86,11 @@ def test_a_range_selects_the_final_releases_between_both_ends() -> None:
 
 
 def test_release_notes_link_each_framework_release() -> None:
-    assert release_notes("jax", "0.5.3") == "https://github.com/jax-ml/jax/releases/tag/jax-v0.5.3"
-    assert release_notes("optax", "0.2.4") == "https://github.com/google-deepmind/optax/releases/tag/v0.2.4"
-    assert release_notes("scikit-learn", "1.9.1") == "https://scikit-learn.org/stable/whats_new/v1.9.html"
-    assert release_notes("somethingelse", "1.0") == ""
+    jax, sklearn = JaxAdapter.release_pages, SklearnAdapter.release_pages
+    assert release_notes(jax, "jax", "0.5.3") == "https://github.com/jax-ml/jax/releases/tag/jax-v0.5.3"
+    assert release_notes(jax, "optax", "0.2.4") == "https://github.com/google-deepmind/optax/releases/tag/v0.2.4"
+    assert release_notes(sklearn, "scikit-learn", "1.9.1") == "https://scikit-learn.org/stable/whats_new/v1.9.html"
+    assert release_notes(jax, "somethingelse", "1.0") == ""
 
 
 def test_the_answer_warns_when_a_companion_moved_between_the_two_releases() -> None:
