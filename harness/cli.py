@@ -75,6 +75,9 @@ def _run_folder(command: argparse.ArgumentParser, what: str, part: tuple[str, st
     command.add_argument("--seed", type=_int_arg, help=f"seed of the {part[0]} (default 0)")
     command.add_argument("--shard", metavar="i/n", help=f"run part i of n of the {part[1]} (merge the parts with "
                                                         "'merge')")
+    command.add_argument("--shard-from-env", metavar="VAR/n",
+                         help="the shard from an array engine's 0-based task index in the environment variable VAR "
+                              "(JOB_COMPLETION_INDEX/4, SLURM_ARRAY_TASK_ID/4): shard VAR + 1 of n")
     command.add_argument("--resume", type=Path, metavar="RUN_DIR", help=f"finish an interrupted {resumed}")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -211,6 +214,28 @@ def _bisect_arguments(command: argparse.ArgumentParser) -> None:
                          help="the release environments kept in .bce-cache/envs, in GiB (default 20)")
 
 
+def _plan_arguments(commands: Any) -> None:
+    plan = commands.add_parser("plan", allow_abbrev=False,
+                               help="the jobs of an audit or benchmark: shards × environments × devices, as "
+                                    "PLAN.json, or emitted for a CI matrix, Kubernetes or Slurm")
+    plan.add_argument("plan_command", choices=["audit", "bench"], metavar="audit|bench",
+                      help="the command each job runs; its own selection flags follow (--frameworks, --families …)")
+    plan.add_argument("--shards", type=_int_arg, required=True, help="parts of the matrix (each a job)")
+    plan.add_argument("--envs", type=_list_arg, default=[], metavar="E1,E2",
+                      help="prebuilt interpreters: tox env names (jax-0.9.2) or paths (default: this one)")
+    plan.add_argument("--devices", type=_list_arg, default=["cpu"], help="cpu,gpu (default: cpu)")
+    plan.add_argument("--out", type=Path, metavar="PLAN.json", help="where to write the plan")
+    plan.add_argument("--emit", choices=["github-matrix", "k8s-indexed-job", "slurm-array"],
+                      help="print the plan for that engine instead")
+    run = commands.add_parser("run-plan", help="run a plan's jobs (local processes or Ray tasks) and merge them")
+    run.add_argument("plan_file", type=Path, metavar="PLAN.json")
+    run.add_argument("--executor", choices=["local", "ray"], default="local")
+    run.add_argument("--address", help="with ray: an existing cluster (default: a local one)")
+    run.add_argument("--jobs", type=_int_arg, default=2, help="jobs at once (local), CPUs of a local Ray (default 2)")
+    run.add_argument("--out", type=Path, help="the merged run (the jobs' folders under OUT/jobs/; default: "
+                                              "runs/<run_id>/)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description="Binary cross-entropy conformance harness.",
                      epilog="Exit codes: 0 the command ran (what it finds is reported, not a failure); 1 a gate "
@@ -220,6 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     _audit_arguments(commands.add_parser("audit", help="compare every implementation with the exact reference"))
     _bench_arguments(commands.add_parser("bench", help="time every framework's BCE side by side (pytest-benchmark)"))
+    _plan_arguments(commands)
     _bisect_arguments(commands.add_parser("bisect", help="which release of a framework changed a finding: its "
                                                          "minimal case audited release by release, halving"))
     sizes = ",".join(f"{n:.0e}".replace("e+0", "e") for n in GPU_SWEEP_SIZES)  # 1e4,1e6,1e8
@@ -305,6 +331,22 @@ def _with_progress(command: str, run: Any, quiet: bool, **options: Any) -> Any:
         return run(**options, progress=progress)
 
 
+def _shard(args: argparse.Namespace) -> str | None:
+    """--shard, or the shard an array engine's task index names (--shard-from-env VAR/n: VAR is 0-based)."""
+    if args.shard_from_env is None:
+        return args.shard
+    if args.shard is not None:
+        raise UsageError("give --shard or --shard-from-env, not both")
+    name, _, total = args.shard_from_env.partition("/")
+    value = os.environ.get(name)
+    if not name or not total.isdigit() or int(total) < 1:
+        raise UsageError(f"--shard-from-env {args.shard_from_env!r}: write it as VAR/n, e.g. SLURM_ARRAY_TASK_ID/4")
+    if value is None or not value.strip().isdigit() or not 0 <= int(value) < int(total):
+        raise UsageError(f"--shard-from-env {args.shard_from_env}: ${name} is {value!r}; it must be a task index "
+                         f"from 0 to {int(total) - 1}")
+    return f"{int(value) + 1}/{total}"
+
+
 def _refuse_with_resume(args: argparse.Namespace, what: str, options: Sequence[str]) -> None:
     """--resume takes the run's own settings: any option that would change them is bad usage."""
     given = [f"--{name.replace('_', '-')}" for name in options
@@ -323,14 +365,14 @@ def _audit(args: argparse.Namespace) -> int:
     expected = load_expected(args.expected) if args.expected is not None else []
     if args.resume is not None:
         _refuse_with_resume(args, "audit", ("frameworks", "dtypes", "devices", "families", "cases", "out", "shard",
-                                            "full", "seed", "callable"))
+                                            "shard_from_env", "full", "seed", "callable"))
         frame = _with_progress("audit", resume_audit, args.quiet, run_dir=args.resume, use_cache=not args.no_cache,
                                jobs=args.jobs, timeout=args.timeout, memory_limit=args.memory_limit)
     else:
         frame = _with_progress(
             "audit", audit, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
             families=args.families, cases=args.cases, out=args.out, seed=args.seed or 0, full=args.full, jobs=args.jobs,
-            use_cache=not args.no_cache, shard=args.shard, timeout=args.timeout, memory_limit=args.memory_limit,
+            use_cache=not args.no_cache, shard=_shard(args), timeout=args.timeout, memory_limit=args.memory_limit,
             callables=args.callable or (),
         )
     _print_summary(frame.attrs["run_dir"])
@@ -358,15 +400,15 @@ def _audit(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.resume is not None:
         _refuse_with_resume(args, "benchmark", ("frameworks", "dtypes", "devices", "sizes", "directions", "modes",
-                                                "impls", "out", "threads", "shard", "processes", "sweeps",
-                                                "seed"))
+                                                "impls", "out", "threads", "shard", "shard_from_env", "processes",
+                                                "sweeps", "seed"))
         _print_bench(_with_progress("bench", resume_bench, args.quiet, run_dir=args.resume))
         return 0
     frame = _with_progress(
         "bench", bench, args.quiet, frameworks=args.frameworks, dtypes=args.dtypes, devices=args.devices,
         sizes=args.sizes, directions=args.directions, modes=args.modes, impls=args.impls, out=args.out,
         sweeps=args.sweeps if args.sweeps is not None else DEFAULT_SWEEPS, threads=args.threads, seed=args.seed or 0,
-        shard=args.shard,
+        shard=_shard(args),
         processes=args.processes,
     )
     _print_bench(frame)
@@ -513,6 +555,45 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from harness.scale.emit import EMITTERS
+    from harness.scale.plan import environment, make_plan
+
+    own = {"--out", "--shard", "--shard-from-env", "--resume", "--devices", "--device"}
+    clash = sorted(flag for flag in extra if flag.split("=")[0] in own)
+    if clash:
+        raise UsageError(f"{', '.join(clash)}: a plan sets each job's shard, device and folder itself")
+    checked = _parser().parse_args([args.plan_command, *extra])  # the command's own flags, checked now
+    if getattr(checked, "cases", None) is not None:
+        extra = [str(Path(a).resolve()) if a == str(checked.cases) else a for a in extra]
+    plan = make_plan(args.plan_command, list(extra), [environment(e) for e in args.envs], args.devices,
+                     args.shards)
+    if args.emit:
+        print(EMITTERS[args.emit](plan), end="" if args.emit != "github-matrix" else "\n")
+    if args.out is not None:
+        print(plan.write(args.out), file=sys.stderr if args.emit else sys.stdout)
+    elif not args.emit:
+        raise UsageError("give --out PLAN.json (to run it with run-plan) or --emit ENGINE")
+    return 0
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from harness.api import new_run_id
+    from harness.scale.executors import run_plan
+    from harness.scale.plan import read_plan
+    from reports import write_reports
+
+    run_id = new_run_id()
+    out, results = run_plan(read_plan(args.plan_file), args.out or Path("runs") / run_id, args.executor,
+                            args.jobs, args.address, run_id)
+    for result in results:
+        state = "done" if result.returncode == 0 else f"failed (exit {result.returncode}; log: {result.log})"
+        print(f"{result.id}: {state} in {result.seconds:.0f} s{' (resumed)' if result.resumed else ''}")
+    for path in write_reports(out):
+        print(path)
+    return 0 if all(r.returncode == 0 for r in results) else 1
+
+
 def _bisect_target(args: argparse.Namespace) -> Any:
     from cases.casefile import load_case_file
     from harness.bisect import BisectError, target_of_cases, target_of_finding
@@ -606,10 +687,14 @@ def _issue(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "plan":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handlers = {"audit": _audit, "bench": _bench, "bisect": _bisect, "compare": _compare, "fuzz": _fuzz,
                 "gpu-sweep": _gpu_sweep, "history": _history, "issue": _issue, "list": _list, "merge": _merge,
-                "report": _report, "repro": _repro}
+                "report": _report, "repro": _repro, "run-plan": _run_plan,
+                "plan": lambda parsed: _plan(parsed, extra)}
     try:
         return handlers[args.command](args)
     except BadInput as exc:  # every bad name, flag, file or folder, from whichever room found it

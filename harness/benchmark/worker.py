@@ -33,7 +33,7 @@ from harness.benchmark.messages import (
 from harness.benchmark.plan import BenchConfig, ReadConfig
 from harness.benchmark.timing import BlockOptions, calibrate, first_call, resident_peak, synced, time_block
 from harness.workers.messages import LoadFailed, load_framework
-from harness.workers.process import one_line, redirect_output
+from harness.workers.process import die_with_parent, one_line, redirect_output
 from implementations import Adapter, Unsupported
 
 __all__ = ["BenchSession", "bench_worker_main"]
@@ -132,6 +132,7 @@ class BenchSession:
 def bench_worker_main(framework: str, cpus: list[int], threads: int, seed: int, options: BlockOptions,
                       log_path: str | None, channel: Connection) -> None:
     """Pin to `cpus`, load the framework with `threads` threads, then answer requests until told to `Stop`."""
+    die_with_parent()
     redirect_output(log_path)
     try:
         if hasattr(os, "sched_setaffinity"):  # before the import: XLA sizes its thread pool to these CPUs

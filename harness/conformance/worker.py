@@ -14,7 +14,7 @@ from cases import Case
 from harness.conformance.messages import Assign, BatchComputed, CellMessage, Computed, NotSupported, Raised, Ready
 from harness.conformance.plan import BATCH_SIZE, DERIVATIVE_REDUCTIONS, Cell, Job
 from harness.workers.messages import load_framework
-from harness.workers.process import one_line, redirect_output
+from harness.workers.process import die_with_parent, one_line, redirect_output
 from implementations import Adapter, Implementation, Output, Unsupported
 
 __all__ = ["run_jobs", "usage", "worker_main"]
@@ -24,6 +24,7 @@ def worker_main(framework: str, threads: int, cases: list[Case], log_path: str |
                 channel: Connection) -> None:
     """Load the framework, then run each `Assign` as it comes, answering every cell and then `Ready`, until the
     runner says `Stop` (or goes away)."""
+    die_with_parent()
     redirect_output(log_path)
     adapter, hello = load_framework(framework, threads, compile_cache)
     channel.send(hello)

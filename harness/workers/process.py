@@ -3,12 +3,28 @@ to a log file, and turn an exception into one line. Also how the parent reads a 
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from multiprocessing.process import BaseProcess
 
 from implementations import Adapter, adapter_classes
 
-__all__ = ["adapter_instance", "death", "one_line", "redirect_output", "resident_bytes"]
+__all__ = ["adapter_instance", "death", "die_with_parent", "one_line", "redirect_output", "resident_bytes"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have Linux kill this process when the thread that started it ends (PR_SET_PDEATHSIG): a worker whose
+    audit was killed, or an audit whose job runner was, does not run on orphaned. Elsewhere, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    except (OSError, AttributeError):
+        return
 
 
 def adapter_instance(framework: str) -> Adapter:
