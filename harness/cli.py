@@ -339,11 +339,12 @@ def _shard(args: argparse.Namespace) -> str | None:
         raise UsageError("give --shard or --shard-from-env, not both")
     name, _, total = args.shard_from_env.partition("/")
     value = os.environ.get(name)
-    if not name or not total.isdigit() or int(total) < 1:
+    if not name or not total.isdecimal() or int(total) < 1:
         raise UsageError(f"--shard-from-env {args.shard_from_env!r}: write it as VAR/n, e.g. SLURM_ARRAY_TASK_ID/4")
-    if value is None or not value.strip().isdigit() or not 0 <= int(value) < int(total):
-        raise UsageError(f"--shard-from-env {args.shard_from_env}: ${name} is {value!r}; it must be a task index "
-                         f"from 0 to {int(total) - 1}")
+    said = "is not set" if value is None else f"is {value!r}"
+    if value is None or not value.strip().isdecimal() or not 0 <= int(value) < int(total):
+        raise UsageError(f"--shard-from-env {args.shard_from_env}: ${name} {said}; it must be a task index from 0 "
+                         f"to {int(total) - 1}")
     return f"{int(value) + 1}/{total}"
 
 
@@ -559,13 +560,11 @@ def _plan(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from harness.scale.emit import EMITTERS
     from harness.scale.plan import environment, make_plan
 
-    own = {"--out", "--shard", "--shard-from-env", "--resume", "--devices", "--device"}
-    clash = sorted(flag for flag in extra if flag.split("=")[0] in own)
+    checked = _parser().parse_args([args.plan_command, *extra])  # the command's own flags, checked now
+    clash = [f"--{name.replace('_', '-')}" for name in ("out", "shard", "shard_from_env", "resume", "devices")
+             if getattr(checked, name, None) is not None]
     if clash:
         raise UsageError(f"{', '.join(clash)}: a plan sets each job's shard, device and folder itself")
-    checked = _parser().parse_args([args.plan_command, *extra])  # the command's own flags, checked now
-    if getattr(checked, "cases", None) is not None:
-        extra = [str(Path(a).resolve()) if a == str(checked.cases) else a for a in extra]
     plan = make_plan(args.plan_command, list(extra), [environment(e) for e in args.envs], args.devices,
                      args.shards)
     if args.emit:
@@ -587,8 +586,9 @@ def _run_plan(args: argparse.Namespace) -> int:
     out, results = run_plan(read_plan(args.plan_file), args.out or Path("runs") / run_id, args.executor,
                             args.jobs, args.address, run_id)
     for result in results:
-        state = "done" if result.returncode == 0 else f"failed (exit {result.returncode}; log: {result.log})"
-        print(f"{result.id}: {state} in {result.seconds:.0f} s{' (resumed)' if result.resumed else ''}")
+        state = "done" if result.returncode == 0 else f"exit {result.returncode} (log: {result.log})"
+        merged = "" if result.complete else ", not merged: its run did not complete"
+        print(f"{result.id}: {state} in {result.seconds:.0f} s{' (resumed)' if result.resumed else ''}{merged}")
     for path in write_reports(out):
         print(path)
     return 0 if all(r.returncode == 0 for r in results) else 1

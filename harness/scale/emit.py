@@ -7,8 +7,16 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 
-from harness.scale.plan import Plan, PlanError
+from harness.scale.plan import PROJECT, Plan, PlanError
+
+
+def portable(python: str) -> str:
+    """An interpreter as another machine with this checkout names it: relative to the checkout where it is in it
+    (`.tox/audit/bin/python`), else as given. (A container's `python` is the emitted file's to adapt.)"""
+    path = Path(python)
+    return str(path.relative_to(PROJECT)) if path.is_relative_to(PROJECT) else python
 
 __all__ = ["EMITTERS"]
 
@@ -16,7 +24,8 @@ __all__ = ["EMITTERS"]
 def github_matrix(plan: Plan) -> str:
     """The JSON for `strategy.matrix: ${{ fromJSON(...) }}`: one `include` entry per job, with its command line."""
     include = [{"id": job.id, "environment": job.environment, "device": job.device, "shard": job.shard,
-                "folder": f"runs/{job.folder}", "command": plan.shell(job)} for job in plan.jobs]
+                "folder": f"runs/{job.folder}",
+                "command": shlex.join([portable(job.python), *job.argv(Path("runs"))[1:]])} for job in plan.jobs]
     return json.dumps({"include": include})
 
 
@@ -25,8 +34,9 @@ def _one_array(plan: Plan, engine: str) -> tuple[str, str]:
     if len(plan.environments) != 1 or len(plan.devices) != 1:
         raise PlanError(f"--emit {engine}: an array runs one environment on one device; make one plan per "
                         "environment and device")
-    device, python = plan.devices[0], plan.environments[0].python
-    arguments = shlex.join([python, "-m", "harness", plan.command, *plan.arguments, "--devices", device])
+    device = plan.devices[0]
+    arguments = shlex.join([portable(plan.environments[0].python), "-m", "harness", plan.command, *plan.arguments,
+                            "--devices", device])
     return arguments, device
 
 
@@ -71,7 +81,7 @@ def slurm_array(plan: Plan) -> str:
 #SBATCH --job-name=bce-harness-{plan.command}
 #SBATCH --array=0-{n - 1}
 #SBATCH --cpus-per-task=2
-{gpu}#SBATCH --output=runs/slurm-%A_%a.log
+{gpu}#SBATCH --output=slurm-%A_%a.log
 set -euo pipefail
 {command} --shard-from-env SLURM_ARRAY_TASK_ID/{n} \\
     --out "runs/{plan.command}-shard-$(( SLURM_ARRAY_TASK_ID + 1 ))-of-{n}" --quiet

@@ -29,67 +29,98 @@ __all__ = ["EXECUTORS", "JobResult", "run_job", "run_plan"]
 
 @dataclass(frozen=True)
 class JobResult:
-    """How a job ended: its exit code, whether it finished an earlier try's folder, and its log."""
+    """How a job ended: its exit code (1 for a gate that failed on a finished run), whether its run folder is
+    complete (what the merge takes), whether it finished an earlier try's folder, and its log."""
 
     id: str
     returncode: int
     folder: str
+    complete: bool
     resumed: bool
     seconds: float
     log: str
 
 
-def _start_in_own_group() -> None:
-    os.setpgid(0, 0)  # the audit and its workers: one process group, killed together
-    die_with_parent()
+def _complete(folder: Path) -> bool:
+    """Whether a run folder finished (an audit's meta says so at its top, a benchmark's under `bench`)."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(meta.get("complete") or (meta.get("bench") or {}).get("complete"))
 
 
-def run_job(job: Job, jobs_dir: Path) -> JobResult:
-    """Run one job (its folder under `jobs_dir`), resuming what an earlier try of it left."""
-    folder = jobs_dir / job.folder
+def run_job(job: Job, jobs_dir: Path, cwd: Path | None = None) -> JobResult:
+    """Run one job (its folder under `jobs_dir`, from the folder `cwd`, where its relative paths are), resuming
+    what an earlier try of it left."""
+    folder = (jobs_dir / job.folder).resolve()
+    if not folder.is_relative_to(jobs_dir.resolve()):
+        raise PlanError(f"job {job.id}: its folder {job.folder!r} is outside the plan's jobs folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
     log = folder.parent / f"{folder.name}.log"
     began = time.perf_counter()
     with open(folder.parent / f".{folder.name}.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # waits for an orphan of an earlier try to end
-        meta = folder / "meta.json"
-        if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("complete"):
-            return JobResult(job.id, 0, str(folder), True, 0.0, str(log))
-        resume = meta.is_file()
-        if folder.exists() and not resume:  # an earlier try that wrote nothing to resume
+        if _complete(folder):
+            return JobResult(job.id, 0, str(folder), True, True, 0.0, str(log))
+        resume = (folder / "meta.json").is_file()
+        if folder.exists() and not resume:  # an earlier try that wrote nothing to resume (inside jobs/)
             shutil.rmtree(folder)
-        environment = {**os.environ, "PYTHONPATH": str(PROJECT)}
+        path = os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH", "")) if p)
         with open(log, "a", encoding="utf-8") as output:
-            done = subprocess.run(job.argv(jobs_dir, resume), cwd=PROJECT, env=environment, stdout=output,
-                                  stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
-                                  preexec_fn=_start_in_own_group, check=False)
-    return JobResult(job.id, done.returncode, str(folder), resume, round(time.perf_counter() - began, 2), str(log))
+            try:
+                done = subprocess.run(job.argv(jobs_dir, resume), cwd=cwd, env={**os.environ, "PYTHONPATH": path},
+                                      stdout=output, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
+                                      process_group=0, preexec_fn=die_with_parent, check=False)
+                code = done.returncode
+            except OSError as exc:  # the environment's interpreter is gone
+                output.write(f"could not start {job.python}: {exc}\n")
+                code = 127
+    return JobResult(job.id, code, str(folder), _complete(folder), resume, round(time.perf_counter() - began, 2),
+                     str(log))
 
 
 def _local(plan: Plan, jobs_dir: Path, jobs: int, **_: Any) -> list[JobResult]:
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(lambda job: run_job(job, jobs_dir), plan.jobs))
+    """K jobs at once; a benchmark's one at a time (two timings on one machine disturb each other)."""
+    cwd = Path.cwd()
+    width = 1 if plan.command == "bench" else max(1, jobs)
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        return list(pool.map(lambda job: run_job(job, jobs_dir, cwd), plan.jobs))
 
 
 def _ray(plan: Plan, jobs_dir: Path, jobs: int, address: str | None = None, **_: Any) -> list[JobResult]:
     """Each job a Ray task (retried where its worker dies), one CPU each, a GPU for a GPU job; `address`: an
-    existing cluster (default: a local one with `jobs` CPUs)."""
+    existing cluster (default: a local one with `jobs` CPUs). The cluster's nodes share this file system: the
+    jobs' folders, their locks and the environments' interpreters are paths."""
     try:
         import ray
     except ImportError:
         raise PlanError("--executor ray needs Ray: pip install 'bce-harness[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, num_cpus=None if address else max(1, jobs), include_dashboard=False,
-                 log_to_driver=False)
+        try:
+            ray.init(address=address, num_cpus=None if address else max(1, jobs), include_dashboard=False,
+                     log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise PlanError(f"--executor ray could not start or reach a cluster ({exc}); check --address") from None
     try:
         task = ray.remote(max_retries=3, retry_exceptions=False)(run_job)
-        refs = [task.options(num_cpus=1, num_gpus=1 if job.device == "gpu" else 0).remote(job, jobs_dir)
+        cwd = Path.cwd()
+        refs = [task.options(num_cpus=1, num_gpus=1 if job.device == "gpu" else 0).remote(job, jobs_dir, cwd)
                 for job in plan.jobs]
-        return list(ray.get(refs))
+        return [_ray_result(ray, ref, job, jobs_dir) for ref, job in zip(refs, plan.jobs, strict=True)]
     finally:
         if started:
             ray.shutdown()
+
+
+def _ray_result(ray: Any, ref: Any, job: Job, jobs_dir: Path) -> JobResult:
+    """A task's result, or, where Ray gave up on it (its retries spent), a failed job with Ray's words."""
+    try:
+        return ray.get(ref)
+    except Exception as exc:  # RayTaskError, WorkerCrashedError, …: this job's end, not the plan's
+        folder = jobs_dir / job.folder
+        return JobResult(job.id, -1, str(folder), _complete(folder), False, 0.0, f"Ray: {type(exc).__name__}")
 
 
 EXECUTORS: dict[str, Callable[..., list[JobResult]]] = {"local": _local, "ray": _ray}
@@ -97,23 +128,26 @@ EXECUTORS: dict[str, Callable[..., list[JobResult]]] = {"local": _local, "ray": 
 
 def run_plan(plan: Plan, out: Path, executor: str = "local", jobs: int = 2, address: str | None = None,
              run_id: str = "") -> tuple[Path, list[JobResult]]:
-    """Run every job of the plan with `executor` (jobs' folders under `out/jobs/`), then merge those that finished
-    into the run folder `out`. A job that failed is reported, and its folder is left out of the merge."""
+    """Run every job of the plan with `executor` (jobs' folders under `out/jobs/`), then merge the complete ones
+    into the run folder `out` (again, into an `out` of an earlier run-plan: its finished jobs are kept, the rest
+    resumed). A job whose run did not complete is reported and left out of the merge."""
     if executor not in EXECUTORS:
         raise PlanError(f"--executor {executor}: choose one of {', '.join(EXECUTORS)}")
-    if out.exists() and any(p.name != "jobs" for p in out.iterdir()):
-        raise PlanError(f"{str(out)!r} already holds a run; choose a new --out folder (its jobs/ are resumed)")
-    jobs_dir = out / "jobs"
-    results = EXECUTORS[executor](plan, jobs_dir, jobs, address=address)
-    finished = [Path(r.folder) for r in results if r.returncode == 0]
+    out = out.resolve()
+    if out.exists() and not (out / "jobs.json").is_file() and any(p.name != "jobs" for p in out.iterdir()):
+        raise PlanError(f"{str(out)!r} holds something other than a run-plan's; choose a new --out folder")
+    results = EXECUTORS[executor](plan, out / "jobs", jobs, address=address)
+    finished = [Path(r.folder) for r in results if r.complete]
     if not finished:
-        raise PlanError(f"no job of the plan finished; their logs are under {str(jobs_dir)!r}")
+        raise PlanError(f"no job of the plan finished; their logs are under {str(out / 'jobs')!r}")
     merging = out / ".merging"
     shutil.rmtree(merging, ignore_errors=True)
-    if len(finished) == 1:
-        shutil.copytree(finished[0], merging)
-    else:
-        merge_runs(finished, merging, run_id)
+    merge_runs(finished, merging, run_id, at_least=1)
+    for item in out.iterdir():  # an earlier merge of this plan gives way
+        if item.is_dir() and item.name not in ("jobs", ".merging"):
+            shutil.rmtree(item)
+        elif item.is_file():
+            item.unlink()
     for item in merging.iterdir():
         item.rename(out / item.name)
     merging.rmdir()

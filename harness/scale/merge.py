@@ -84,10 +84,11 @@ def _with_identities_across(frame: pd.DataFrame, target: RunStore, records: list
     return pd.concat([frame, pd.DataFrame([row.record() for row in rows])], ignore_index=True)
 
 
-def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str) -> Path:
-    """Write the merged run folder `out` from the run folders `sources` (two or more) and return its path."""
+def merge_runs(sources: Sequence[str | Path], out: str | Path, run_id: str, at_least: int = 2) -> Path:
+    """Write the merged run folder `out` from the run folders `sources` (two or more; `at_least` 1 for a plan
+    of which one job finished) and return its path."""
     stores = [RunStore(path) for path in sources]
-    if len(stores) < 2:
+    if len(stores) < at_least:
         raise RunFolderError("merge needs two or more run folders: python -m harness merge RUN RUN … --out RUN")
     metas = [store.read_meta() for store in stores]
     ids = [meta.get("run_id") for meta in metas]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +22,21 @@ __all__ = ["PLAN_SCHEMA", "PROJECT", "Environment", "Job", "Plan", "PlanError", 
 PROJECT = Path(__file__).resolve().parents[2]
 PLAN_SCHEMA = Path(__file__).with_name("schema") / "plan.schema.json"
 PLAN_VERSION = 1
+# the flags --resume accepts (the rest are the run's own): a retried job keeps its gate and its limits
+_RESUMABLE = {"--fail-on": 1, "--expected": 1, "--timeout": 1, "--memory-limit": 1, "--jobs": 1, "--no-cache": 0}
+
+
+def _resumable(arguments: list[str]) -> list[str]:
+    """The arguments a `--resume` of the job passes on (with their values)."""
+    kept, index = [], 0
+    while index < len(arguments):
+        flag = arguments[index].split("=")[0]
+        takes = _RESUMABLE.get(flag)
+        width = 1 if takes is None or "=" in arguments[index] else 1 + takes
+        if takes is not None:
+            kept += arguments[index:index + width]
+        index += width if takes is not None else 1
+    return kept
 
 
 class PlanError(BadInput):
@@ -54,13 +68,15 @@ class Job:
     def argv(self, out: Path, resume: bool = False) -> list[str]:
         """The job's command line, writing (or, `resume`, finishing) the run folder under `out`."""
         folder = str(out / self.folder)
-        tail = ["--resume", folder] if resume else [*self.arguments, "--devices", self.device,
-                                                    "--shard", self.shard, "--out", folder]
+        tail = ["--resume", folder, *_resumable(self.arguments)] if resume else [
+            *self.arguments, "--devices", self.device, "--shard", self.shard, "--out", folder]
         return [self.python, "-m", "harness", self.command, *tail, "--quiet"]
 
 
 @dataclass
 class Plan:
+    """What `plan` wrote: the command and its flags, the environments, devices and shard count, and the jobs."""
+
     command: str
     arguments: list[str]
     environments: list[Environment]
@@ -78,9 +94,6 @@ class Plan:
         path.write_text(json.dumps(self.as_dict(), indent=1) + "\n", encoding="utf-8")
         return path
 
-    def shell(self, job: Job) -> str:
-        """The job as one shell line (the folder under `runs/`)."""
-        return shlex.join(job.argv(Path("runs")))
 
 
 def environment(spec: str) -> Environment:
@@ -101,6 +114,10 @@ def make_plan(command: str, arguments: list[str], environments: list[Environment
     """Every job: each environment × device × shard, in that order; folders `<env>/<device>/shard-<i>-of-<n>`."""
     if shards < 1:
         raise PlanError(f"--shards {shards}: give 1 or more")
+    for what, names in (("--envs", [env.name for env in environments]), ("--devices", devices)):
+        if len(set(names)) != len(names):
+            raise PlanError(f"{what} {','.join(names)}: each once (two environments of one name would share their "
+                            "jobs' folders; name an interpreter by its tox env, or by a path under a distinct folder)")
     if not environments:
         environments = [Environment("current", sys.executable)]
     plan = Plan(command, arguments, environments, devices, shards,
@@ -128,5 +145,7 @@ def read_plan(path: Path) -> Plan:
         where = "/".join(str(p) for p in exc.absolute_path) or "the top level"
         raise PlanError(f"the plan {str(path)!r} is malformed at {where}: {exc.message}; make it again") from None
     jobs = [Job(**job) for job in document.pop("jobs")]
+    if len({job.folder for job in jobs}) != len(jobs):
+        raise PlanError(f"the plan {str(path)!r} gives two jobs one folder; make it again")
     environments = [Environment(**env) for env in document.pop("environments")]
     return Plan(environments=environments, jobs=jobs, **document)

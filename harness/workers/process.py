@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from implementations import Adapter, adapter_classes
 
@@ -16,15 +17,25 @@ __all__ = ["adapter_instance", "death", "die_with_parent", "one_line", "redirect
 _PR_SET_PDEATHSIG = 1
 
 
+def _prctl() -> Any:
+    """libc's prctl, looked up once here (never between a fork and an exec), or None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+
+
 def die_with_parent() -> None:
     """Have Linux kill this process when the thread that started it ends (PR_SET_PDEATHSIG): a worker whose
-    audit was killed, or an audit whose job runner was, does not run on orphaned. Elsewhere, nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    except (OSError, AttributeError):
-        return
+    audit was killed, or an audit whose job runner was, does not run on orphaned. Elsewhere, nothing. Safe
+    between a fork and an exec (a `preexec_fn`): it only calls a function looked up before."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
 
 def adapter_instance(framework: str) -> Adapter:

@@ -67,7 +67,7 @@ def test_the_array_engines_get_n_tasks_indexed_from_zero() -> None:
 
 
 @pytest.mark.parametrize(("value", "fragment"), [
-    (None, "$BCE_TEST_INDEX is None"), ("4", "from 0 to 3"), ("x", "'x'"),
+    (None, "$BCE_TEST_INDEX is not set"), ("4", "from 0 to 3"), ("x", "'x'"), ("²", "'²'"),
 ])
 def test_a_bad_task_index_is_one_line(monkeypatch: pytest.MonkeyPatch, value: str | None, fragment: str) -> None:
     if value is not None:
