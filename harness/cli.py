@@ -231,6 +231,9 @@ def _plan_arguments(commands: Any) -> None:
     run.add_argument("plan_file", type=Path, metavar="PLAN.json")
     run.add_argument("--executor", choices=["local", "ray"], default="local")
     run.add_argument("--address", help="with ray: an existing cluster (default: a local one)")
+    run.add_argument("--env-resources", action="store_true",
+                     help="with ray: each job asks for one unit of the custom resource bce-env-<environment>, "
+                          "which the nodes holding that environment declare")
     run.add_argument("--jobs", type=_int_arg, default=2, help="jobs at once (local), CPUs of a local Ray (default 2)")
     run.add_argument("--out", type=Path, help="the merged run (the jobs' folders under OUT/jobs/; default: "
                                               "runs/<run_id>/)")
@@ -584,7 +587,7 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     run_id = new_run_id()
     out, results = run_plan(read_plan(args.plan_file), args.out or Path("runs") / run_id, args.executor,
-                            args.jobs, args.address, run_id)
+                            args.jobs, args.address, run_id, env_resources=args.env_resources)
     for result in results:
         state = "done" if result.returncode == 0 else f"exit {result.returncode} (log: {result.log})"
         merged = "" if result.complete else ", not merged: its run did not complete"
@@ -701,5 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m harness {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; rows computed so far are in the run folder's journal.jsonl", file=sys.stderr)
+        print("interrupted; the jobs stopped: run-plan again into the same --out resumes them" if args.command ==
+              "run-plan" else "interrupted; rows computed so far are in the run folder's journal.jsonl",
+              file=sys.stderr)
         return 130

@@ -8,10 +8,12 @@ the folder the earlier try left (`audit --resume`) or starts it afresh if the ea
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -25,6 +27,8 @@ from harness.scale.plan import PROJECT, Job, Plan, PlanError
 from harness.workers.process import die_with_parent
 
 __all__ = ["EXECUTORS", "JobResult", "run_job", "run_plan"]
+
+_RUNNING: set[subprocess.Popen[bytes]] = set()  # the jobs' audits running now (a Ctrl-C stops their groups)
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,15 @@ def run_job(job: Job, jobs_dir: Path, cwd: Path | None = None) -> JobResult:
         path = os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH", "")) if p)
         with open(log, "a", encoding="utf-8") as output:
             try:
-                done = subprocess.run(job.argv(jobs_dir, resume), cwd=cwd, env={**os.environ, "PYTHONPATH": path},
-                                      stdout=output, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
-                                      process_group=0, preexec_fn=die_with_parent, check=False)
-                code = done.returncode
+                process = subprocess.Popen(job.argv(jobs_dir, resume), cwd=cwd,
+                                           env={**os.environ, "PYTHONPATH": path}, stdout=output,
+                                           stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),), process_group=0,
+                                           preexec_fn=die_with_parent)
+                _RUNNING.add(process)
+                try:
+                    code = process.wait()
+                finally:
+                    _RUNNING.discard(process)
             except OSError as exc:  # the environment's interpreter is gone
                 output.write(f"could not start {job.python}: {exc}\n")
                 code = 127
@@ -81,17 +90,30 @@ def run_job(job: Job, jobs_dir: Path, cwd: Path | None = None) -> JobResult:
 
 
 def _local(plan: Plan, jobs_dir: Path, jobs: int, **_: Any) -> list[JobResult]:
-    """K jobs at once; a benchmark's one at a time (two timings on one machine disturb each other)."""
+    """K jobs at once; a benchmark's one at a time (two timings on one machine disturb each other). Interrupted
+    (Ctrl-C), it stops the running jobs' process groups: run it again into the same folder to resume them."""
     cwd = Path.cwd()
     width = 1 if plan.command == "bench" else max(1, jobs)
     with ThreadPoolExecutor(max_workers=width) as pool:
-        return list(pool.map(lambda job: run_job(job, jobs_dir, cwd), plan.jobs))
+        futures = [pool.submit(run_job, job, jobs_dir, cwd) for job in plan.jobs]
+        try:
+            return [future.result() for future in futures]
+        except KeyboardInterrupt:
+            for future in futures:
+                future.cancel()
+            for process in list(_RUNNING):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+            raise
 
 
-def _ray(plan: Plan, jobs_dir: Path, jobs: int, address: str | None = None, **_: Any) -> list[JobResult]:
-    """Each job a Ray task (retried where its worker dies), one CPU each, a GPU for a GPU job; `address`: an
-    existing cluster (default: a local one with `jobs` CPUs). The cluster's nodes share this file system: the
-    jobs' folders, their locks and the environments' interpreters are paths."""
+def _ray(plan: Plan, jobs_dir: Path, jobs: int, address: str | None = None, env_resources: bool = False,
+         **_: Any) -> list[JobResult]:
+    """Each job a Ray task (retried where its worker dies), one CPU each, a GPU for a GPU job, and with
+    `env_resources` one unit of the custom resource `bce-env-<environment>` (nodes that hold an environment
+    declare it: `ray start --resources '{"bce-env-jax-0.9.2": 8}'`; a local cluster declares every one).
+    `address`: an existing cluster (default: a local one with `jobs` CPUs). The cluster's nodes share this file
+    system: the jobs' folders, their locks and the environments' interpreters are paths."""
     try:
         import ray
     except ImportError:
@@ -99,15 +121,17 @@ def _ray(plan: Plan, jobs_dir: Path, jobs: int, address: str | None = None, **_:
     started = not ray.is_initialized()
     if started:
         try:
+            local = {f"bce-env-{env.name}": float(max(1, jobs)) for env in plan.environments} if env_resources else {}
             ray.init(address=address, num_cpus=None if address else max(1, jobs), include_dashboard=False,
-                     log_to_driver=False)
+                     log_to_driver=False, resources=None if address else local or None)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise PlanError(f"--executor ray could not start or reach a cluster ({exc}); check --address") from None
     try:
         task = ray.remote(max_retries=3, retry_exceptions=False)(run_job)
         cwd = Path.cwd()
-        refs = [task.options(num_cpus=1, num_gpus=1 if job.device == "gpu" else 0).remote(job, jobs_dir, cwd)
-                for job in plan.jobs]
+        refs = [task.options(num_cpus=1, num_gpus=1 if job.device == "gpu" else 0,
+                             resources={f"bce-env-{job.environment}": 1} if env_resources else None
+                             ).remote(job, jobs_dir, cwd) for job in plan.jobs]
         return [_ray_result(ray, ref, job, jobs_dir) for ref, job in zip(refs, plan.jobs, strict=True)]
     finally:
         if started:
@@ -127,7 +151,7 @@ EXECUTORS: dict[str, Callable[..., list[JobResult]]] = {"local": _local, "ray": 
 
 
 def run_plan(plan: Plan, out: Path, executor: str = "local", jobs: int = 2, address: str | None = None,
-             run_id: str = "") -> tuple[Path, list[JobResult]]:
+             run_id: str = "", env_resources: bool = False) -> tuple[Path, list[JobResult]]:
     """Run every job of the plan with `executor` (jobs' folders under `out/jobs/`), then merge the complete ones
     into the run folder `out` (again, into an `out` of an earlier run-plan: its finished jobs are kept, the rest
     resumed). A job whose run did not complete is reported and left out of the merge."""
@@ -136,7 +160,7 @@ def run_plan(plan: Plan, out: Path, executor: str = "local", jobs: int = 2, addr
     out = out.resolve()
     if out.exists() and not (out / "jobs.json").is_file() and any(p.name != "jobs" for p in out.iterdir()):
         raise PlanError(f"{str(out)!r} holds something other than a run-plan's; choose a new --out folder")
-    results = EXECUTORS[executor](plan, out / "jobs", jobs, address=address)
+    results = EXECUTORS[executor](plan, out / "jobs", jobs, address=address, env_resources=env_resources)
     finished = [Path(r.folder) for r in results if r.complete]
     if not finished:
         raise PlanError(f"no job of the plan finished; their logs are under {str(out / 'jobs')!r}")

@@ -104,7 +104,9 @@ def test_a_plan_of_two_shards_merges_into_the_unsharded_audit(tmp_path: Path, un
     if executor == "ray":
         pytest.importorskip("ray", reason="pip install 'bce-harness[ray]'")
     plan = _plan(2).write(tmp_path / "plan.json")
-    done = run_main("run-plan", str(plan), "--executor", executor, "--jobs", "2", "--out", str(tmp_path / "all"))
+    placement = ["--env-resources"] if executor == "ray" else []  # each job on a node that declares its environment
+    done = run_main("run-plan", str(plan), "--executor", executor, "--jobs", "2", *placement, "--out",
+                    str(tmp_path / "all"))
     assert done.returncode == 0, done.stderr
     merged = _statuses(tmp_path / "all")
     assert merged.index.is_unique and merged.equals(unsharded)
