@@ -93,9 +93,9 @@ class EnvCache:
             built = self._build(folder, requirement_for(distribution, version, spellings), distribution, companions)
             if isinstance(built, Failed):
                 return built
+            self.prune(keep=folder)  # only a new environment can take the cache past its limit
         ready.touch()  # recently used: pruned last
         record = json.loads(ready.read_text(encoding="utf-8"))
-        self.prune(keep=folder)
         return Release(folder / "bin" / "python", record["versions"], record.get("how", ""))
 
     def _stamp(self) -> str:

@@ -16,8 +16,6 @@ from harness.conformance.relations import Pair, relation_pairs
 from harness.conformance.rows import Judge
 from harness.store.folder import RunFolderError
 from harness.store.schema import ConformanceRow
-from harness.verdict.oracle import located_reference
-from harness.verdict.variants import variant_inputs
 from implementations import Adapter, Output
 
 __all__ = ["across_rows", "side_record"]
@@ -125,12 +123,8 @@ def _pair_rows(judge: Judge, pair: Pair, sides: Mapping[Cell, list[dict[str, Any
         other = _other(sides.get(theirs, []), record, fingerprints)
         if key in checked or other is None:
             continue
-        for cell in (mine, theirs):
-            reference_key = judge.reference_key(cell)
-            if reference_key not in judge.references:
-                with np.errstate(all="ignore"):
-                    judge.references[reference_key] = located_reference(*variant_inputs(judge.cases,
-                                                                                        reference_key))[0]
+        for key in {judge.reference_key(cell) for cell in (mine, theirs)} - judge.references.keys():
+            judge.locate_reference(key)
         judge.versions[record["framework"]] = record.get("framework_version", "")
         outputs = {mine: _output(record), theirs: _output(other)}
         note = f" (checked by merge against {theirs.impl} of run {other['run_id']})"

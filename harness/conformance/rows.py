@@ -17,7 +17,7 @@ from harness.store.schema import INLINE_LIMIT, ConformanceRow
 from harness.verdict.conventions import Convention, Prediction, predict
 from harness.verdict.derivatives import DerivativeReference
 from harness.verdict.domain import domain_violation, implied_dtype
-from harness.verdict.oracle import Reference
+from harness.verdict.oracle import Reference, located_reference
 from harness.verdict.regions import failures
 from harness.verdict.tolerance import ELEMENT_STATUSES
 from harness.verdict.ulp import Judgement, judge, same_values
@@ -79,6 +79,13 @@ class Judge:
         """Which exact value a cell is judged against: its case's, in its dtype (for label smoothing, that of the
         smoothed labels)."""
         return ReferenceKey(cell.case_index, cell.dtype, variant_of(self.implementation(cell.impl)))
+
+    def locate_reference(self, key: ReferenceKey, use_cache: bool = True) -> str:
+        """The exact value of a reference key into `references` (computed, or read from the cache): where it came
+        from, "computed" or the cache's words."""
+        with np.errstate(all="ignore"):  # inf - inf in a sum of infinite losses is the data, not a warning
+            self.references[key], source = located_reference(*variant_inputs(self.cases, key), use_cache=use_cache)
+        return source
 
     def inputs(self, cell: Cell) -> tuple[CaseInputs, str]:
         """The inputs and input form the cell's exact value is of (see `reference_key`)."""
@@ -245,7 +252,7 @@ class Judge:
         """The rows of one identity between two given outputs (stored ones, in a merge)."""
         self.sides.update({pair.base: base, pair.partner: partner})
         try:
-            return self._relation_rows(self.owner(pair.impl), pair)
+            return self._relation_rows(pair)
         finally:
             for side in (pair.base, pair.partner):
                 self.sides.pop(side, None)
@@ -263,7 +270,7 @@ class Judge:
             if not all(side in self.sides or side in self.failed for side in sides):
                 continue
             if all(side in self.sides for side in sides):
-                rows += self._relation_rows(framework, pair)
+                rows += self._relation_rows(pair)
                 continue
             side = next(side for side in sides if side in self.failed)
             why = (f"not checked: {side.impl} on {self.cases[side.case_index].name} gave no result "
@@ -292,7 +299,7 @@ class Judge:
         hi, lo, _ = ref.loss(cell.reduction) if quantity == "loss" else ref.grad(cell.reduction)
         return np.asarray(hi, dtype=np.float64) + np.asarray(lo, dtype=np.float64)
 
-    def _relation_rows(self, framework: str, pair: Pair) -> list[ConformanceRow]:
+    def _relation_rows(self, pair: Pair) -> list[ConformanceRow]:
         """The identity between the pair's outputs, per quantity, within the pass tolerance of the dtype plus
         what separates the two sides' exact values (nothing, for the identities on exact inputs)."""
         relation = RELATIONS[pair.relation]

@@ -31,8 +31,6 @@ from harness.store.folder import RunStore
 from harness.store.schema import OUTPUTS, CellKey, ConformanceRow
 from harness.verdict.conventions import Convention, convention_use
 from harness.verdict.derivatives import derivative_reference
-from harness.verdict.oracle import located_reference
-from harness.verdict.variants import variant_inputs
 from harness.workers.messages import Hello, LoadFailed
 from harness.workers.pool import Lost, Received, Worker, WorkerPool
 from implementations import Adapter
@@ -437,10 +435,8 @@ def exact_references(judge: Judge, jobs: Sequence[Job], use_cache: bool) -> Iter
     count, the total, where it came from ("computed" or the cache) and the elements that were slow to compute."""
     needed = sorted({judge.reference_key(cell) for job in jobs for cell in job.cells()[:1]})
     for count, key in enumerate(needed, 1):
-        with np.errstate(all="ignore"):  # inf - inf in a sum of infinite losses is the data, not a warning
-            stored, source = located_reference(*variant_inputs(judge.cases, key), use_cache=use_cache)
-        judge.references[key] = stored
-        yield count, len(needed), source, stored.slow_elements if source == "computed" else 0
+        source = judge.locate_reference(key, use_cache)
+        yield count, len(needed), source, judge.references[key].slow_elements if source == "computed" else 0
 
 
 def exact_derivatives(judge: Judge, needed: Sequence[tuple[int, str]], use_cache: bool) -> None:
