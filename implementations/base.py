@@ -11,6 +11,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import os
+import statistics
 import textwrap
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -455,10 +456,22 @@ class Adapter(ABC):
         bandwidth baseline; None where the adapter has none."""
         return None
 
+    native_timer_name = "timeit"  # what `native_timer` uses: the framework's own timer, else Python's timeit
+
     def native_timer(self, function: Callable[[], Any], device: str, threads: int, min_run_time: float) -> float:
         """Median seconds per call of `function` by the framework's own benchmark timer, to cross-check the
-        harness's timing; `Unsupported` where the framework has none."""
-        raise Unsupported(f"{self.framework} has no benchmark timer of its own")
+        harness's timing: here Python's `timeit` around the call and its `sync` (a framework with a timer of its
+        own overrides this). Blocks of calls at least 1/10 of `min_run_time` long, for `min_run_time` in all."""
+        import timeit
+
+        timer = timeit.Timer(lambda: self.sync(function(), device))
+        number = 1
+        while (first := timer.timeit(number)) < min_run_time / 10 and number < 1 << 30:
+            number *= 10
+        seconds = [first / number]
+        while sum(seconds) * number < min_run_time or (len(seconds) < 3 and first < min_run_time):
+            seconds.append(timer.timeit(number) / number)
+        return float(statistics.median(seconds))
 
     def thread_settings(self) -> dict[str, int]:
         """The framework's effective thread-pool sizes after `load`, by its own names for them."""

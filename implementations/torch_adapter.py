@@ -289,6 +289,8 @@ class TorchAdapter(Adapter):
         buffer = torch.ones(nbytes // 4, dtype=torch.float32, device=self._device(device))
         return buffer.sum
 
+    native_timer_name = "torch.utils.benchmark"
+
     def native_timer(self, function: Callable[[], Any], device: str, threads: int, min_run_time: float) -> float:
         from torch.utils.benchmark import Timer
 

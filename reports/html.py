@@ -23,8 +23,11 @@ from reports.summary import (
     finding_rows,
     findings_table,
     framework_versions,
+    self_check_rows,
     size_label,
     status_matrix,
+    unstable,
+    unstable_rows,
     version_changes,
     versioned,
 )
@@ -288,10 +291,13 @@ def _speed_plots(bench: pd.DataFrame) -> str:
     left.set_yticks(positions, labels, fontsize=7)
     left.invert_yaxis()
     left.set_title(f"ratio to the fastest, n = {size_label(int(largest['n'].iloc[0]))}")
-    middle.barh(positions, 100 * largest["roofline_fraction"], color="#72b7b2")
+    fraction = largest["fraction_of_limit"] if "fraction_of_limit" in largest else largest["roofline_fraction"]
+    middle.barh(positions, 100 * fraction, color="#72b7b2")
+    middle.axvline(100, color="#444", lw=0.8)
     middle.set_yticks(positions, [])
     middle.invert_yaxis()
-    middle.set_title("roofline (% of the best read of the same bytes)")
+    middle.set_title("% of the limit (memory floor or speed-of-light kernel)" if "fraction_of_limit" in largest
+                     else "roofline (% of the best read of the same bytes)")
     right.barh(positions, largest["compile_s"], color="#f58518")
     right.set_yticks(positions, [])
     right.invert_yaxis()
@@ -355,15 +361,31 @@ def render_html(run: Run) -> str:
                          _finding_rows(conformance, run.findings)]
         sections += ["<h2 id='discrepancies'>Alarms</h2>", _discrepancies(run, conformance)]
     if run.bench is not None:
-        table = bench_table(run.bench)
+        table = bench_table(run.bench[~unstable(run.bench)])
         sections += ["<h2 id='speed'>Speed</h2>",
                      "<p class='note'>Median seconds per call (synced; bars: interquartile range), log–log; then, at "
                      "the largest size, the ratio to the fastest configuration in the same sweeps (bars: lowest and "
-                     "highest sweep), the roofline fraction and the first call's time.</p>",
+                     "highest sweep), the percentage of the limit (the larger of the memory floor and the "
+                     "speed-of-light kernel; above 100 the kernel is no limit there) and the first call's time.</p>",
                      _speed_plots(run.bench), html_table(table, ("device", "dtype", "n", "direction", "impl", "mode",
-                                                             "ratio_range", "status", "error"))]
+                                                             "ratio_range", "limit", "status", "error")),
+                     *_self_check(run.bench)]
     sections += ["<h2 id='environment'>Environment</h2>", _environment(meta)]
     return page(title, "".join(sections))
+
+
+def _self_check(bench: pd.DataFrame) -> list[str]:
+    """The framework's own timer beside the harness, and the rows that stayed disturbed, apart."""
+    parts = ["<h3 id='self-check'>Self-check</h3>",
+             "<p class='note'>Each framework's eager forward per group, timed by its own timer in the same sweeps; "
+             "a disagreement beyond 10 % or a ratio range beyond 1.5× re-times the group once.</p>",
+             html_table(self_check_rows(bench), ("device", "dtype", "n", "impl", "mode", "direction", "own_timer"))]
+    rows = unstable_rows(bench)
+    if not rows.empty:
+        parts += ["<h3 id='unstable'>Unstable timings</h3>",
+                  "<p class='note'>Still disturbed after the re-time: shown, not to be quoted.</p>",
+                  html_table(rows, ("device", "dtype", "n", "direction", "impl", "mode", "why"))]
+    return parts
 
 
 def page(title: str, body: str) -> str:

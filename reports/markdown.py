@@ -17,7 +17,11 @@ from reports.summary import (
     framework_versions,
     profile_lines,
     profile_table,
+    self_check_rows,
+    size_label,
     status_matrix,
+    unstable,
+    unstable_rows,
     version_changes,
     versioned,
 )
@@ -199,13 +203,55 @@ def _bench_section(bench: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
         f"worker process(es) per framework; every framework pinned to CPUs "
         f"{threads.get('cpus', [])} with {threads.get('requested', '')} threads ({per_framework or 'as recorded'}). "
         "`median_ms`: per call, synced; `ratio_to_best`: to the fastest at the same device, dtype, size and "
-        "direction, within each sweep (median over sweeps; `ratio_range`: lowest–highest sweep); `roofline_pct`: "
-        "bytes of x and y over the time, against the best STREAM-style read of as many bytes in the same run; "
-        "`compile_s`: the first call alone, in the first process; `peak_mib`: memory one steady call needed; "
-        "`status`: the audit's worst accuracy status there, when this folder has an audit.",
+        "direction, within each sweep (median over sweeps; `ratio_range`: lowest–highest sweep); `limit_pct`: the "
+        "limit as a percentage of the time (100 is as fast as this machine goes), the limit being the larger of "
+        "the memory floor and the speed-of-light kernel's time (`limit` says which; above 100 the framework beat the "
+        "kernel, which is then no limit there); `roofline_pct`: bytes of x and y over the time, against the best "
+        "STREAM-style read of as many bytes in the same run; `compile_s`: the first call alone, in the first "
+        "process; `peak_mib`: memory one steady call needed; `status`: the audit's worst accuracy status there, "
+        "when this folder has an audit.",
         "",
-        markdown_table(bench_table(bench)),
+        *_kernel_lines(settings.get("kernel", {})),
+        markdown_table(bench_table(bench[~unstable(bench)])),
+        *_self_check_lines(bench, settings.get("checks", [])),
     ]
+
+
+def _kernel_lines(kernel: dict[str, Any]) -> list[str]:
+    """What the speed-of-light kernel was, and how right: from meta.json."""
+    build = kernel.get("build", {})
+    if not build:
+        return []
+    if "unavailable" in build:
+        return [f"No speed-of-light kernel ({build['unavailable']}): the limit is the memory floor.", ""]
+    accuracy = "; ".join(f"{size_label(t['n'])} {t['dtype']} {t['direction']}: "
+                         f"{t.get('accuracy') or ': '.join(t.get('error', []))}" for t in kernel.get("times", []))
+    vectors = f"{build['vector_bits']}-bit vectors" if build.get("vector_bits") else "vectorised as the compiler says"
+    return [f"Speed-of-light kernel: {build['version']}, `{' '.join(build['flags'])}`, {vectors} (the CPU's widest: "
+            f"{build['simd_bits']} bits), {'OpenMP' if build['openmp'] else 'one thread'}; its results against the "
+            f"exact reference: {accuracy or 'not timed'}.", ""]
+
+
+def _self_check_lines(bench: pd.DataFrame, checks: list[dict[str, Any]]) -> list[str]:
+    """The framework's own timer beside the harness, the groups re-timed, and the rows that stayed unstable."""
+    checked = self_check_rows(bench)
+    if checked.empty and not checks:
+        return []
+    retimed = [check for check in checks if check["retimed"]]
+    lines = ["", "### Self-check", "",
+             "Per group, each framework's eager forward (or its first configuration) was also timed by the "
+             "framework's own timer (`torch.utils.benchmark`; `timeit` around the call and its sync elsewhere) in "
+             "the same processes and sweeps. A group is re-timed once when the two disagree by more than 10 % or "
+             "a configuration's `ratio_range` spans more than 1.5×; rows still disturbed after that are listed "
+             f"apart below. Groups re-timed: {len(retimed)} of {len(checks)}.", "", markdown_table(checked)]
+    for check in retimed:
+        lines += ["", f"Re-timed {check['device']} {check['dtype']} n={size_label(check['n'])}: "
+                      + "; ".join(check["retimed"])]
+    rows = unstable_rows(bench)
+    if not rows.empty:
+        lines += ["", "#### Unstable timings", "", "Still disturbed after the re-time; their figures are shown "
+                  "but should not be quoted.", "", markdown_table(rows)]
+    return lines
 
 
 def write_markdown(run_dir: str | Path | Run) -> Path:

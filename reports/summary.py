@@ -12,8 +12,8 @@ from harness.verdict.tolerance import ALARMS, STATUSES, worst_status
 
 __all__ = [
     "STATUS_ORDER", "alarm_rows", "bench_table", "finding_matrix", "finding_rows", "findings_table",
-    "framework_versions", "profile_lines", "profile_table", "size_label", "status_matrix", "version_changes",
-    "versioned",
+    "framework_versions", "profile_lines", "profile_table", "self_check_rows", "size_label", "status_matrix",
+    "unstable", "unstable_rows", "version_changes", "versioned",
 ]
 
 STATUS_ORDER = list(STATUSES)
@@ -91,21 +91,65 @@ def size_label(n: int) -> str:
     return text.replace("e+0", "e").replace("e+", "e") if float(text) == n else str(n)
 
 
+def _column(table: pd.DataFrame, name: str, default: Any) -> pd.Series:
+    """A column of a stored table, or `default` for a run written before the column existed."""
+    return table[name] if name in table.columns else pd.Series(default, index=table.index)
+
+
+def _limit_label(kind: str, fraction: float) -> str:
+    """Which bound the row's limit is; a row faster than the kernel says the kernel is no limit there."""
+    if kind == "kernel" and fraction > 1:
+        return "kernel (not the limit: slower than this)"
+    return kind
+
+
 def bench_table(bench: pd.DataFrame) -> pd.DataFrame:
     """The speed rows for people: grouped by what is compared (device, dtype, size, direction), fastest first,
-    in convenient units; rows that could not be timed keep their reason."""
+    in convenient units; rows that could not be timed keep their reason. `limit_pct`: the limit (the larger of the
+    memory floor and the speed-of-light kernel) as a percentage of the row's time."""
     table = bench.sort_values(["device", "dtype", "n", "direction", "ratio_to_best"], na_position="last")
     spread = [f"{low:.2f}–{high:.2f}" if pd.notna(low) else "" for low, high in
               zip(table["ratio_low"], table["ratio_high"], strict=True)]
+    fraction = _column(table, "fraction_of_limit", np.nan)
+    limit = [_limit_label(kind, value) for kind, value in zip(_column(table, "limit_kind", ""), fraction,
+                                                               strict=True)]
     return pd.DataFrame({
         "device": table["device"], "dtype": table["dtype"], "n": [size_label(n) for n in table["n"]],
         "direction": table["direction"],
         "impl": table["impl"], "mode": table["mode"],
         "median_ms": table["median_s"] * 1e3, "iqr_ms": table["iqr_s"] * 1e3,
-        "ratio_to_best": table["ratio_to_best"], "ratio_range": spread, "gbps": table["gbps"],
+        "ratio_to_best": table["ratio_to_best"], "ratio_range": spread, "limit_pct": fraction * 100,
+        "limit": limit, "gbps": table["gbps"],
         "roofline_pct": table["roofline_fraction"] * 100, "compile_s": table["compile_s"],
         "peak_mib": table["peak_memory_bytes"] / 2**20, "status": table["status"].fillna(""),
         "error": (table["error_type"].fillna("") + ": " + table["error_message"].fillna("")).str.strip(": "),
+    }).reset_index(drop=True)
+
+
+def unstable(bench: pd.DataFrame) -> pd.Series:
+    """Per row: whether its timing stayed disturbed after its group was re-timed (never for an untimed row)."""
+    return ~_column(bench, "stable", True).fillna(True).astype(bool)
+
+
+def unstable_rows(bench: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose timing stayed disturbed after their group was re-timed, with the reason."""
+    unstable_ = bench[unstable(bench)]
+    return pd.DataFrame({
+        "device": unstable_["device"], "dtype": unstable_["dtype"], "n": [size_label(n) for n in unstable_["n"]],
+        "direction": unstable_["direction"], "impl": unstable_["impl"], "mode": unstable_["mode"],
+        "median_ms": unstable_["median_s"] * 1e3, "why": unstable_["stability_note"],
+    }).reset_index(drop=True)
+
+
+def self_check_rows(bench: pd.DataFrame) -> pd.DataFrame:
+    """The configurations timed by their framework's own timer too: both medians and their ratio."""
+    checked = bench[_column(bench, "own_timer_s", np.nan).notna()].sort_values(["device", "dtype", "n", "impl"])
+    return pd.DataFrame({
+        "device": checked["device"], "dtype": checked["dtype"], "n": [size_label(n) for n in checked["n"]],
+        "impl": checked["impl"], "mode": checked["mode"], "direction": checked["direction"],
+        "harness_ms": checked["median_s"] * 1e3, "own_timer": checked["own_timer"],
+        "own_timer_ms": checked["own_timer_s"] * 1e3, "ratio": checked["median_s"] / checked["own_timer_s"],
+        "stable": checked["stable"].astype(bool),
     }).reset_index(drop=True)
 
 

@@ -1,5 +1,6 @@
 """What a benchmark has measured so far, by configuration: its preparation, its blocks (sweep by sweep) or why it
-could not be timed; rebuilt from the journal of an interrupted run."""
+could not be timed, the framework's own timer beside them, and per group whether it was re-timed and what stayed
+disturbed; rebuilt from the journal of an interrupted run."""
 
 from __future__ import annotations
 
@@ -9,28 +10,44 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.benchmark.messages import Failed, Prepared, Timed
-from harness.benchmark.plan import BenchConfig, Group, ReadConfig, group_of
+from harness.benchmark.messages import Failed, OwnTimed, Prepared, Timed
+from harness.benchmark.plan import BenchConfig, Group, KernelConfig, ReadConfig, group_of
 
-__all__ = ["Key", "Measurements", "group_keys", "groups_of", "journal_what"]
+__all__ = ["Key", "Measurements", "group_keys", "groups_of", "journal_what", "kernel_keys"]
 
-Key = BenchConfig | ReadConfig
+Key = BenchConfig | ReadConfig | KernelConfig
+
+
+def kernel_keys(group: Group, members: Sequence[BenchConfig]) -> list[KernelConfig]:
+    """The speed-of-light kernel in each direction the group times, on the CPU (on a GPU the limit is the
+    memory floor)."""
+    if group[0] != "cpu":
+        return []
+    return [KernelConfig(*group, direction) for direction in dict.fromkeys(c.direction for c in members)]
 
 
 def group_keys(group: Group, members: Sequence[BenchConfig]) -> list[Key]:
-    """What a (device, dtype, size) group times: its configurations, and the read of the bytes by each framework
-    that has one of them (a framework without the group's device has nothing to read there either)."""
-    return [*members, *(ReadConfig(name, *group) for name in dict.fromkeys(c.framework for c in members))]
+    """What a (device, dtype, size) group times: its configurations, the read of the bytes by each framework that
+    has one of them (a framework without the group's device has nothing to read there either), and the kernel."""
+    reads = [ReadConfig(name, *group) for name in dict.fromkeys(c.framework for c in members)]
+    return [*members, *reads, *kernel_keys(group, members)]
 
 
 def journal_key(record: dict[str, Any]) -> Key:
     if "read" in record:
         return ReadConfig(*record["read"])
+    if "kernel" in record:
+        return KernelConfig(*record["kernel"])
     return BenchConfig(**{name: record[name] for name in BenchConfig._fields})
 
 
 def journal_what(key: Key) -> dict[str, Any]:
-    return {"read": list(key)} if isinstance(key, ReadConfig) else key._asdict()
+    match key:
+        case ReadConfig():
+            return {"read": list(key)}
+        case KernelConfig():
+            return {"kernel": list(key)}
+    return key._asdict()
 
 
 @dataclass
@@ -38,6 +55,10 @@ class Measurements:
     prepared: dict[Key, Prepared] = field(default_factory=dict)
     problems: dict[Key, tuple[str, str]] = field(default_factory=dict)  # (error type, message)
     blocks: dict[Key, list[Timed]] = field(default_factory=lambda: defaultdict(list))  # in sweep order
+    own: dict[Key, list[OwnTimed]] = field(default_factory=lambda: defaultdict(list))  # the framework's own timer
+    own_problems: dict[Key, str] = field(default_factory=dict)  # why the framework's own timer could not time it
+    checked: dict[Group, list[str]] = field(default_factory=dict)  # group → why it was re-timed ([] if it was not)
+    unstable: dict[Key, str] = field(default_factory=dict)  # what stayed disturbed after the re-time, and why
 
     @classmethod
     def replayed(cls, records: Sequence[dict[str, Any]], sweeps: int) -> Measurements:
@@ -45,7 +66,12 @@ class Measurements:
         it had)."""
         found = cls()
         by_sweep: dict[Key, dict[int, Timed]] = defaultdict(dict)
+        own: dict[Key, dict[int, OwnTimed]] = defaultdict(dict)
         for record in records:
+            if record.get("event") == "checked":
+                found.check(tuple(record["group"]), list(record["retimed"]),
+                            {journal_key(item): str(item["reason"]) for item in record["unstable"]})
+                continue
             key = journal_key(record)
             if "error" in record:
                 found.problems[key] = (str(record["error"][0]), str(record["error"][1]))
@@ -56,23 +82,46 @@ class Measurements:
                 by_sweep[key] = {}
             elif record.get("event") == "block":
                 by_sweep[key][int(record["sweep"])] = Timed(int(record["iterations"]), tuple(record["data"]))
+            elif record.get("event") == "crosscheck" and "own_error" in record:
+                found.own_problems[key] = str(record["own_error"])
+            elif record.get("event") == "crosscheck":
+                own[key][int(record["sweep"])] = OwnTimed(str(record["timer"]), float(record["median_s"]))
         for key, timed in by_sweep.items():
             found.blocks[key] = [timed[s] for s in range(sweeps) if s in timed]
+        for key, checks in own.items():
+            found.own[key] = [checks[s] for s in sorted(checks)]
         return found
 
     def finished(self, group: Group, members: Sequence[BenchConfig], sweeps: int) -> bool:
-        """Whether every key of the group was either timed in every sweep or could not be timed."""
-        return all(key in self.problems or (key in self.prepared and len(self.blocks.get(key, [])) == sweeps)
-                   for key in group_keys(group, members))
+        """Whether the group's stability was decided, every key of it either timed in every sweep or not
+        timeable."""
+        return group in self.checked and all(
+            key in self.problems or (key in self.prepared and len(self.blocks.get(key, [])) == sweeps)
+            for key in group_keys(group, members))
 
     def forget(self, keys: Sequence[Key]) -> None:
         """A group timed again starts clean."""
         for key in keys:
             self.prepared.pop(key, None)
             self.problems.pop(key, None)
-            self.blocks.pop(key, None)
+            self.unstable.pop(key, None)
+        self.restart(keys)
+        for group in {group_of(key) for key in keys}:
+            self.checked.pop(group, None)
 
-    def note(self, key: Key, reply: Prepared | Timed | Failed) -> bool:
+    def restart(self, keys: Sequence[Key]) -> None:
+        """A group re-timed keeps its preparations and drops its blocks and cross-checks."""
+        for key in keys:
+            self.blocks.pop(key, None)
+            self.own.pop(key, None)
+            self.own_problems.pop(key, None)
+
+    def check(self, group: Group, retimed: list[str], unstable: dict[Key, str]) -> None:
+        """The group's stability is decided: why it was re-timed, and what stayed disturbed."""
+        self.checked[group] = retimed
+        self.unstable.update(unstable)
+
+    def note(self, key: Key, reply: Prepared | Timed | OwnTimed | Failed) -> bool:
         """Keep a reply; True when it is a result."""
         match reply:
             case Failed(error_type=error_type, message=message):
@@ -82,6 +131,8 @@ class Measurements:
                 self.prepared[key] = reply
             case Timed():
                 self.blocks[key].append(reply)
+            case OwnTimed():
+                self.own[key].append(reply)
         return True
 
     def data(self, key: Key) -> list[float]:
@@ -92,11 +143,26 @@ class Measurements:
         return [key for key in self.prepared
                 if isinstance(key, ReadConfig) and key not in self.problems and self.blocks.get(key)]
 
+    def timed_kernels(self) -> list[KernelConfig]:
+        return [key for key in self.prepared
+                if isinstance(key, KernelConfig) and key not in self.problems and self.blocks.get(key)]
+
+    def median(self, key: Key) -> float:
+        return float(statistics.median(self.data(key)))
+
     def baselines(self) -> list[dict[str, Any]]:
         """Per (device, dtype, n): each framework's read of the bytes (the best is the baseline)."""
         return [{"framework": read.framework, "device": read.device, "dtype": read.dtype, "n": read.n,
-                 "median_s": float(statistics.median(self.data(read))), "rounds": len(self.data(read))}
+                 "median_s": self.median(read), "rounds": len(self.data(read))}
                 for read in self.timed_reads()]
+
+    def kernels(self) -> list[dict[str, Any]]:
+        """Per (device, dtype, n, direction): the speed-of-light kernel's time and accuracy, or why it has none."""
+        timed = [{**key._asdict(), "median_s": self.median(key), "rounds": len(self.data(key)),
+                  "accuracy": self.prepared[key].accuracy} for key in self.timed_kernels()]
+        failed = [{**key._asdict(), "error": list(problem)} for key, problem in self.problems.items()
+                  if isinstance(key, KernelConfig)]
+        return [{k: v for k, v in entry.items() if k != "framework"} for entry in timed + failed]
 
 
 def groups_of(configs: Sequence[BenchConfig]) -> dict[Group, list[BenchConfig]]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.benchmark.plan import BenchConfig, ReadConfig
+from harness.benchmark.plan import BenchConfig, KernelConfig, ReadConfig
 
-__all__ = ["Failed", "Prepare", "Prepared", "Release", "Released", "Reply", "Request", "Stop", "TimeBlock", "Timed"]
+__all__ = ["CrossCheck", "Failed", "OwnTimed", "Prepare", "Prepared", "Release", "Released", "Reply", "Request", "Stop",
+           "TimeBlock", "Timed"]
 
 Fixed = tuple[int, int]  # (rounds per block, iterations per round) as the framework's first process calibrated
 
@@ -18,7 +19,7 @@ class Prepare:
     """Build the timed call of `config` (or of the read `config`), time its first call alone, calibrate it, or
     take `fixed` from the first process and warm up with it."""
 
-    config: BenchConfig | ReadConfig
+    config: BenchConfig | ReadConfig | KernelConfig
     fixed: Fixed | None = None
 
 
@@ -26,7 +27,14 @@ class Prepare:
 class TimeBlock:
     """Time one block of rounds of a prepared configuration."""
 
-    config: BenchConfig | ReadConfig
+    config: BenchConfig | ReadConfig | KernelConfig
+
+
+@dataclass(frozen=True, slots=True)
+class CrossCheck:
+    """Time a prepared configuration once with the framework's own timer, for about as long as a block."""
+
+    config: BenchConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +47,20 @@ class Stop:
     """Exit."""
 
 
-Request = Prepare | TimeBlock | Release | Stop
+Request = Prepare | TimeBlock | CrossCheck | Release | Stop
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A configuration is ready: its first call's seconds, its block shape and (first process only) its peak."""
+    """A configuration is ready: its first call's seconds, its block shape and (first process only) its peak, or
+    for the speed-of-light kernel, its accuracy against the exact reference."""
 
     compile_s: float
     rounds_per_block: int
     iterations: int
     peak_memory_bytes: int | None = None
     peak_memory_note: str = ""
+    accuracy: str = ""
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +72,14 @@ class Timed:
 
     iterations: int
     data: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnTimed:
+    """The framework's own timer (`timer` names it) on a prepared configuration: median seconds per call."""
+
+    timer: str
+    median_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,4 +95,4 @@ class Failed:
     message: str
 
 
-Reply = Prepared | Timed | Released | Failed
+Reply = Prepared | Timed | OwnTimed | Released | Failed

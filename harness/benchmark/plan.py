@@ -9,7 +9,7 @@ from typing import NamedTuple
 from harness.store.schema import Shard
 from implementations import DIRECTIONS, Adapter
 
-__all__ = ["BenchConfig", "Group", "ReadConfig", "bench_configs", "group_of", "shard_bench"]
+__all__ = ["KERNEL", "BenchConfig", "Group", "KernelConfig", "ReadConfig", "bench_configs", "group_of", "shard_bench"]
 
 Group = tuple[str, str, int]  # (device, dtype, n): what is timed side by side; ratios are taken within one
 
@@ -78,5 +78,22 @@ class ReadConfig(NamedTuple):
         return f"{self.framework} read {self.device} n={self.n:g}"
 
 
-def group_of(config: BenchConfig | ReadConfig) -> Group:
+KERNEL = "kernel"  # the team of worker processes that times the speed-of-light kernel, beside the frameworks'
+
+
+class KernelConfig(NamedTuple):
+    """The speed-of-light kernel (harness/benchmark/kernel.c) on a CPU group's bytes in one direction: the compute
+    limit of the group's rows in that direction."""
+
+    device: str
+    dtype: str
+    n: int
+    direction: str
+    framework: str = KERNEL
+
+    def label(self) -> str:
+        return f"speed-of-light kernel {self.direction} {self.device} {self.dtype} n={self.n:g}"
+
+
+def group_of(config: BenchConfig | ReadConfig | KernelConfig) -> Group:
     return (config.device, config.dtype, config.n)

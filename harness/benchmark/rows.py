@@ -4,7 +4,6 @@ the best read, pytest-benchmark's entries with every round, and the audit's stat
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ import pandas as pd
 from cases import bytes_read
 from harness.benchmark.measurements import Measurements
 from harness.benchmark.plan import BenchConfig
+from harness.benchmark.stability import own_timer_median, sweep_ratios
 from harness.benchmark.timing import BlockOptions, benchmark_entry, summarize
 from harness.store.schema import BENCH_COLUMNS, BENCH_TEXT_COLUMNS, bench_row_id
 from harness.verdict.tolerance import SEVERITY, STATUSES, worst_status
@@ -35,24 +35,8 @@ class Timings:
     options: BlockOptions
 
 
-def _ratios(configs: Sequence[BenchConfig], measured: Measurements, sweeps: int) -> dict[BenchConfig, list[float]]:
-    """Each configuration's ratio to the fastest, sweep by sweep, within its (device, dtype, n, direction)."""
-    peers: dict[tuple[str, str, int, str], list[BenchConfig]] = defaultdict(list)
-    for config in configs:
-        if config not in measured.problems and len(measured.blocks.get(config, [])) == sweeps:
-            peers[(config.device, config.dtype, config.n, config.direction)].append(config)
-    per_sweep: dict[BenchConfig, list[float]] = defaultdict(list)
-    for members in peers.values():
-        for sweep in range(sweeps):
-            medians = {c: float(statistics.median(measured.blocks[c][sweep].data)) for c in members}
-            best = min(medians.values())
-            for config, value in medians.items():
-                per_sweep[config].append(value / best)
-    return per_sweep
-
-
 def _timed_row(config: BenchConfig, measured: Measurements, ratios: list[float], baseline_s: float | None,
-               nbytes: int) -> dict[str, Any]:
+               kernel_s: float | None, nbytes: int) -> dict[str, Any]:
     """The statistics of one timed configuration."""
     prepared = measured.prepared[config]
     blocks = measured.blocks.get(config, [])
@@ -69,17 +53,37 @@ def _timed_row(config: BenchConfig, measured: Measurements, ratios: list[float],
         ratio_to_best=float(statistics.median(ratios)) if ratios else nan,
         ratio_low=min(ratios) if ratios else nan, ratio_high=max(ratios) if ratios else nan,
         peak_memory_bytes=prepared.peak_memory_bytes, peak_memory_note=prepared.peak_memory_note,
+        **_limit(median, baseline_s, kernel_s), **_stability(config, measured),
     )
+
+
+def _limit(median_s: float, memory_floor_s: float | None, kernel_s: float | None) -> dict[str, Any]:
+    """The limit of a row: the larger of the memory floor (the best read of the same bytes) and the speed-of-light
+    kernel's time; its fraction is limit / median (above 1: faster than the kernel, which is then no limit)."""
+    bounds = {kind: value for kind, value in (("memory", memory_floor_s), ("kernel", kernel_s)) if value}
+    if not bounds:
+        return {"limit_s": float("nan"), "limit_kind": "", "fraction_of_limit": float("nan")}
+    kind = max(bounds, key=lambda name: bounds[name])
+    return {"limit_s": bounds[kind], "limit_kind": kind, "fraction_of_limit": bounds[kind] / median_s}
+
+
+def _stability(config: BenchConfig, measured: Measurements) -> dict[str, Any]:
+    """Whether the row's timing held (see stability.py), and the framework's own timer when it cross-checked it."""
+    own = own_timer_median(measured, config)
+    return {"stable": config not in measured.unstable, "stability_note": measured.unstable.get(config, ""),
+            "own_timer": own[0] if own else measured.own_problems.get(config, ""),
+            "own_timer_s": own[1] if own else float("nan")}
 
 
 def bench_rows(configs: Sequence[BenchConfig], measured: Measurements, workers: dict[str, Any],
                timings: Timings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The bench rows (one per configuration, timed or with its reason) and pytest-benchmark's entries."""
-    ratios = _ratios(configs, measured, timings.sweeps)
+    ratios = sweep_ratios(configs, measured, timings.sweeps)
     best_read: dict[tuple[str, str, int], float] = {}
     for read in measured.baselines():
         group = (read["device"], read["dtype"], read["n"])
         best_read[group] = min(best_read.get(group, np.inf), read["median_s"])
+    kernel_s = {(k.device, k.dtype, k.n, k.direction): measured.median(k) for k in measured.timed_kernels()}
     rows, entries = [], []
     for config in configs:
         nbytes = bytes_read(config.n, config.dtype)
@@ -90,7 +94,8 @@ def bench_rows(configs: Sequence[BenchConfig], measured: Measurements, workers: 
             row["error_type"], row["error_message"] = measured.problems[config]
         else:
             row |= _timed_row(config, measured, ratios.get(config, []),
-                              best_read.get((config.device, config.dtype, config.n)), nbytes)
+                              best_read.get((config.device, config.dtype, config.n)),
+                              kernel_s.get((config.device, config.dtype, config.n, config.direction)), nbytes)
             if measured.data(config):
                 entries.append(_entry(config, row, measured, timings))
         rows.append(row)
@@ -108,12 +113,18 @@ def _entry(config: BenchConfig, row: dict[str, Any], measured: Measurements, tim
 
 
 def _read_entries(measured: Measurements, options: BlockOptions) -> list[dict[str, Any]]:
+    """pytest-benchmark's entries of the reads and of the speed-of-light kernel."""
     entries = []
     for read in measured.timed_reads():
         params = {"framework": read.framework, "device": read.device, "dtype": read.dtype, "n": read.n}
         entries.append(benchmark_entry("read", f"{read.device} {read.dtype} n={read.n:g} read", params,
                                        {"bytes_read": "x and y"}, options, measured.prepared[read].iterations,
                                        measured.data(read)))
+    for kernel in measured.timed_kernels():
+        params = {"direction": kernel.direction, "device": kernel.device, "dtype": kernel.dtype, "n": kernel.n}
+        entries.append(benchmark_entry("kernel", f"{kernel.device} {kernel.dtype} n={kernel.n:g} {kernel.direction}",
+                                       params, {"accuracy": measured.prepared[kernel].accuracy}, options,
+                                       measured.prepared[kernel].iterations, measured.data(kernel)))
     return entries
 
 
@@ -141,6 +152,7 @@ def as_frame(rows: list[dict[str, Any]], run_id: str) -> pd.DataFrame:
             frame[column] = "" if column in BENCH_TEXT_COLUMNS else np.nan
     for column in BENCH_TEXT_COLUMNS:
         frame[column] = frame[column].fillna("").astype(str)
+    frame["stable"] = frame["stable"].astype("boolean")  # <NA> where nothing was timed
     frame["run_id"] = run_id
     frame["row_id"] = [bench_row_id(*(str(v) for v in key)) for key in
                        zip(frame["impl"], frame["mode"], frame["direction"], frame["device"], frame["dtype"],

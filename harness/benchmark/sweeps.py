@@ -27,10 +27,12 @@ from typing import Any
 
 import pandas as pd
 
-from harness.benchmark.measurements import Key, Measurements, group_keys, groups_of, journal_what
-from harness.benchmark.messages import Failed, Prepare, Prepared, Release, Stop, TimeBlock, Timed
-from harness.benchmark.plan import BenchConfig, Group, ReadConfig
+from harness.benchmark.kernel import KernelUnavailable, build_kernel
+from harness.benchmark.measurements import Key, Measurements, group_keys, groups_of, journal_what, kernel_keys
+from harness.benchmark.messages import CrossCheck, Failed, OwnTimed, Prepare, Prepared, Release, Stop, TimeBlock, Timed
+from harness.benchmark.plan import KERNEL, BenchConfig, Group, KernelConfig, ReadConfig
 from harness.benchmark.rows import Timings, as_frame, bench_rows, conformance_status
+from harness.benchmark.stability import disturbances
 from harness.benchmark.timing import BlockOptions, benchmark_document
 from harness.benchmark.worker import bench_worker_main
 from harness.store.folder import RunStore
@@ -52,6 +54,8 @@ class BenchResult:
     entries: list[dict[str, Any]]  # pytest-benchmark JSON benchmarks, every round
     workers: dict[str, Any]
     baselines: list[dict[str, Any]]
+    kernel: dict[str, Any]  # the speed-of-light kernel: its build (or why there is none) and its times
+    checks: list[dict[str, Any]]  # per group: why it was re-timed, if it was
 
 
 @dataclass(eq=False)
@@ -63,6 +67,17 @@ class _Process:
     index: int
     hello: Hello | None = None
     failed: str = ""  # why it can no longer answer
+
+
+def _cross_checked(keys: dict[str, list[Key]]) -> set[Key]:
+    """One configuration per framework for its own timer: its eager forward if it has one, else its first."""
+    chosen: set[Key] = set()
+    for team in keys.values():
+        configs = [key for key in team if isinstance(key, BenchConfig)]
+        preferred = [c for c in configs if c.mode == "eager" and c.direction == "forward"]
+        if configs:
+            chosen.add((preferred or configs)[0])
+    return chosen
 
 
 def _interleaved(keys_by_framework: dict[str, list[Key]], sweep: int) -> list[tuple[str, Key]]:
@@ -162,28 +177,62 @@ class _Bench:
         return ok
 
     def time_group(self, group: Group, members: list[BenchConfig]) -> None:
-        """Prepare every configuration of the group and its reads, then the sweeps, then release."""
+        """Prepare every configuration of the group, its reads and the kernel, then the sweeps; re-time the group
+        once if it looks disturbed, mark what stays so; then release."""
         keys: dict[str, list[Key]] = {name: [] for name in self.teams}
         reads = [ReadConfig(name, *group) for name in dict.fromkeys(c.framework for c in members)]
-        ordered: list[Key] = [*reads, *members]
+        ordered: list[Key] = [*reads, *kernel_keys(group, members), *members]
         for key in ordered:
             ready = self.note(key, self.prepare(self.teams[key.framework], key), "prepared")
             if ready:
                 keys[key.framework].append(key)
             self.advance(f"prepare {key.label()}", skipped=not ready)
-        for sweep in range(self.timings.sweeps):
-            self.sweep(keys, sweep)
+        checked = _cross_checked(keys)
+        self.sweeps(keys, checked)
+        retimed = disturbances(members, self.measured, self.timings.sweeps)
+        unstable: dict[Key, str] = {}
+        if retimed:
+            self.measured.restart(group_keys(group, members))
+            self.total += len([k for team in keys.values() for k in team]) * self.timings.sweeps
+            self.sweeps(keys, checked)
+            unstable = disturbances(members, self.measured, self.timings.sweeps)
+        self.decided(group, [f"{key.label()}: {why}" for key, why in retimed.items()], unstable)
         for process in (p for team in self.teams.values() for p in team):
             self.ask(process, Release())
 
-    def sweep(self, keys: dict[str, list[Key]], sweep: int) -> None:
-        """One block of every configuration, frameworks in turn; sweep s is timed in process s mod processes."""
+    def decided(self, group: Group, retimed: list[str], unstable: dict[Key, str]) -> None:
+        self.measured.check(group, retimed, unstable)
+        if self.journal is not None:
+            self.journal({"event": "checked", "group": list(group), "retimed": retimed,
+                          "unstable": [{**journal_what(key), "reason": why} for key, why in unstable.items()]})
+
+    def sweeps(self, keys: dict[str, list[Key]], checked: set[Key]) -> None:
+        for sweep in range(self.timings.sweeps):
+            self.sweep(keys, checked, sweep)
+
+    def sweep(self, keys: dict[str, list[Key]], checked: set[Key], sweep: int) -> None:
+        """One block of every configuration, frameworks in turn; sweep s is timed in process s mod processes. A
+        cross-checked configuration is then timed by its framework's own timer, in the same process."""
         for name, key in _interleaved(keys, sweep):
             if key not in self.measured.problems:
                 process = self.teams[name][sweep % self.timings.processes]
                 self.note(key, self.ask(process, TimeBlock(key)), "block", sweep=sweep, process=process.index)
+                if key in checked and key not in self.measured.problems:
+                    self.cross_check(process, key, sweep)  # type: ignore[arg-type]
             self.advance(f"sweep {sweep + 1}/{self.timings.sweeps} "
-                         f"{key.label() if isinstance(key, BenchConfig) else name}")
+                         f"{key.label() if isinstance(key, BenchConfig | KernelConfig) else name}")
+
+    def cross_check(self, process: _Process, key: BenchConfig, sweep: int) -> None:
+        """The framework's own timer on `key`; its failure is noted beside the configuration, never instead of it."""
+        reply = self.ask(process, CrossCheck(key))
+        if isinstance(reply, OwnTimed):
+            self.measured.own[key].append(reply)
+            record = {"timer": reply.timer, "median_s": reply.median_s}
+        else:
+            self.measured.own_problems[key] = f"{reply.error_type}: {reply.message}"
+            record = {"own_error": self.measured.own_problems[key]}
+        if self.journal is not None:
+            self.journal({"event": "crosscheck", **journal_what(key), "sweep": sweep, **record})
 
     def worker_info(self, frameworks: Sequence[str]) -> dict[str, Any]:
         info: dict[str, Any] = {}
@@ -215,6 +264,7 @@ def run_bench(
     progress: Progress | None = None,
     journal: Journal | None = None,
     replay: Sequence[dict[str, Any]] = (),
+    pool: WorkerPool | None = None,
 ) -> BenchResult:
     """Time every configuration; return the rows (without ratios' peers missing), pytest-benchmark entries with
     every round, what each framework's workers reported, and the bandwidth baselines.
@@ -224,6 +274,8 @@ def run_bench(
     `replay`: the journal of an interrupted run of the same configurations. Its (device, dtype, size) groups
     that finished every sweep are kept as they are; the others are timed again from the start, since ratios
     are only taken side by side within one pass over a group.
+
+    `pool`: the worker pool (a test's in-process stand-in; default, worker processes).
     """
     if processes < 1:
         raise ValueError(f"processes must be at least 1; got {processes}")
@@ -234,19 +286,31 @@ def run_bench(
     for group, members in groups.items():
         measured.forget(group_keys(group, members))
     frameworks = list(dict.fromkeys(c.framework for c in configs))
-    pool = WorkerPool()
+    teams = [*frameworks, KERNEL] if any(kernel_keys(g, m) for g, m in groups_of(configs).items()) else frameworks
+    built = _kernel_build() if KERNEL in teams and groups else {}
+    pool = pool if pool is not None else WorkerPool()
     bench = _Bench(pool, timings, timeout, measured, journal, progress,
                    total=sum(len(group_keys(g, m)) for g, m in groups.items()) * (sweeps + 1))
     try:
         if groups:
-            bench.start(frameworks, cpus if cpus is not None else list(range(threads)), threads, seed, log_dir)
+            bench.start(teams, cpus if cpus is not None else list(range(threads)), threads, seed, log_dir)
         for group, members in groups.items():
             bench.time_group(group, members)
     finally:
         pool.close(goodbye=Stop())
-    workers = bench.worker_info(frameworks)
+    workers = bench.worker_info(teams)
     rows, entries = bench_rows(configs, measured, workers, timings)
-    return BenchResult(rows, entries, workers, measured.baselines())
+    checks = [{"device": g[0], "dtype": g[1], "n": g[2], "retimed": why} for g, why in measured.checked.items()]
+    return BenchResult(rows, entries, {name: workers[name] for name in frameworks}, measured.baselines(),
+                       {"build": built, "workers": workers.get(KERNEL, {}), "times": measured.kernels()}, checks)
+
+
+def _kernel_build() -> dict[str, Any]:
+    """Build the speed-of-light kernel here, once, before its workers load it: how it was built, or why not."""
+    try:
+        return build_kernel().record()
+    except (KernelUnavailable, OSError) as exc:
+        return {"unavailable": f"{type(exc).__name__}: {exc}"}
 
 
 def _load_average() -> float | None:
@@ -280,7 +344,8 @@ def run_into(store: RunStore, configs: list[BenchConfig], adapters: dict[str, ty
         frame[["status", "status_detail"]] = frame[["status", "status_detail"]].fillna("")
     store.write_bench(frame, benchmark_document(result.entries))
     settings.update(complete=True, wall_seconds=round(time.time() - started, 3), baselines=result.baselines,
-                    workers=result.workers, load_average={"start": load_before, "end": _load_average()})
+                    workers=result.workers, load_average={"start": load_before, "end": _load_average()},
+                    kernel=result.kernel, checks=result.checks)
     settings["threads"]["frameworks"] = {name: {"cpus": info.get("cpus"), **info.get("threads", {})}
                                          for name, info in result.workers.items() if "cpus" in info}
     store.update_meta(bench=settings)

@@ -142,9 +142,11 @@ BENCH_COLUMNS = [
     "run_id", "row_id", "framework", "framework_version", "impl", "input_form", "device", "dtype", "n", "direction",
     "mode", "rounds", "iterations", "sweeps", "processes", "median_s", "iqr_s", "min_s", "mean_s", "compile_s",
     "bytes", "gbps", "baseline_gbps", "roofline_fraction", "ratio_to_best", "ratio_low", "ratio_high",
-    "peak_memory_bytes", "peak_memory_note", "status", "status_detail", "error_type", "error_message",
+    "peak_memory_bytes", "peak_memory_note", "limit_s", "limit_kind", "fraction_of_limit", "stable", "stability_note",
+    "own_timer", "own_timer_s", "status", "status_detail", "error_type", "error_message",
 ]
-BENCH_TEXT_COLUMNS = ("error_type", "error_message", "status", "status_detail", "peak_memory_note")
+BENCH_TEXT_COLUMNS = ("error_type", "error_message", "status", "status_detail", "peak_memory_note", "limit_kind",
+                      "stability_note", "own_timer")
 
 
 class Shard(NamedTuple):

@@ -7,11 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pytest
 
 from cases import bench_inputs
 from harness.benchmark.crosscheck import crosscheck
-from implementations import Unsupported
 from implementations.numpy_adapter import NumpyAdapter, numpy_logits
 
 
@@ -41,6 +39,7 @@ def test_both_timers_time_the_default_configuration_in_turns() -> None:
     assert {(device, threads) for _, device, threads in adapter.timed} == {("cpu", 1)}
 
 
-def test_a_framework_without_a_timer_of_its_own_is_unsupported() -> None:
-    with pytest.raises(Unsupported, match="no benchmark timer of its own"):
-        crosscheck("numpy", [100], threads=1, sweeps=2)
+def test_a_framework_without_a_timer_of_its_own_is_timed_with_timeit() -> None:
+    (result,) = crosscheck("numpy", [1000], threads=1, sweeps=2, min_run_time=0.02)
+    assert result["n"] == 1000 and 0 < result["native_median_s"] < 0.01
+    assert result["ratio"] == result["harness_median_s"] / result["native_median_s"]

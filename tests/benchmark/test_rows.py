@@ -8,7 +8,7 @@ import pytest
 
 from harness.benchmark.measurements import Measurements
 from harness.benchmark.messages import Prepared, Timed
-from harness.benchmark.plan import BenchConfig, ReadConfig
+from harness.benchmark.plan import BenchConfig, KernelConfig, ReadConfig
 from harness.benchmark.rows import Timings, as_frame, bench_rows, conformance_status
 from harness.benchmark.timing import BlockOptions
 from harness.store.schema import BENCH_COLUMNS
@@ -43,12 +43,31 @@ def test_ratios_are_taken_sweep_by_sweep_and_the_roofline_against_the_best_read(
                                                                      "cpu float32 n=1000 read"}
 
 
+def test_the_limit_is_the_larger_of_the_memory_floor_and_the_kernel() -> None:
+    measured = _measured()  # the best read of the group: 5e-4 s
+    (fast, slow, _), _ = bench_rows([FAST, SLOW, LOST], measured, {}, TIMINGS)
+    assert (fast["limit_kind"], fast["limit_s"]) == ("memory", 5e-4)  # no kernel: the memory floor
+    kernel = KernelConfig("cpu", "float32", 1000, "forward")
+    measured.note(kernel, Prepared(0.0, 2, 4, accuracy="loss pass (0.1 ULP)"))
+    for _ in range(2):
+        measured.note(kernel, Timed(4, (1.2e-3, 1.2e-3)))
+    (fast, slow, _), entries = bench_rows([FAST, SLOW, LOST], measured, {}, TIMINGS)
+    assert (fast["limit_kind"], fast["limit_s"]) == ("kernel", 1.2e-3)
+    assert fast["fraction_of_limit"] == pytest.approx(1.2e-3 / 1.5e-3)
+    assert slow["fraction_of_limit"] == pytest.approx(1.2e-3 / 3e-3)
+    assert entries[-1]["name"] == "kernel[forward-cpu-float32-1000]"
+    measured.blocks[kernel] = [Timed(4, (2e-3, 2e-3))] * 2  # slower than FAST: FAST is above its limit
+    (fast, *_), _ = bench_rows([FAST, SLOW, LOST], measured, {}, TIMINGS)
+    assert fast["fraction_of_limit"] == pytest.approx(2e-3 / 1.5e-3)
+
+
 def test_the_frame_has_the_schema_s_columns_and_stable_ids() -> None:
     rows, _ = bench_rows([FAST, LOST], _measured(), {}, TIMINGS)
     frame = as_frame(rows, "run-1")
     assert list(frame.columns) == BENCH_COLUMNS and (frame["run_id"] == "run-1").all()
     assert frame["row_id"].is_unique and frame.loc[1, "error_message"].startswith("the jax worker")
     assert frame.loc[0, "error_type"] == "" and frame.loc[0, "status"] == ""
+    assert frame["stable"].tolist() == [True, pd.NA] and frame["stable"].dtype == "boolean"
 
 
 def test_the_audit_s_worst_accuracy_status_goes_beside_each_speed() -> None:
