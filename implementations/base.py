@@ -458,6 +458,10 @@ class Adapter(ABC):
 
     native_timer_name = "timeit"  # what `native_timer` uses: the framework's own timer, else Python's timeit
 
+    def native_timer_label(self, device: str) -> str:
+        """The name of the timer `native_timer` uses on `device`."""
+        return self.native_timer_name
+
     def native_timer(self, function: Callable[[], Any], device: str, threads: int, min_run_time: float) -> float:
         """Median seconds per call of `function` by the framework's own benchmark timer, to cross-check the
         harness's timing: here Python's `timeit` around the call and its `sync` (a framework with a timer of its

@@ -364,8 +364,8 @@ def render_html(run: Run) -> str:
         table = bench_table(run.bench[~unstable(run.bench)])
         sections += ["<h2 id='speed'>Speed</h2>",
                      "<p class='note'>Median seconds per call (synced; bars: interquartile range), log–log; then, at "
-                     "the largest size, the ratio to the fastest configuration in the same sweeps (bars: lowest and "
-                     "highest sweep), the percentage of the limit (the larger of the memory floor and the "
+                     "the largest size, the ratio to the fastest configuration in the same sweeps (bars: the quartiles "
+                     "of the sweeps), the percentage of the limit (the larger of the memory floor and the "
                      "speed-of-light kernel; above 100 the kernel is no limit there) and the first call's time.</p>",
                      _speed_plots(run.bench), html_table(table, ("device", "dtype", "n", "direction", "impl", "mode",
                                                              "ratio_range", "limit", "status", "error")),

@@ -203,13 +203,13 @@ def _bench_section(bench: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
         f"worker process(es) per framework; every framework pinned to CPUs "
         f"{threads.get('cpus', [])} with {threads.get('requested', '')} threads ({per_framework or 'as recorded'}). "
         "`median_ms`: per call, synced; `ratio_to_best`: to the fastest at the same device, dtype, size and "
-        "direction, within each sweep (median over sweeps; `ratio_range`: lowest–highest sweep); `limit_pct`: the "
-        "limit as a percentage of the time (100 is as fast as this machine goes), the limit being the larger of "
-        "the memory floor and the speed-of-light kernel's time (`limit` says which; above 100 the framework beat the "
-        "kernel, which is then no limit there); `roofline_pct`: bytes of x and y over the time, against the best "
-        "STREAM-style read of as many bytes in the same run; `compile_s`: the first call alone, in the first "
-        "process; `peak_mib`: memory one steady call needed; `status`: the audit's worst accuracy status there, "
-        "when this folder has an audit.",
+        "direction, within each sweep (median over sweeps; `ratio_range`: its quartiles over the sweeps); "
+        "`limit_pct`: the limit as a percentage of the time (100 is as fast as this machine goes), the limit "
+        "being the larger of the memory floor and the speed-of-light kernel's time (`limit` says which; above 100"
+        " the framework beat the kernel, which is then no limit there); `roofline_pct`: bytes of x and y over the"
+        " time, against the best STREAM-style read of as many bytes in the same run; `compile_s`: the first call "
+        "alone, in the first process; `peak_mib`: memory one steady call needed; `status`: the audit's worst "
+        "accuracy status there, when this folder has an audit.",
         "",
         *_kernel_lines(settings.get("kernel", {})),
         markdown_table(bench_table(bench[~unstable(bench)])),
@@ -242,7 +242,8 @@ def _self_check_lines(bench: pd.DataFrame, checks: list[dict[str, Any]]) -> list
              "Per group, each framework's eager forward (or its first configuration) was also timed by the "
              "framework's own timer (`torch.utils.benchmark`; `timeit` around the call and its sync elsewhere) in "
              "the same processes and sweeps. A group is re-timed once when the two disagree by more than 10 % or "
-             "a configuration's `ratio_range` spans more than 1.5×; rows still disturbed after that are listed "
+             "a configuration's `ratio_range` spans more than 1.5× (the disturbed configurations again, beside "
+             "the fastest of their direction); rows still disturbed after that are listed "
              f"apart below. Groups re-timed: {len(retimed)} of {len(checks)}.", "", markdown_table(checked)]
     for check in retimed:
         lines += ["", f"Re-timed {check['device']} {check['dtype']} n={size_label(check['n'])}: "

@@ -55,6 +55,7 @@ class Measurements:
     prepared: dict[Key, Prepared] = field(default_factory=dict)
     problems: dict[Key, tuple[str, str]] = field(default_factory=dict)  # (error type, message)
     blocks: dict[Key, list[Timed]] = field(default_factory=lambda: defaultdict(list))  # in sweep order
+    earlier: dict[Key, list[Timed]] = field(default_factory=dict)  # the first pass of what was timed again
     own: dict[Key, list[OwnTimed]] = field(default_factory=lambda: defaultdict(list))  # the framework's own timer
     own_problems: dict[Key, str] = field(default_factory=dict)  # why the framework's own timer could not time it
     checked: dict[Group, list[str]] = field(default_factory=dict)  # group → why it was re-timed ([] if it was not)
@@ -65,7 +66,7 @@ class Measurements:
         """What an earlier run journaled; a later record of the same key wins (a group timed again replaces what
         it had)."""
         found = cls()
-        by_sweep: dict[Key, dict[int, Timed]] = defaultdict(dict)
+        by_sweep: dict[tuple[Key, int], dict[int, Timed]] = defaultdict(dict)  # by (key, pass)
         own: dict[Key, dict[int, OwnTimed]] = defaultdict(dict)
         for record in records:
             if record.get("event") == "checked":
@@ -79,15 +80,19 @@ class Measurements:
                 found.prepared[key] = Prepared(**{name: record[name] for name in Prepared.__dataclass_fields__
                                                   if name in record})
                 found.problems.pop(key, None)
-                by_sweep[key] = {}
+                by_sweep[(key, 1)], by_sweep[(key, 2)] = {}, {}
             elif record.get("event") == "block":
-                by_sweep[key][int(record["sweep"])] = Timed(int(record["iterations"]), tuple(record["data"]))
+                timed = Timed(int(record["iterations"]), tuple(record["data"]))
+                by_sweep[(key, int(record.get("pass", 1)))][int(record["sweep"])] = timed
             elif record.get("event") == "crosscheck" and "own_error" in record:
                 found.own_problems[key] = str(record["own_error"])
             elif record.get("event") == "crosscheck":
                 own[key][int(record["sweep"])] = OwnTimed(str(record["timer"]), float(record["median_s"]))
-        for key, timed in by_sweep.items():
-            found.blocks[key] = [timed[s] for s in range(sweeps) if s in timed]
+        for (key, number), in_pass in sorted(by_sweep.items(), key=lambda item: item[0][1]):
+            if number == 2 and in_pass:
+                found.earlier[key] = found.blocks[key]
+            if number == 1 or in_pass:
+                found.blocks[key] = [in_pass[s] for s in range(sweeps) if s in in_pass]
         for key, checks in own.items():
             found.own[key] = [checks[s] for s in sorted(checks)]
         return found
@@ -110,9 +115,18 @@ class Measurements:
             self.checked.pop(group, None)
 
     def restart(self, keys: Sequence[Key]) -> None:
-        """A group re-timed keeps its preparations and drops its blocks and cross-checks."""
+        """Keys timed from the start again drop their blocks and cross-checks."""
         for key in keys:
             self.blocks.pop(key, None)
+            self.earlier.pop(key, None)
+            self.own.pop(key, None)
+            self.own_problems.pop(key, None)
+
+    def again(self, keys: Sequence[Key]) -> None:
+        """Keys timed in a second pass keep their first pass's blocks apart (their peers' ratios were taken
+        against them) and drop their cross-checks."""
+        for key in keys:
+            self.earlier[key] = self.blocks.pop(key, [])
             self.own.pop(key, None)
             self.own_problems.pop(key, None)
 

@@ -14,7 +14,7 @@ import pandas as pd
 from cases import bytes_read
 from harness.benchmark.measurements import Measurements
 from harness.benchmark.plan import BenchConfig
-from harness.benchmark.stability import own_timer_median, sweep_ratios
+from harness.benchmark.stability import own_timer_median, ratio_range, sweep_ratios
 from harness.benchmark.timing import BlockOptions, benchmark_entry, summarize
 from harness.store.schema import BENCH_COLUMNS, BENCH_TEXT_COLUMNS, bench_row_id
 from harness.verdict.tolerance import SEVERITY, STATUSES, worst_status
@@ -51,7 +51,7 @@ def _timed_row(config: BenchConfig, measured: Measurements, ratios: list[float],
         iqr_s=stats.get("iqr", nan), min_s=stats.get("min", nan), mean_s=stats.get("mean", nan),
         compile_s=prepared.compile_s, gbps=gbps, baseline_gbps=baseline_gbps, roofline_fraction=gbps / baseline_gbps,
         ratio_to_best=float(statistics.median(ratios)) if ratios else nan,
-        ratio_low=min(ratios) if ratios else nan, ratio_high=max(ratios) if ratios else nan,
+        **dict(zip(("ratio_low", "ratio_high"), ratio_range(ratios) if ratios else (nan, nan), strict=True)),
         peak_memory_bytes=prepared.peak_memory_bytes, peak_memory_note=prepared.peak_memory_note,
         **_limit(median, baseline_s, kernel_s), **_stability(config, measured),
     )

@@ -32,7 +32,7 @@ from harness.benchmark.measurements import Key, Measurements, group_keys, groups
 from harness.benchmark.messages import CrossCheck, Failed, OwnTimed, Prepare, Prepared, Release, Stop, TimeBlock, Timed
 from harness.benchmark.plan import KERNEL, BenchConfig, Group, KernelConfig, ReadConfig
 from harness.benchmark.rows import Timings, as_frame, bench_rows, conformance_status
-from harness.benchmark.stability import disturbances
+from harness.benchmark.stability import disturbances, retimed_with
 from harness.benchmark.timing import BlockOptions, benchmark_document
 from harness.benchmark.worker import bench_worker_main
 from harness.store.folder import RunStore
@@ -177,8 +177,8 @@ class _Bench:
         return ok
 
     def time_group(self, group: Group, members: list[BenchConfig]) -> None:
-        """Prepare every configuration of the group, its reads and the kernel, then the sweeps; re-time the group
-        once if it looks disturbed, mark what stays so; then release."""
+        """Prepare every configuration of the group, its reads and the kernel, then the sweeps; time what looks
+        disturbed once more (stability.py), mark what stays so; then release."""
         keys: dict[str, list[Key]] = {name: [] for name in self.teams}
         reads = [ReadConfig(name, *group) for name in dict.fromkeys(c.framework for c in members)]
         ordered: list[Key] = [*reads, *kernel_keys(group, members), *members]
@@ -189,14 +189,16 @@ class _Bench:
             self.advance(f"prepare {key.label()}", skipped=not ready)
         checked = _cross_checked(keys)
         self.sweeps(keys, checked)
-        retimed = disturbances(members, self.measured, self.timings.sweeps)
+        disturbed = disturbances(members, self.measured, self.timings.sweeps)
         unstable: dict[Key, str] = {}
-        if retimed:
-            self.measured.restart(group_keys(group, members))
-            self.total += len([k for team in keys.values() for k in team]) * self.timings.sweeps
-            self.sweeps(keys, checked)
-            unstable = disturbances(members, self.measured, self.timings.sweeps)
-        self.decided(group, [f"{key.label()}: {why}" for key, why in retimed.items()], unstable)
+        if disturbed:
+            again = retimed_with(list(disturbed), members, self.measured)
+            self.measured.again(again)
+            self.total += len(again) * self.timings.sweeps
+            self.sweeps({name: [k for k in team if k in again] for name, team in keys.items()}, checked, second=True)
+            unstable = {c: why for c, why in disturbances(members, self.measured, self.timings.sweeps).items()
+                        if c in again}
+        self.decided(group, [f"{key.label()}: {why}" for key, why in disturbed.items()], unstable)
         for process in (p for team in self.teams.values() for p in team):
             self.ask(process, Release())
 
@@ -206,20 +208,23 @@ class _Bench:
             self.journal({"event": "checked", "group": list(group), "retimed": retimed,
                           "unstable": [{**journal_what(key), "reason": why} for key, why in unstable.items()]})
 
-    def sweeps(self, keys: dict[str, list[Key]], checked: set[Key]) -> None:
+    def sweeps(self, keys: dict[str, list[Key]], checked: set[Key], second: bool = False) -> None:
         for sweep in range(self.timings.sweeps):
-            self.sweep(keys, checked, sweep)
+            self.sweep(keys, checked, sweep, second)
 
-    def sweep(self, keys: dict[str, list[Key]], checked: set[Key], sweep: int) -> None:
+    def sweep(self, keys: dict[str, list[Key]], checked: set[Key], sweep: int, second: bool) -> None:
         """One block of every configuration, frameworks in turn; sweep s is timed in process s mod processes. A
-        cross-checked configuration is then timed by its framework's own timer, in the same process."""
+        cross-checked configuration is then timed by its framework's own timer, in the same process. `second`:
+        the pass that times the disturbed configurations again."""
         for name, key in _interleaved(keys, sweep):
             if key not in self.measured.problems:
                 process = self.teams[name][sweep % self.timings.processes]
-                self.note(key, self.ask(process, TimeBlock(key)), "block", sweep=sweep, process=process.index)
+                self.note(key, self.ask(process, TimeBlock(key)), "block", sweep=sweep, process=process.index,
+                          **({"pass": 2} if second else {}))
                 if key in checked and key not in self.measured.problems:
                     self.cross_check(process, key, sweep)  # type: ignore[arg-type]
-            self.advance(f"sweep {sweep + 1}/{self.timings.sweeps} "
+            again = " (again)" if second else ""
+            self.advance(f"sweep {sweep + 1}/{self.timings.sweeps}{again} "
                          f"{key.label() if isinstance(key, BenchConfig | KernelConfig) else name}")
 
     def cross_check(self, process: _Process, key: BenchConfig, sweep: int) -> None:

@@ -171,7 +171,7 @@ class BenchSession:
         adapter = self.adapter
         seconds = adapter.native_timer(self.functions[config], config.device, self.threads,
                                        self.options.max_time)
-        return OwnTimed(adapter.native_timer_name, seconds)
+        return OwnTimed(adapter.native_timer_label(config.device), seconds)
 
     def release(self) -> None:
         self.calls.clear()

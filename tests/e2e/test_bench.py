@@ -94,7 +94,8 @@ def test_raw_rounds_are_pytest_benchmark_json(tiny_bench: pd.DataFrame) -> None:
     file = _folder(tiny_bench) / "bench.json"
     document = json.loads(file.read_text())
     timed = [b for b in document["benchmarks"] if b["name"].startswith("bce[")]
-    assert len(timed) == EXPECTED_CONFIGS and len(document["benchmarks"]) == EXPECTED_CONFIGS + 4  # + 4 reads
+    # + 4 reads and the kernel's 2 directions
+    assert len(timed) == EXPECTED_CONFIGS and len(document["benchmarks"]) == EXPECTED_CONFIGS + 4 + 2
     for entry in timed:
         params = entry["params"]
         row = tiny_bench[(tiny_bench["impl"] == params["impl"]) & (tiny_bench["mode"] == params["mode"])
@@ -115,12 +116,43 @@ def test_each_framework_is_timed_in_its_processes_in_turn(tiny_bench: pd.DataFra
         assert len(set(info["pids"])) == SWEEPS and info["problem"] == "", name
     blocks = [row for line in (folder / "bench-journal.jsonl").read_text().splitlines()
               for row in json.loads(line)["rows"] if row.get("event") == "block"]
-    assert len(blocks) == SWEEPS * (EXPECTED_CONFIGS + 4)  # every configuration and read, once per sweep
+    first = [row for row in blocks if "pass" not in row]
+    assert len(first) == SWEEPS * (EXPECTED_CONFIGS + 4 + 2)  # every configuration, read and kernel direction
+    again = [row for row in blocks if row.get("pass") == 2]  # what looked disturbed, and the fastest beside it
+    assert len(again) % SWEEPS == 0 and all("impl" in row for row in again)
+    assert bool(again) == bool(meta["checks"][0]["retimed"])
     assert all(row["process"] == row["sweep"] % SWEEPS for row in blocks)  # sweep s in process s mod 2
     assert sorted(p.name for p in (folder / "logs").iterdir() if p.name.startswith("bench-numpy")) == [
         "bench-numpy-0.log", "bench-numpy-1.log"]
     document = json.loads((folder / "bench.json").read_text())
     assert {b["extra_info"]["processes"] for b in document["benchmarks"] if b["name"].startswith("bce[")} == {2}
+
+
+def test_the_limit_is_the_memory_floor_or_the_kernel_whichever_is_slower(tiny_bench: pd.DataFrame) -> None:
+    kernel = json.loads((_folder(tiny_bench) / "meta.json").read_text())["bench"]["kernel"]
+    if "unavailable" in kernel["build"]:
+        pytest.skip(f"no kernel here: {kernel['build']['unavailable']}")
+    assert kernel["build"]["flags"][:2] == ["-O3", "-march=native"] and kernel["workers"]["problem"] == ""
+    times = {t["direction"]: t for t in kernel["times"]}
+    assert times["forward"]["accuracy"].startswith("loss pass (")  # judged against the exact reference
+    assert "grad pass (" in times["forward_backward"]["accuracy"]
+    floor = 1000 * 8 / tiny_bench["baseline_gbps"] / 1e9  # the best read of the same bytes, in seconds
+    kernel_s = tiny_bench["direction"].map({d: t["median_s"] for d, t in times.items()})
+    assert np.allclose(tiny_bench["limit_s"], np.maximum(floor, kernel_s), rtol=1e-12)
+    assert (tiny_bench["limit_kind"] == np.where(kernel_s >= floor, "kernel", "memory")).all()
+    assert np.allclose(tiny_bench["fraction_of_limit"], tiny_bench["limit_s"] / tiny_bench["median_s"], rtol=1e-12)
+
+
+def test_one_configuration_per_framework_is_timed_by_its_own_timer(tiny_bench: pd.DataFrame) -> None:
+    checked = tiny_bench[tiny_bench["own_timer_s"].notna()]
+    assert dict(zip(checked["framework"], checked["own_timer"], strict=True)) == {
+        "numpy": "timeit", "torch": "torch.utils.benchmark", "jax": "timeit", "tensorflow": "timeit"}
+    assert (checked["mode"] == "eager").all() and (checked["direction"] == "forward").all()
+    assert (checked["own_timer_s"] > 0).all()
+    assert tiny_bench["stable"].dtype == "boolean" and tiny_bench["stable"].notna().all()
+    unstable = tiny_bench[~tiny_bench["stable"].astype(bool)]
+    assert (unstable["stability_note"] != "").all() and (tiny_bench[tiny_bench["stable"].astype(bool)]
+                                                          ["stability_note"] == "").all()
 
 
 def test_a_framework_that_loses_a_process_loses_its_remaining_configurations() -> None:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from reports.summary import (
     alarm_rows,
     bench_table,
     framework_versions,
+    self_check_rows,
     size_label,
     status_matrix,
+    unstable,
+    unstable_rows,
     version_changes,
     versioned,
 )
@@ -47,6 +52,27 @@ def test_the_speed_table_groups_what_competes_fastest_first() -> None:
     table = bench_table(bench)
     assert list(table["impl"]) == ["b", "a"] and list(table["ratio_range"]) == ["1.00–1.00", "1.90–2.10"]
     assert list(table["median_ms"]) == [1.0, 2.0] and list(table["peak_mib"]) == [1.0, 0.0]
+
+
+def test_a_beaten_kernel_is_no_limit_and_unstable_rows_are_apart() -> None:
+    bench = pd.DataFrame({"device": ["cpu"] * 3, "dtype": ["float32"] * 3, "n": [1000] * 3,
+                          "direction": ["forward"] * 3, "impl": ["a", "b", "c"], "mode": ["eager"] * 3,
+                          "median_s": [1e-3, 2e-3, 4e-3], "iqr_s": [0.0] * 3, "ratio_to_best": [1.0, 2.0, 4.0],
+                          "ratio_low": [1.0, 1.9, 2.0], "ratio_high": [1.0, 2.1, 6.0], "gbps": [1.0] * 3,
+                          "roofline_fraction": [0.1] * 3, "compile_s": [0.0] * 3, "peak_memory_bytes": [0] * 3,
+                          "limit_s": [1.2e-3] * 3, "limit_kind": ["kernel"] * 3,
+                          "fraction_of_limit": [1.2, 0.6, 0.3], "stable": pd.array([True, True, False], "boolean"),
+                          "stability_note": ["", "", "its ratio to the fastest ranged 2.00–6.00"],
+                          "own_timer": ["timeit", "", ""], "own_timer_s": [1.01e-3, np.nan, np.nan],
+                          "status": [""] * 3, "error_type": [""] * 3, "error_message": [""] * 3})
+    table = bench_table(bench)
+    assert list(table["limit"]) == ["kernel (not the limit: slower than this)", "kernel", "kernel"]
+    assert list(table["limit_pct"]) == pytest.approx([120.0, 60.0, 30.0])
+    assert list(unstable(bench)) == [False, False, True]
+    apart = unstable_rows(bench)
+    assert list(apart["impl"]) == ["c"] and apart.loc[0, "why"].startswith("its ratio to the fastest")
+    checked = self_check_rows(bench)
+    assert list(checked["impl"]) == ["a"] and checked.loc[0, "ratio"] == pytest.approx(1 / 1.01)
 
 
 def test_version_changes_list_only_what_differs() -> None:
