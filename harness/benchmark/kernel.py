@@ -144,6 +144,19 @@ def _described(compiler: str, version: str, flags: tuple[str, ...], library: Pat
                        bool(loaded.bce_openmp()), tuple(dict.fromkeys(vectorized)), dtypes, str(library))
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One timed call of the kernel: the C function and its arguments (the arrays' addresses, taken once), with
+    the arrays themselves kept alive while the call exists."""
+
+    function: Callable[..., float]
+    arguments: tuple[int, ...]
+    arrays: tuple[np.ndarray, ...]
+
+    def __call__(self) -> float:
+        return self.function(*self.arguments)
+
+
 class Kernel:
     """The built kernel, loaded in this process, with `threads` threads."""
 
@@ -169,13 +182,13 @@ class Kernel:
         if name not in self.build.dtypes or y.dtype != x.dtype:
             raise KernelUnavailable(f"the kernel has no {name} (built for {', '.join(self.build.dtypes)})")
         x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
-        n, threads = x.size, self.threads
+        grad = np.empty_like(x) if direction == "forward_backward" else np.empty(0, x.dtype)
+        pointers = [array.ctypes.data for array in (x, y, grad)]  # addresses taken once, not per call
         if direction == "forward":
             forward = getattr(self._library, f"bce_forward_{name}")
-            return (lambda: forward(x.ctypes.data, y.ctypes.data, n, threads)), np.empty(0, x.dtype)
-        grad = np.empty_like(x)
+            return _Call(forward, (*pointers[:2], x.size, self.threads), (x, y)), grad
         both = getattr(self._library, f"bce_forward_backward_{name}")
-        return (lambda: both(x.ctypes.data, y.ctypes.data, grad.ctypes.data, n, threads)), grad
+        return _Call(both, (*pointers, x.size, self.threads), (x, y, grad)), grad
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, direction: str) -> tuple[bool, str]:
         """Whether the kernel's mean loss (and its gradient, for forward_backward) on x and y is within the pass
