@@ -296,8 +296,7 @@ class TorchAdapter(Adapter):
         return "torch.cuda.Event" if device == "gpu" else self.native_timer_name
 
     def native_timer(self, function: Callable[[], Any], device: str, threads: int, min_run_time: float) -> float:
-        """`torch.utils.benchmark` on the CPU; on a GPU, CUDA events around blocks of calls (the device's own
-        clock, no host-side sync inside the block)."""
+        """`torch.utils.benchmark` on the CPU; on a GPU, CUDA events around each call (the device's own clock)."""
         if device == "gpu":
             return _cuda_event_median(function, min_run_time)
         from torch.utils.benchmark import Timer
@@ -385,14 +384,17 @@ def run(x, y, weight, pos_weight):
 
 
 def _cuda_event_block(function: Callable[[], Any], number: int) -> float:
-    """Seconds per call of `number` calls between two CUDA events."""
+    """Seconds per call of `number` calls, each between two CUDA events and waited for, as the harness times
+    each call synced (events around unsynced calls would measure their overlap instead)."""
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
+    total = 0.0
     for _ in range(number):
+        start.record()
         function()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / 1e3 / number
+        end.record()
+        end.synchronize()
+        total += start.elapsed_time(end) / 1e3
+    return total / number
 
 
 def _cuda_event_median(function: Callable[[], Any], min_run_time: float) -> float:

@@ -137,7 +137,7 @@ def unstable_rows(bench: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "device": unstable_["device"], "dtype": unstable_["dtype"], "n": [size_label(n) for n in unstable_["n"]],
         "direction": unstable_["direction"], "impl": unstable_["impl"], "mode": unstable_["mode"],
-        "median_ms": unstable_["median_s"] * 1e3, "why": unstable_["stability_note"],
+        "median_ms": unstable_["median_s"] * 1e3, "why": _column(unstable_, "stability_note", ""),
     }).reset_index(drop=True)
 
 
@@ -147,9 +147,10 @@ def self_check_rows(bench: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "device": checked["device"], "dtype": checked["dtype"], "n": [size_label(n) for n in checked["n"]],
         "impl": checked["impl"], "mode": checked["mode"], "direction": checked["direction"],
-        "harness_ms": checked["median_s"] * 1e3, "own_timer": checked["own_timer"],
-        "own_timer_ms": checked["own_timer_s"] * 1e3, "ratio": checked["median_s"] / checked["own_timer_s"],
-        "stable": checked["stable"].astype(bool),
+        "harness_ms": checked["median_s"] * 1e3, "own_timer": _column(checked, "own_timer", ""),
+        "own_timer_ms": _column(checked, "own_timer_s", np.nan) * 1e3,
+        "ratio": checked["median_s"] / _column(checked, "own_timer_s", np.nan),
+        "stable": _column(checked, "stable", True).astype(bool),
     }).reset_index(drop=True)
 
 

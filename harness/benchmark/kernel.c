@@ -9,8 +9,8 @@
  * summed in double, in every SIMD lane and thread, and returned as the sum: the caller divides by n.
  *
  * Each dtype has a forward (the sum of the loss) and a forward_backward (the sum, and the gradient of the mean
- * written into `grad`); bfloat16 is computed in float and rounded once on the way out, as the frameworks' CPU
- * kernels do.
+ * written into `grad`); bfloat16 is computed in float, as the frameworks' CPU kernels do, and rounded to
+ * nearest even on the way out (the gradient's product with 1/n goes through float first).
  */
 #include <stdint.h>
 #include <string.h>
@@ -20,7 +20,6 @@
 static inline float bits_to_float(uint32_t b) { float f; memcpy(&f, &b, 4); return f; }
 static inline uint32_t float_to_bits(float f) { uint32_t b; memcpy(&b, &f, 4); return b; }
 static inline double bits_to_double(uint64_t b) { double d; memcpy(&d, &b, 8); return d; }
-static inline uint64_t double_to_bits(double d) { uint64_t b; memcpy(&b, &d, 8); return b; }
 
 /* exp(a) for a <= 0, to about 1 ulp: Cephes expf; 2^k applied in two halves so that subnormal results round
  * once more rather than flush. */
@@ -57,7 +56,7 @@ static inline double exp_nonpositive_d(double a) {
     double c = r - t * (1.66666666666666019037e-01 + t * (-2.77777777770155933842e-03 + t * (
         6.61375632143793436117e-05 + t * (-1.65339022054652515390e-06 + t * 4.13813679705723846039e-08))));
     double p = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi);
-    int64_t ki = (int64_t)k, k1 = ki / 2, k2 = ki - k1;
+    int32_t ki = (int32_t)k, k1 = ki / 2, k2 = ki - k1; /* k ≥ −1076: 32 bits vectorise without AVX-512DQ */
     return p * bits_to_double((uint64_t)(k1 + 1023) << 52) * bits_to_double((uint64_t)(k2 + 1023) << 52);
 }
 
@@ -95,7 +94,8 @@ static inline uint16_t to_bf16(float f) {
 #define SAME(v) (v)
 
 /* The loop over one block of BLOCK elements (vectorised, summed in double lanes), inside a loop over the blocks
- * (shared between the threads): a two-level sum, so that no lane adds up more than n / BLOCK partial sums. */
+ * (shared between the threads): a two-level sum, each block's partial sum added to its thread's total, so that
+ * no running sum takes more than BLOCK / lanes elements or n / BLOCK block sums. */
 #define BLOCK 1024L
 #define OVER_BLOCKS(BODY)                                                                                      \
     double total = 0.0;                                                                                        \

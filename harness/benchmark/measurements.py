@@ -58,51 +58,54 @@ class Measurements:
     earlier: dict[Key, list[Timed]] = field(default_factory=dict)  # the first pass of what was timed again
     own: dict[Key, list[OwnTimed]] = field(default_factory=lambda: defaultdict(list))  # the framework's own timer
     own_problems: dict[Key, str] = field(default_factory=dict)  # why the framework's own timer could not time it
-    checked: dict[Group, list[str]] = field(default_factory=dict)  # group → why it was re-timed ([] if it was not)
+    decided: dict[Group, list[str]] = field(default_factory=dict)  # group → why it was re-timed ([] if it was not)
+    undecided: set[Group] = field(default_factory=set)  # groups resumed from a journal older than the self-check
     unstable: dict[Key, str] = field(default_factory=dict)  # what stayed disturbed after the re-time, and why
 
     @classmethod
     def replayed(cls, records: Sequence[dict[str, Any]], sweeps: int) -> Measurements:
         """What an earlier run journaled; a later record of the same key wins (a group timed again replaces what
-        it had)."""
-        found = cls()
-        by_sweep: dict[tuple[Key, int], dict[int, Timed]] = defaultdict(dict)  # by (key, pass)
-        own: dict[Key, dict[int, OwnTimed]] = defaultdict(dict)
+        it had). A second pass's blocks and own-timer checks ("pass": 2) replace the first's, which are kept apart
+        as `earlier` as the live run keeps them."""
+        found, passes = cls(), _Passes()
         for record in records:
             if record.get("event") == "checked":
-                found.check(tuple(record["group"]), list(record["retimed"]),
-                            {journal_key(item): str(item["reason"]) for item in record["unstable"]})
-                continue
-            key = journal_key(record)
-            if "error" in record:
-                found.problems[key] = (str(record["error"][0]), str(record["error"][1]))
-            elif record.get("event") == "prepared":
-                found.prepared[key] = Prepared(**{name: record[name] for name in Prepared.__dataclass_fields__
-                                                  if name in record})
-                found.problems.pop(key, None)
-                by_sweep[(key, 1)], by_sweep[(key, 2)] = {}, {}
-            elif record.get("event") == "block":
-                timed = Timed(int(record["iterations"]), tuple(record["data"]))
-                by_sweep[(key, int(record.get("pass", 1)))][int(record["sweep"])] = timed
-            elif record.get("event") == "crosscheck" and "own_error" in record:
-                found.own_problems[key] = str(record["own_error"])
-            elif record.get("event") == "crosscheck":
-                own[key][int(record["sweep"])] = OwnTimed(str(record["timer"]), float(record["median_s"]))
-        for (key, number), in_pass in sorted(by_sweep.items(), key=lambda item: item[0][1]):
-            if number == 2 and in_pass:
-                found.earlier[key] = found.blocks[key]
-            if number == 1 or in_pass:
-                found.blocks[key] = [in_pass[s] for s in range(sweeps) if s in in_pass]
-        for key, checks in own.items():
-            found.own[key] = [checks[s] for s in sorted(checks)]
+                found.decide(tuple(record["group"]), list(record["retimed"]),
+                             {journal_key(item): str(item["reason"]) for item in record["unstable"]})
+            else:
+                found._replay(journal_key(record), record, passes)
+        passes.settle(found, sweeps)
+        if records and not any("kernel" in r or r.get("event") in ("crosscheck", "checked") for r in records):
+            found.undecided = {group_of(key) for key in found.prepared}  # a journal older than the self-check
         return found
+
+    def _replay(self, key: Key, record: dict[str, Any], passes: _Passes) -> None:
+        number = int(record.get("pass", 1))
+        if "error" in record and record.get("event") != "crosscheck":
+            self.problems[key] = (str(record["error"][0]), str(record["error"][1]))
+        elif record.get("event") == "prepared":
+            self.prepared[key] = Prepared(**{name: record[name] for name in Prepared.__dataclass_fields__
+                                             if name in record})
+            self.problems.pop(key, None)
+            passes.forget(key)
+        elif record.get("event") == "block":
+            passes.blocks[(key, number)][int(record["sweep"])] = Timed(int(record["iterations"]),
+                                                                       tuple(record["data"]))
+        elif record.get("event") == "crosscheck":
+            passes.own[(key, number)][int(record["sweep"])] = (
+                str(record["own_error"]) if "own_error" in record
+                else OwnTimed(str(record["timer"]), float(record["median_s"])))
 
     def finished(self, group: Group, members: Sequence[BenchConfig], sweeps: int) -> bool:
         """Whether the group's stability was decided, every key of it either timed in every sweep or not
         timeable."""
-        return group in self.checked and all(
-            key in self.problems or (key in self.prepared and len(self.blocks.get(key, [])) == sweeps)
-            for key in group_keys(group, members))
+        keys = group_keys(group, members)
+        if group in self.undecided:  # journaled before the kernel and the self-check: what it timed stands
+            keys = [key for key in keys if not isinstance(key, KernelConfig)]
+        elif group not in self.decided:
+            return False
+        return all(key in self.problems or (key in self.prepared and len(self.blocks.get(key, [])) == sweeps)
+                   for key in keys)
 
     def forget(self, keys: Sequence[Key]) -> None:
         """A group timed again starts clean."""
@@ -112,7 +115,8 @@ class Measurements:
             self.unstable.pop(key, None)
         self.restart(keys)
         for group in {group_of(key) for key in keys}:
-            self.checked.pop(group, None)
+            self.decided.pop(group, None)
+            self.undecided.discard(group)
 
     def restart(self, keys: Sequence[Key]) -> None:
         """Keys timed from the start again drop their blocks and cross-checks."""
@@ -130,12 +134,18 @@ class Measurements:
             self.own.pop(key, None)
             self.own_problems.pop(key, None)
 
-    def check(self, group: Group, retimed: list[str], unstable: dict[Key, str]) -> None:
+    def decide(self, group: Group, retimed: list[str], unstable: dict[Key, str]) -> None:
         """The group's stability is decided: why it was re-timed, and what stayed disturbed."""
-        self.checked[group] = retimed
+        self.decided[group] = retimed
         self.unstable.update(unstable)
 
-    def note(self, key: Key, reply: Prepared | Timed | OwnTimed | Failed) -> bool:
+    def restore(self, key: Key, why: str) -> None:
+        """A key whose second pass failed keeps its first pass, marked unstable with why."""
+        self.blocks[key] = self.earlier.pop(key)
+        self.problems.pop(key, None)
+        self.unstable[key] = why
+
+    def note(self, key: Key, reply: Prepared | Timed | Failed) -> bool:
         """Keep a reply; True when it is a result."""
         match reply:
             case Failed(error_type=error_type, message=message):
@@ -145,8 +155,6 @@ class Measurements:
                 self.prepared[key] = reply
             case Timed():
                 self.blocks[key].append(reply)
-            case OwnTimed():
-                self.own[key].append(reply)
         return True
 
     def data(self, key: Key) -> list[float]:
@@ -177,6 +185,36 @@ class Measurements:
         failed = [{**key._asdict(), "error": list(problem)} for key, problem in self.problems.items()
                   if isinstance(key, KernelConfig)]
         return [{k: v for k, v in entry.items() if k != "framework"} for entry in timed + failed]
+
+
+@dataclass
+class _Passes:
+    """A journal's blocks and own-timer checks by (key, pass) and sweep, while it is read."""
+
+    blocks: dict[tuple[Key, int], dict[int, Timed]] = field(default_factory=lambda: defaultdict(dict))
+    own: dict[tuple[Key, int], dict[int, OwnTimed | str]] = field(default_factory=lambda: defaultdict(dict))
+
+    def forget(self, key: Key) -> None:
+        """A key prepared again starts clean."""
+        for number in (1, 2):
+            self.blocks.pop((key, number), None)
+            self.own.pop((key, number), None)
+
+    def settle(self, found: Measurements, sweeps: int) -> None:
+        """Each key's latest pass counts (its first kept as `earlier` when there is a second), and that pass's
+        own-timer checks: the values, or the error of one that failed."""
+        for (key, number), blocks in sorted(self.blocks.items(), key=lambda item: item[0][1]):
+            if number == 2 and blocks:
+                found.earlier[key] = found.blocks.get(key, [])
+            if number == 1 or blocks:
+                found.blocks[key] = [blocks[s] for s in range(sweeps) if s in blocks]
+        for (key, number), checks in self.own.items():
+            if number == (2 if key in found.earlier else 1):
+                values = [checks[s] for s in sorted(checks)]
+                found.own[key] = [value for value in values if isinstance(value, OwnTimed)]
+                errors = [value for value in values if isinstance(value, str)]
+                if errors:
+                    found.own_problems[key] = errors[-1]
 
 
 def groups_of(configs: Sequence[BenchConfig]) -> dict[Group, list[BenchConfig]]:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from cases import bytes_read
 from harness.benchmark.measurements import Measurements
-from harness.benchmark.plan import BenchConfig
+from harness.benchmark.plan import BenchConfig, group_of
 from harness.benchmark.stability import own_timer_median, ratio_range, sweep_ratios
 from harness.benchmark.timing import BlockOptions, benchmark_entry, summarize
 from harness.store.schema import BENCH_COLUMNS, BENCH_TEXT_COLUMNS, bench_row_id
@@ -70,7 +70,12 @@ def _limit(median_s: float, memory_floor_s: float | None, kernel_s: float | None
 def _stability(config: BenchConfig, measured: Measurements) -> dict[str, Any]:
     """Whether the row's timing held (see stability.py), and the framework's own timer when it cross-checked it."""
     own = own_timer_median(measured, config)
-    return {"stable": config not in measured.unstable, "stability_note": measured.unstable.get(config, ""),
+    if group_of(config) in measured.undecided:
+        stability: dict[str, Any] = {"stable": None, "stability_note": "not checked: resumed from a journal written "
+                                                                       "before the benchmark checked itself"}
+    else:
+        stability = {"stable": config not in measured.unstable, "stability_note": measured.unstable.get(config, "")}
+    return {**stability,
             "own_timer": own[0] if own else measured.own_problems.get(config, ""),
             "own_timer_s": own[1] if own else float("nan")}
 

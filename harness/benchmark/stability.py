@@ -99,7 +99,9 @@ def retimed_with(disturbed: Sequence[BenchConfig], configs: Sequence[BenchConfig
     of their directions (by median), so that their ratios to the fastest are taken within the pass."""
     chosen = dict.fromkeys(disturbed)
     for direction in dict.fromkeys(c.direction for c in disturbed):
-        peers = [c for c in configs if c.direction == direction and measured.data(c) and c not in measured.problems]
-        if peers:
-            chosen[min(peers, key=lambda c: statistics.median(measured.data(c)))] = None
+        peers = sorted((c for c in configs if c.direction == direction and measured.data(c)
+                        and c not in measured.problems), key=lambda c: statistics.median(measured.data(c)))
+        # the fastest, and when it is itself disturbed the fastest undisturbed one too: a pass of one
+        # configuration would have nothing to be compared with
+        chosen.update(dict.fromkeys(peers[:1] + [c for c in peers if c not in disturbed][:1]))
     return [c for c in configs if c in chosen]

@@ -69,9 +69,9 @@ class _Process:
     failed: str = ""  # why it can no longer answer
 
 
-def _cross_checked(keys: dict[str, list[Key]]) -> set[Key]:
+def _cross_checked(keys: dict[str, list[Key]]) -> set[BenchConfig]:
     """One configuration per framework for its own timer: its eager forward if it has one, else its first."""
-    chosen: set[Key] = set()
+    chosen: set[BenchConfig] = set()
     for team in keys.values():
         configs = [key for key in team if isinstance(key, BenchConfig)]
         preferred = [c for c in configs if c.mode == "eager" and c.direction == "forward"]
@@ -187,32 +187,36 @@ class _Bench:
             if ready:
                 keys[key.framework].append(key)
             self.advance(f"prepare {key.label()}", skipped=not ready)
-        checked = _cross_checked(keys)
-        self.sweeps(keys, checked)
+        cross_checked = _cross_checked(keys)
+        self.sweeps(keys, cross_checked)
         disturbed = disturbances(members, self.measured, self.timings.sweeps)
         unstable: dict[Key, str] = {}
         if disturbed:
             again = retimed_with(list(disturbed), members, self.measured)
             self.measured.again(again)
             self.total += len(again) * self.timings.sweeps
-            self.sweeps({name: [k for k in team if k in again] for name, team in keys.items()}, checked, second=True)
+            self.sweeps({name: [k for k in team if k in again] for name, team in keys.items()}, cross_checked,
+                        second=True)
             unstable = {c: why for c, why in disturbances(members, self.measured, self.timings.sweeps).items()
                         if c in again}
-        self.decided(group, [f"{key.label()}: {why}" for key, why in disturbed.items()], unstable)
+            for config in (c for c in again if c in self.measured.problems):  # its second pass failed
+                unstable[config] = f"timing it again failed ({': '.join(self.measured.problems[config])})"
+                self.measured.restore(config, unstable[config])
+        self.decide(group, [f"{key.label()}: {why}" for key, why in disturbed.items()], unstable)
         for process in (p for team in self.teams.values() for p in team):
             self.ask(process, Release())
 
-    def decided(self, group: Group, retimed: list[str], unstable: dict[Key, str]) -> None:
-        self.measured.check(group, retimed, unstable)
+    def decide(self, group: Group, retimed: list[str], unstable: dict[Key, str]) -> None:
+        self.measured.decide(group, retimed, unstable)
         if self.journal is not None:
             self.journal({"event": "checked", "group": list(group), "retimed": retimed,
                           "unstable": [{**journal_what(key), "reason": why} for key, why in unstable.items()]})
 
-    def sweeps(self, keys: dict[str, list[Key]], checked: set[Key], second: bool = False) -> None:
+    def sweeps(self, keys: dict[str, list[Key]], cross_checked: set[BenchConfig], second: bool = False) -> None:
         for sweep in range(self.timings.sweeps):
-            self.sweep(keys, checked, sweep, second)
+            self.sweep(keys, cross_checked, sweep, second)
 
-    def sweep(self, keys: dict[str, list[Key]], checked: set[Key], sweep: int, second: bool) -> None:
+    def sweep(self, keys: dict[str, list[Key]], cross_checked: set[BenchConfig], sweep: int, second: bool) -> None:
         """One block of every configuration, frameworks in turn; sweep s is timed in process s mod processes. A
         cross-checked configuration is then timed by its framework's own timer, in the same process (in every
         other round of the processes: `cross_checks`). `second`:
@@ -222,8 +226,9 @@ class _Bench:
                 process = self.teams[name][sweep % self.timings.processes]
                 self.note(key, self.ask(process, TimeBlock(key)), "block", sweep=sweep, process=process.index,
                           **({"pass": 2} if second else {}))
-                if key in checked and key not in self.measured.problems and self.cross_checks(sweep):
-                    self.cross_check(process, key, sweep)  # type: ignore[arg-type]
+                if (isinstance(key, BenchConfig) and key in cross_checked and key not in self.measured.problems
+                        and self.cross_checks(sweep)):
+                    self.cross_check(process, key, sweep, second)
             again = " (again)" if second else ""
             self.advance(f"sweep {sweep + 1}/{self.timings.sweeps}{again} "
                          f"{key.label() if isinstance(key, BenchConfig | KernelConfig) else name}")
@@ -233,17 +238,21 @@ class _Bench:
         6–8, … with three), so that each process is checked and the check costs half as much."""
         return (sweep // self.timings.processes) % 2 == 0
 
-    def cross_check(self, process: _Process, key: BenchConfig, sweep: int) -> None:
+    def cross_check(self, process: _Process, key: BenchConfig, sweep: int, second: bool) -> None:
         """The framework's own timer on `key`; its failure is noted beside the configuration, never instead of it."""
-        reply = self.ask(process, CrossCheck(key))
-        if isinstance(reply, OwnTimed):
-            self.measured.own[key].append(reply)
-            record = {"timer": reply.timer, "median_s": reply.median_s}
-        else:
-            self.measured.own_problems[key] = f"{reply.error_type}: {reply.message}"
-            record = {"own_error": self.measured.own_problems[key]}
+        match self.ask(process, CrossCheck(key)):
+            case OwnTimed() as reply:
+                self.measured.own[key].append(reply)
+                record: dict[str, Any] = {"timer": reply.timer, "median_s": reply.median_s}
+            case Failed(error_type=error_type, message=message):
+                self.measured.own_problems[key] = f"{error_type}: {message}"
+                record = {"own_error": self.measured.own_problems[key]}
+            case other:
+                self.measured.own_problems[key] = f"the worker answered {type(other).__name__}"
+                record = {"own_error": self.measured.own_problems[key]}
         if self.journal is not None:
-            self.journal({"event": "crosscheck", **journal_what(key), "sweep": sweep, **record})
+            self.journal({"event": "crosscheck", **journal_what(key), "sweep": sweep, **record,
+                          **({"pass": 2} if second else {})})
 
     def worker_info(self, frameworks: Sequence[str]) -> dict[str, Any]:
         info: dict[str, Any] = {}
@@ -297,8 +306,9 @@ def run_bench(
     for group, members in groups.items():
         measured.forget(group_keys(group, members))
     frameworks = list(dict.fromkeys(c.framework for c in configs))
-    teams = [*frameworks, KERNEL] if any(kernel_keys(g, m) for g, m in groups_of(configs).items()) else frameworks
-    built = _kernel_build() if KERNEL in teams and groups else {}
+    with_kernel = any(kernel_keys(group, members) for group, members in groups_of(configs).items())
+    teams = [*frameworks, KERNEL] if any(kernel_keys(g, m) for g, m in groups.items()) else frameworks
+    built = _kernel_build() if with_kernel else {}  # cached after a first build: a resumed run describes it too
     pool = pool if pool is not None else WorkerPool()
     bench = _Bench(pool, timings, timeout, measured, journal, progress,
                    total=sum(len(group_keys(g, m)) for g, m in groups.items()) * (sweeps + 1))
@@ -309,9 +319,9 @@ def run_bench(
             bench.time_group(group, members)
     finally:
         pool.close(goodbye=Stop())
-    workers = bench.worker_info(teams)
+    workers = bench.worker_info([*frameworks, KERNEL] if with_kernel else frameworks)
     rows, entries = bench_rows(configs, measured, workers, timings)
-    checks = [{"device": g[0], "dtype": g[1], "n": g[2], "retimed": why} for g, why in measured.checked.items()]
+    checks = [{"device": g[0], "dtype": g[1], "n": g[2], "retimed": why} for g, why in measured.decided.items()]
     return BenchResult(rows, entries, {name: workers[name] for name in frameworks}, measured.baselines(),
                        {"build": built, "workers": workers.get(KERNEL, {}), "times": measured.kernels()}, checks)
 

@@ -40,8 +40,9 @@ __all__ = [
 
 # 2: conformance rows carry `failures` (their failing elements by region and failure mode); findings.parquet
 # 3: conformance rows carry `relation` (the identity a check="relation" row tests); quantities beyond loss, grad
-SCHEMA_VERSION = 3
-READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+# 4: bench rows carry the limit (limit_s, limit_kind, fraction_of_limit) and the self-check (stable, own_timer…)
+SCHEMA_VERSION = 4
+READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
 
 META = "meta.json"
 JOURNAL = "journal.jsonl"

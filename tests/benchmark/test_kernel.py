@@ -87,3 +87,16 @@ def test_a_compiler_that_fails_is_one_clear_reason(monkeypatch: pytest.MonkeyPat
     with pytest.raises(KernelUnavailable, match="could not build the kernel: false -O3"):
         build_kernel(tmp_path)
     assert not list(tmp_path.glob("*.so"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+@pytest.mark.parametrize("direction", ["forward", "forward_backward"])
+def test_within_the_pass_tolerance_far_beyond_the_benchmark_inputs(kernel: Kernel, dtype: str,
+                                                                     direction: str) -> None:
+    """The clamps, the subnormal results of exp(−|x|) and the saturated σ: logits up to ±800, both labels."""
+    from cases import cast
+
+    logits = np.array([-800, -120, -104, -90, -87.5, -20, -5, -1e-3, 0, 1e-3, 5, 20, 87.5, 90, 104, 120, 800] * 2)
+    labels = np.repeat([0.0, 1.0], logits.size // 2)
+    accurate, said = kernel.accuracy(cast(logits, dtype), cast(labels, dtype), direction)
+    assert accurate, said

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from harness.benchmark.measurements import Measurements
-from harness.benchmark.messages import OwnTimed, Prepared, TimeBlock, Timed
+from harness.benchmark.messages import Failed, OwnTimed, Prepared, TimeBlock, Timed
 from harness.benchmark.plan import KERNEL, BenchConfig
-from harness.benchmark.stability import disturbances
+from harness.benchmark.stability import disturbances, retimed_with
 from harness.benchmark.sweeps import run_bench
 from harness.benchmark.timing import BlockOptions
 from harness.benchmark.worker import BenchSession
@@ -76,9 +76,10 @@ class InlinePool:
     """The worker pool's interface, answered in this process: each framework's session on the fake clock. Block b
     of a configuration (counted over both passes, 0 … 2·SWEEPS − 1) is slowed down when `disturbed` lists it."""
 
-    def __init__(self, disturbed: dict[str, set[int]]) -> None:
+    def __init__(self, disturbed: dict[str, set[int]], failing: dict[str, set[int]] | None = None) -> None:
         self.clock = FakeClock()
         self.disturbed = disturbed
+        self.failing = failing or {}  # blocks whose worker dies instead of answering
         self.blocks: dict[BenchConfig, int] = defaultdict(int)
         self.asked: list[Any] = []
 
@@ -101,6 +102,8 @@ class InlinePool:
             self.blocks[request.config] += 1
             if block in self.disturbed.get(request.config.framework, set()):
                 self.clock.slowdown = 4.0
+            if block in self.failing.get(request.config.framework, set()):
+                return Received(worker, Failed("WorkerLost", "the worker died"))
         try:
             return Received(worker, worker.session.answer(request))
         finally:
@@ -114,8 +117,9 @@ class InlinePool:
 
 
 def bench(disturbed: dict[str, set[int]], journal: list[dict[str, Any]] | None = None,
-          frameworks: tuple[str, ...] = ("numpy", "twin")) -> tuple[Any, InlinePool]:
-    pool = InlinePool(disturbed)
+          frameworks: tuple[str, ...] = ("numpy", "twin"),
+          failing: dict[str, set[int]] | None = None) -> tuple[Any, InlinePool]:
+    pool = InlinePool(disturbed, failing)
     configs = [config(name, direction) for name in frameworks for direction in COST]
     result = run_bench(configs, {"numpy": NumpyAdapter}, sweeps=SWEEPS, processes=1, options=TINY, pool=pool,
                        journal=None if journal is None else journal.append)
@@ -212,3 +216,36 @@ def test_disturbances_of_a_quiet_measurement_are_none() -> None:
     measured.own[quiet][:] = [OwnTimed("own timer", 1.2e-3)] * SWEEPS
     assert disturbances([quiet], measured, SWEEPS) == {
         quiet: "harness median 1000 µs vs own timer 1200 µs (0.83×, beyond ±10%)"}
+
+
+def test_a_second_pass_that_fails_keeps_the_first_marked_unstable() -> None:
+    result, _ = bench({"numpy": {0, 1, 2}}, failing={"numpy": {SWEEPS}})  # numpy's first block of the second pass
+    forward = rows_by(result)[("numpy", "forward")]
+    assert forward["median_s"] == pytest.approx(4e-3, rel=1e-5)  # its first pass: disturbed, but its own
+    assert not forward["stable"] and forward["stability_note"] == "timing it again failed (WorkerLost: the worker died)"
+    assert "error_type" not in forward
+
+
+def test_the_fastest_beside_a_disturbed_fastest_is_the_next_one() -> None:
+    measured = Measurements()
+    configs = [config(name) for name in ("a", "b", "c")]
+    for value, key in zip((1e-3, 2e-3, 3e-3), configs, strict=True):
+        measured.note(key, Prepared(0.0, 3, 1))
+        measured.note(key, Timed(1, (value,) * 3))
+    assert retimed_with([configs[0]], configs, measured) == configs[:2]  # a alone would be compared with itself
+    assert retimed_with([configs[2]], configs, measured) == [configs[0], configs[2]]
+
+
+def test_a_journal_older_than_the_self_check_is_resumed_as_it_is() -> None:
+    journal: list[dict[str, Any]] = []
+    first, _ = bench({}, journal)
+    legacy = [{k: v for k, v in record.items() if k != "pass"} for record in journal
+              if record.get("event") not in ("crosscheck", "checked") and "kernel" not in record]
+    pool = InlinePool({})
+    configs = [config(name, direction) for name in ("numpy", "twin") for direction in COST]
+    resumed = run_bench(configs, {"numpy": NumpyAdapter}, sweeps=SWEEPS, processes=1, options=TINY, pool=pool,
+                        replay=legacy)
+    assert pool.asked == []  # what it timed stands
+    for key, row in rows_by(resumed).items():
+        assert row["median_s"] == rows_by(first)[key]["median_s"] and row["stable"] is None
+        assert row["stability_note"].startswith("not checked: resumed from a journal written before")

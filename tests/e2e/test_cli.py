@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.store.schema import CONFORMANCE_COLUMNS
+from harness.store.schema import CONFORMANCE_COLUMNS, SCHEMA_VERSION
 from tests.conftest import ROOT, run_cli
 
 
@@ -28,7 +28,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_run_folder_contents(small_run: Path) -> None:
     meta = json.loads((small_run / "meta.json").read_text())
-    assert meta["complete"] is True and meta["schema_version"] == 3
+    assert meta["complete"] is True and meta["schema_version"] == SCHEMA_VERSION
     assert meta["packages"]["torch"].startswith("2.13.0") and meta["workers"]["torch"]["devices"] == ["cpu"]
     assert set(meta["tolerance_policy"]) >= {"pass", "inexact", "fail", "nonfinite"}
     table = pd.read_parquet(small_run / "conformance.parquet")

@@ -75,6 +75,16 @@ def test_a_beaten_kernel_is_no_limit_and_unstable_rows_are_apart() -> None:
     assert list(checked["impl"]) == ["a"] and checked.loc[0, "ratio"] == pytest.approx(1 / 1.01)
 
 
+def test_a_benchmark_stored_before_the_limit_and_the_self_check_still_reads() -> None:
+    old = pd.DataFrame({"device": ["cpu"], "dtype": ["float32"], "n": [1000], "direction": ["forward"],
+                        "impl": ["a"], "mode": ["eager"], "median_s": [1e-3], "iqr_s": [0.0], "ratio_to_best": [1.0],
+                        "ratio_low": [1.0], "ratio_high": [1.0], "gbps": [8.0], "roofline_fraction": [0.1],
+                        "compile_s": [0.0], "peak_memory_bytes": [0], "status": [""], "error_type": [""],
+                        "error_message": [""]})
+    assert math.isnan(bench_table(old).loc[0, "limit_pct"]) and bench_table(old).loc[0, "limit"] == ""
+    assert unstable_rows(old).empty and self_check_rows(old).empty and not unstable(old).any()
+
+
 def test_version_changes_list_only_what_differs() -> None:
     base = {"case": "c", "dtype": "float32", "device": "cpu", "reduction": "mean", "quantity": "loss",
             "check": "reference", "mode": "eager", "impl": "jax.logits"}

@@ -11,7 +11,7 @@ import pytest
 
 from cases import Case, builtin_cases
 from harness.store.folder import RunFolderError, RunStore
-from harness.store.schema import CASES, JOURNAL, ConformanceRow
+from harness.store.schema import CASES, JOURNAL, SCHEMA_VERSION, ConformanceRow
 
 
 def _store(tmp_path: Path) -> RunStore:
@@ -21,7 +21,7 @@ def _store(tmp_path: Path) -> RunStore:
 def test_a_folder_is_created_once_and_never_overwritten(tmp_path: Path) -> None:
     store = _store(tmp_path)
     meta = store.read_meta()
-    assert meta["complete"] is False and meta["schema_version"] == 3
+    assert meta["complete"] is False and meta["schema_version"] == SCHEMA_VERSION
     with pytest.raises(RunFolderError, match="already exists and is not empty"):
         RunStore.create(store.path, {"run_id": "r2"})
     assert store.read_meta()["run_id"] == "r1"
