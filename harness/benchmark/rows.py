@@ -104,7 +104,7 @@ def bench_rows(configs: Sequence[BenchConfig], measured: Measurements, workers: 
             if measured.data(config):
                 entries.append(_entry(config, row, measured, timings))
         rows.append(row)
-    return rows, entries + _read_entries(measured, timings.options)
+    return rows, entries + _baseline_entries(measured, timings.options)
 
 
 def _entry(config: BenchConfig, row: dict[str, Any], measured: Measurements, timings: Timings) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def _entry(config: BenchConfig, row: dict[str, Any], measured: Measurements, tim
     return benchmark_entry("bce", group, params, extra, timings.options, row["iterations"], measured.data(config))
 
 
-def _read_entries(measured: Measurements, options: BlockOptions) -> list[dict[str, Any]]:
+def _baseline_entries(measured: Measurements, options: BlockOptions) -> list[dict[str, Any]]:
     """pytest-benchmark's entries of the reads and of the speed-of-light kernel."""
     entries = []
     for read in measured.timed_reads():

@@ -41,5 +41,5 @@ def test_both_timers_time_the_default_configuration_in_turns() -> None:
 
 def test_a_framework_without_a_timer_of_its_own_is_timed_with_timeit() -> None:
     (result,) = crosscheck("numpy", [1000], threads=1, sweeps=2, min_run_time=0.02)
-    assert result["n"] == 1000 and 0 < result["native_median_s"] < 0.01
-    assert result["ratio"] == result["harness_median_s"] / result["native_median_s"]
+    assert set(result) == {"n", "harness_median_s", "native_median_s", "ratio"} and result["n"] == 1000
+    assert 0 < result["native_median_s"] < 0.01 and 0 < result["harness_median_s"] < 0.01
