@@ -150,7 +150,7 @@ def self_check_rows(bench: pd.DataFrame) -> pd.DataFrame:
         "harness_ms": checked["median_s"] * 1e3, "own_timer": _column(checked, "own_timer", ""),
         "own_timer_ms": _column(checked, "own_timer_s", np.nan) * 1e3,
         "ratio": checked["median_s"] / _column(checked, "own_timer_s", np.nan),
-        "stable": _column(checked, "stable", True).astype(bool),
+        "stable": _column(checked, "stable", True).fillna(True).astype(bool),
     }).reset_index(drop=True)
 
 

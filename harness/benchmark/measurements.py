@@ -56,6 +56,7 @@ class Measurements:
     problems: dict[Key, tuple[str, str]] = field(default_factory=dict)  # (error type, message)
     blocks: dict[Key, list[Timed]] = field(default_factory=lambda: defaultdict(list))  # in sweep order
     earlier: dict[Key, list[Timed]] = field(default_factory=dict)  # the first pass of what was timed again
+    earlier_own: dict[Key, tuple[list[OwnTimed], str | None]] = field(default_factory=dict)  # and its own timer
     own: dict[Key, list[OwnTimed]] = field(default_factory=lambda: defaultdict(list))  # the framework's own timer
     own_problems: dict[Key, str] = field(default_factory=dict)  # why the framework's own timer could not time it
     decided: dict[Group, list[str]] = field(default_factory=dict)  # group → why it was re-timed ([] if it was not)
@@ -72,6 +73,8 @@ class Measurements:
             if record.get("event") == "checked":
                 found.decide(tuple(record["group"]), list(record["retimed"]),
                              {journal_key(item): str(item["reason"]) for item in record["unstable"]})
+            elif record.get("event") == "restored":
+                passes.restored[journal_key(record)] = str(record["reason"])
             else:
                 found._replay(journal_key(record), record, passes)
         passes.settle(found, sweeps)
@@ -127,12 +130,11 @@ class Measurements:
             self.own_problems.pop(key, None)
 
     def again(self, keys: Sequence[Key]) -> None:
-        """Keys timed in a second pass keep their first pass's blocks apart (their peers' ratios were taken
-        against them) and drop their cross-checks."""
+        """Keys timed in a second pass keep their first pass's blocks and cross-checks apart (their peers'
+        ratios were taken against them, and a second pass that fails gives them back)."""
         for key in keys:
             self.earlier[key] = self.blocks.pop(key, [])
-            self.own.pop(key, None)
-            self.own_problems.pop(key, None)
+            self.earlier_own[key] = (self.own.pop(key, []), self.own_problems.pop(key, None))
 
     def decide(self, group: Group, retimed: list[str], unstable: dict[Key, str]) -> None:
         """The group's stability is decided: why it was re-timed, and what stayed disturbed."""
@@ -140,10 +142,17 @@ class Measurements:
         self.unstable.update(unstable)
 
     def restore(self, key: Key, why: str) -> None:
-        """A key whose second pass failed keeps its first pass, marked unstable with why."""
-        self.blocks[key] = self.earlier.pop(key)
+        """A key whose second pass could not be completed keeps its first pass (blocks and cross-checks); `why`,
+        when not empty, marks it unstable."""
+        self.blocks[key] = self.earlier.pop(key, self.blocks.get(key, []))
+        own, problem = self.earlier_own.pop(key, (self.own.get(key, []), self.own_problems.get(key)))
+        self.own[key] = own
+        self.own_problems.pop(key, None)
+        if problem is not None:
+            self.own_problems[key] = problem
         self.problems.pop(key, None)
-        self.unstable[key] = why
+        if why:
+            self.unstable[key] = why
 
     def note(self, key: Key, reply: Prepared | Timed | Failed) -> bool:
         """Keep a reply; True when it is a result."""
@@ -193,21 +202,30 @@ class _Passes:
 
     blocks: dict[tuple[Key, int], dict[int, Timed]] = field(default_factory=lambda: defaultdict(dict))
     own: dict[tuple[Key, int], dict[int, OwnTimed | str]] = field(default_factory=lambda: defaultdict(dict))
+    restored: dict[Key, str] = field(default_factory=dict)  # keys whose second pass was given up, and why
 
     def forget(self, key: Key) -> None:
         """A key prepared again starts clean."""
+        self.restored.pop(key, None)
         for number in (1, 2):
             self.blocks.pop((key, number), None)
             self.own.pop((key, number), None)
 
     def settle(self, found: Measurements, sweeps: int) -> None:
         """Each key's latest pass counts (its first kept as `earlier` when there is a second), and that pass's
-        own-timer checks: the values, or the error of one that failed."""
+        own-timer checks: the values, or the error of one that failed. A key whose second pass was given up
+        keeps its first, as the live run restores it."""
         for (key, number), blocks in sorted(self.blocks.items(), key=lambda item: item[0][1]):
+            if number == 2 and key in self.restored:
+                continue
             if number == 2 and blocks:
                 found.earlier[key] = found.blocks.get(key, [])
             if number == 1 or blocks:
                 found.blocks[key] = [blocks[s] for s in range(sweeps) if s in blocks]
+        for key, why in self.restored.items():
+            found.problems.pop(key, None)
+            if why:
+                found.unstable[key] = why
         for (key, number), checks in self.own.items():
             if number == (2 if key in found.earlier else 1):
                 values = [checks[s] for s in sorted(checks)]

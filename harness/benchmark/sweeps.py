@@ -197,14 +197,26 @@ class _Bench:
             self.total += len(again) * self.timings.sweeps
             self.sweeps({name: [k for k in team if k in again] for name, team in keys.items()}, cross_checked,
                         second=True)
+            given_up = self.give_up(again, disturbed)
             unstable = {c: why for c, why in disturbances(members, self.measured, self.timings.sweeps).items()
-                        if c in again}
-            for config in (c for c in again if c in self.measured.problems):  # its second pass failed
-                unstable[config] = f"timing it again failed ({': '.join(self.measured.problems[config])})"
-                self.measured.restore(config, unstable[config])
+                        if c in again and c not in given_up}
+            unstable.update({c: why for c, why in given_up.items() if why})
         self.decide(group, [f"{key.label()}: {why}" for key, why in disturbed.items()], unstable)
         for process in (p for team in self.teams.values() for p in team):
             self.ask(process, Release())
+
+    def give_up(self, again: list[BenchConfig], disturbed: dict[BenchConfig, str]) -> dict[BenchConfig, str]:
+        """Where a second pass failed for a configuration of a direction, that direction's second pass is
+        incomplete (its ratios would miss a peer): every configuration of it keeps its first pass, the disturbed
+        ones marked unstable with the failure (the others with ""). Returns them."""
+        failures = {c.direction: ": ".join(self.measured.problems[c]) for c in again if c in self.measured.problems}
+        given_up = {c: f"timing it again failed ({failures[c.direction]})" if c in disturbed else ""
+                    for c in again if c.direction in failures}
+        for config, why in given_up.items():
+            self.measured.restore(config, why)
+            if self.journal is not None:
+                self.journal({"event": "restored", **journal_what(config), "reason": why})
+        return given_up
 
     def decide(self, group: Group, retimed: list[str], unstable: dict[Key, str]) -> None:
         self.measured.decide(group, retimed, unstable)

@@ -219,11 +219,23 @@ def test_disturbances_of_a_quiet_measurement_are_none() -> None:
 
 
 def test_a_second_pass_that_fails_keeps_the_first_marked_unstable() -> None:
-    result, _ = bench({"numpy": {0, 1, 2}}, failing={"numpy": {SWEEPS}})  # numpy's first block of the second pass
-    forward = rows_by(result)[("numpy", "forward")]
+    journal: list[dict[str, Any]] = []
+    # numpy's first block of the second pass fails: both directions' second passes are given up
+    result, _ = bench({"numpy": {0, 1, 2}}, journal, failing={"numpy": {SWEEPS}})
+    rows = rows_by(result)
+    forward = rows[("numpy", "forward")]
     assert forward["median_s"] == pytest.approx(4e-3, rel=1e-5)  # its first pass: disturbed, but its own
     assert not forward["stable"] and forward["stability_note"] == "timing it again failed (WorkerLost: the worker died)"
-    assert "error_type" not in forward
+    assert "error_type" not in forward and forward["own_timer_s"] == pytest.approx(1e-3, rel=1e-5)
+    twin = rows[("twin", "forward")]  # timed again beside numpy: back to its first pass, which was fine
+    assert twin["stable"] and twin["stability_note"] == "" and twin["ratio_to_best"] == pytest.approx(1.0)
+    configs = [config(name, direction) for name in ("numpy", "twin") for direction in COST]
+    resumed = run_bench(configs, {"numpy": NumpyAdapter}, sweeps=SWEEPS, processes=1, options=TINY,
+                        pool=InlinePool({}), replay=journal)
+    for key, row in rows_by(resumed).items():  # a resumed run holds what the live run held (NaN as NaN)
+        for column in ("median_s", "ratio_to_best", "stable", "stability_note", "own_timer_s", "error_type"):
+            live, again = rows[key].get(column), row.get(column)
+            assert live == again or (live != live and again != again), (key, column, live, again)
 
 
 def test_the_fastest_beside_a_disturbed_fastest_is_the_next_one() -> None:
