@@ -456,11 +456,9 @@ class Adapter(ABC):
         bandwidth baseline; None where the adapter has none."""
         return None
 
-    native_timer_name = "timeit"  # what `native_timer` uses: the framework's own timer, else Python's timeit
-
     def native_timer_label(self, device: str) -> str:
-        """The name of the timer `native_timer` uses on `device`."""
-        return self.native_timer_name
+        """The name of the timer `native_timer` uses on `device`: the framework's own, else Python's timeit."""
+        return "timeit"
 
     def native_timer(self, function: Callable[[], Any], device: str, threads: int, min_run_time: float) -> float:
         """Median seconds per call of `function` by the framework's own benchmark timer, to cross-check the

@@ -290,10 +290,8 @@ class TorchAdapter(Adapter):
         buffer = torch.ones(nbytes // 4, dtype=torch.float32, device=self._device(device))
         return buffer.sum
 
-    native_timer_name = "torch.utils.benchmark"
-
     def native_timer_label(self, device: str) -> str:
-        return "torch.cuda.Event" if device == "gpu" else self.native_timer_name
+        return "torch.cuda.Event" if device == "gpu" else "torch.utils.benchmark"
 
     def native_timer(self, function: Callable[[], Any], device: str, threads: int, min_run_time: float) -> float:
         """`torch.utils.benchmark` on the CPU; on a GPU, CUDA events around each call (the device's own clock)."""

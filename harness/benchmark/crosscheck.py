@@ -36,18 +36,16 @@ def crosscheck(framework: str | Adapter, sizes: Sequence[int], threads: int, swe
     # the configuration `bench` times by default: the framework's own logits API, eager, forward, float32
     default, *_ = bench_configs({adapter.framework: type(adapter)}, None, ["eager"], ["forward"], ["cpu"],
                                 ["float32"], [1])
-    impl = adapter.implementation(default.impl)
-    session = BenchSession(adapter, seed=0, options=BlockOptions())
+    session = BenchSession(adapter, seed=0, options=BlockOptions(), threads=threads)
     results = []
     for n in sizes:
         config = default._replace(n=n)
         session.prepare(config)
-        function = adapter.bench_function(impl, session.inputs[("logits", "float32", n)], "cpu", "eager", "forward")
         harness_times: list[float] = []
         native_medians: list[float] = []
-        for _ in range(sweeps):
+        for _ in range(sweeps):  # the same call as `bench` cross-checks in its sweeps (BenchSession.own_timer)
             harness_times.extend(session.block(config).data)
-            native_medians.append(adapter.native_timer(function, "cpu", threads, min_run_time))
+            native_medians.append(session.own_timer(config, min_run_time).median_s)
         harness_median, native_median = statistics.median(harness_times), statistics.median(native_medians)
         results.append({"n": n, "harness_median_s": harness_median, "native_median_s": native_median,
                         "ratio": harness_median / native_median})

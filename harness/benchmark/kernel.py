@@ -115,9 +115,10 @@ def build_kernel(cache: Path | None = None) -> KernelBuild:
     folder = (cache if cache is not None else _cache_folder()).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     errors = []
+    built_for = [_SOURCE.read_text(encoding="utf-8"), version, _cpu()]  # what a cached build must match, with flags
     for threading in _THREADING:
         flags = (*_BASE_FLAGS, *(_X86_FLAGS if platform.machine().lower() in ("x86_64", "amd64") else ()), *threading)
-        key = hashlib.sha256("\0".join([_SOURCE.read_text(encoding="utf-8"), version, *flags, _cpu()]).encode())
+        key = hashlib.sha256("\0".join([*built_for, *flags]).encode())
         library = folder / f"bce-kernel-{key.hexdigest()[:20]}.so"
         report = library.with_suffix(".txt")
         if not library.is_file():

@@ -58,7 +58,6 @@ class BenchSession:
         self.inputs: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
         self.calls: dict[Any, tuple[Callable[[], None], int, int]] = {}  # key → (call, rounds, iterations)
         self.functions: dict[BenchConfig, Callable[[], Any]] = {}  # the framework's call, unsynced, for its timer
-        self.references: dict[tuple[str, int], Any] = {}
 
     @property
     def adapter(self) -> Adapter:
@@ -126,7 +125,8 @@ class BenchSession:
 
     def prepare_kernel(self, config: KernelConfig, fixed: Fixed | None = None) -> Prepared:
         """The speed-of-light kernel on the group's bytes; the first process also judges its results against the
-        exact reference, and a kernel that misses the pass tolerance is no limit (`Failed("Inaccurate")`)."""
+        exact reference, and a kernel that misses the pass tolerance is no limit (`KernelUnavailable`, with its
+        errors)."""
         if self.kernel is None:
             raise KernelUnavailable("this worker has no speed-of-light kernel")
         if config.device != "cpu":
@@ -166,11 +166,12 @@ class BenchSession:
         measured = time_block(call, rounds, iterations, self.options, self.timer)
         return Timed(measured.iterations, measured.data)
 
-    def own_timer(self, config: BenchConfig) -> OwnTimed:
-        """The framework's own timer on a prepared configuration, for about as long as a block of rounds."""
+    def own_timer(self, config: BenchConfig, min_run_time: float | None = None) -> OwnTimed:
+        """The framework's own timer on a prepared configuration, for `min_run_time` seconds (default: about as
+        long as a block of rounds)."""
         adapter = self.adapter
         seconds = adapter.native_timer(self.functions[config], config.device, self.threads,
-                                       self.options.max_time)
+                                       self.options.max_time if min_run_time is None else min_run_time)
         return OwnTimed(adapter.native_timer_label(config.device), seconds)
 
     def release(self) -> None:

@@ -50,7 +50,8 @@ class FakeClock:
 class Scripted(NumpyAdapter):
     """NumPy that costs COST per call on the fake clock, with a timer of its own that reads the same clock."""
 
-    native_timer_name = "own timer"
+    def native_timer_label(self, device: str) -> str:
+        return "own timer"
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
