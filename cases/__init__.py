@@ -3,7 +3,7 @@
 from cases.bench import BENCH_LOGIT_RANGE, bench_inputs, bytes_read
 from cases.builtin import FAMILIES, SCALE_SIZES, SEED_MEAN_LOSS, builtin_cases, family_names
 from cases.casefile import CaseFileError, case_entry, load_case_file, parse_cases
-from cases.dtypes import DTYPES, FloatFormat, cast, float_format, round_to_format
+from cases.dtypes import DTYPES, FloatFormat, cast, float_format, round_in_format, round_to_format
 from cases.errors import BadInput
 from cases.extreme import logit_threshold_neighbours, logit_thresholds_for, prob_edges_for, round_exact
 from cases.model import INPUT_FORMS, Case, CaseInputs, InputForm
@@ -34,5 +34,6 @@ __all__ = [
     "parse_cases",
     "prob_edges_for",
     "round_exact",
+    "round_in_format",
     "round_to_format",
 ]

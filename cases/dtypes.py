@@ -6,6 +6,7 @@ oracle, the comparison and the case generators agree on what "one ULP of float16
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import ml_dtypes
@@ -52,15 +53,17 @@ def ulp_in_format(value: np.ndarray | float, precision: int, emin: int, max_fini
     magnitude = np.abs(np.asarray(value, dtype=np.float64))
     magnitude = np.where(np.isfinite(magnitude), magnitude, max_finite)
     _, exponent = np.frexp(magnitude)  # magnitude = m * 2**exponent with m in [0.5, 1)
-    binade = np.where(magnitude == 0, emin, np.maximum(exponent - 1, emin))
-    binade = np.minimum(binade, int(np.frexp(max_finite)[1]) - 1)
+    binade = np.where(magnitude == 0, emin, np.clip(exponent - 1, emin, math.frexp(max_finite)[1] - 1))
     return np.ldexp(1.0, binade - precision + 1)
 
 
-def round_in_format(values: np.ndarray | float, precision: int, emin: int, max_finite: float) -> np.ndarray:
-    """Round float64 values once, to nearest with ties to even, onto the format's grid (as float64)."""
+def round_in_format(values: np.ndarray | float, precision: int, emin: int, max_finite: float,
+                    quantum: np.ndarray | None = None) -> np.ndarray:
+    """Round float64 values once, to nearest with ties to even, onto the format's grid (as float64). `quantum`:
+    the format's spacing at the values, where the caller has it already."""
     v = np.asarray(values, dtype=np.float64)
-    quantum = ulp_in_format(v, precision, emin, max_finite)
+    if quantum is None:
+        quantum = ulp_in_format(v, precision, emin, max_finite)
     with np.errstate(invalid="ignore", over="ignore"):
         rounded = np.rint(v / quantum) * quantum
         return np.where(np.abs(rounded) > max_finite, np.copysign(np.inf, v), rounded)

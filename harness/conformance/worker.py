@@ -19,6 +19,8 @@ from implementations import Adapter, Implementation, Output, Unsupported
 
 __all__ = ["run_jobs", "usage", "worker_main"]
 
+Alone = dict[tuple[str | bytes, ...], Output]  # (impl, device, x's dtype and bytes, y's): an element's answer alone
+
 
 def worker_main(framework: str, threads: int, cases: list[Case], log_path: str | None, compile_cache: str | None,
                 channel: Connection) -> None:
@@ -43,13 +45,14 @@ def worker_main(framework: str, threads: int, cases: list[Case], log_path: str |
 
 def run_jobs(adapter: Adapter, cases: list[Case], jobs: tuple[Job, ...] | list[Job], channel: Connection) -> None:
     """Every cell of the jobs, each answer sent as soon as it is known."""
+    alone: Alone = {}  # the batch checks' elements computed alone, shared by the cases of this piece
     for job in jobs:
         impl = adapter.implementation(job.impl)
         arrays = cases[job.case_index].inputs(job.dtype).arrays()
         for cell in job.cells():
             began = time.perf_counter()
             wanted = job.derivatives if cell.reduction in DERIVATIVE_REDUCTIONS else ()
-            answer = _answer(adapter, impl, arrays, cell, wanted)
+            answer = _answer(adapter, impl, arrays, cell, wanted, alone)
             channel.send(dataclasses.replace(answer, seconds=time.perf_counter() - began))
 
 
@@ -61,11 +64,12 @@ def usage() -> tuple[float, int]:
 
 
 def _answer(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray], cell: Cell,
-            derivatives: tuple[str, ...] = ()) -> CellMessage:
+            derivatives: tuple[str, ...] = (), alone: Alone | None = None) -> CellMessage:
     """What the framework did with one cell (and the further derivatives asked for with it)."""
     try:
         if cell.check == "batch":
-            return BatchComputed(cell, *_alone_and_batched(adapter, impl, arrays, cell.device))
+            return BatchComputed(cell, *_alone_and_batched(adapter, impl, arrays, cell.device,
+                                                            {} if alone is None else alone))
         output = adapter.compute(impl, arrays, cell.reduction, cell.device, cell.mode,  # type: ignore[arg-type]
                                  derivatives)
         return Computed(cell, output)
@@ -75,11 +79,18 @@ def _answer(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray
         return Raised(cell, type(exc).__name__, one_line(exc))
 
 
-def _alone_and_batched(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray],
-                       device: str) -> tuple[Output, Output]:
-    """Each element computed alone (a 1-element array), and all of them tiled into one batch of BATCH_SIZE."""
+def _alone_and_batched(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray], device: str,
+                       memo: Alone) -> tuple[Output, Output]:
+    """Each element computed alone (a 1-element array), and all of them tiled into one batch of BATCH_SIZE.
+    An element whose x and y have the same bits as one already computed alone (in this case or another of the
+    piece) takes that answer: the same call on the same bytes."""
     x, y = arrays["x"].ravel(), arrays["y"].ravel()
-    alone = [adapter.compute(impl, {"x": x[i:i + 1], "y": y[i:i + 1]}, "none", device) for i in range(x.size)]
+    alone = []
+    for i in range(x.size):
+        key = (impl.impl, device, x.dtype.name, x[i].tobytes(), y.dtype.name, y[i].tobytes())
+        if key not in memo:
+            memo[key] = adapter.compute(impl, {"x": x[i:i + 1], "y": y[i:i + 1]}, "none", device)
+        alone.append(memo[key])
     tiled = np.resize(np.arange(x.size), BATCH_SIZE)
     batched = adapter.compute(impl, {"x": x[tiled], "y": y[tiled]}, "none", device)
     stacked = Output(

@@ -28,7 +28,6 @@ import math
 import os
 import tempfile
 import zipfile
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from harness.verdict.oracle import (
     _MP,
     _START_PREC,
     ORACLE_VERSION,
+    Recent,
     _agree,
     _finite_abs,
     _mp_probability_terms,
@@ -386,8 +386,7 @@ def _stored(result: DerivativeReference, path: Path) -> None:
         pass
 
 
-_RECENT: OrderedDict[Path, DerivativeReference] = OrderedDict()  # this process's latest, by cache path
-_RECENT_SIZE = 32
+_RECENT: Recent[Path, DerivativeReference] = Recent()  # this process's latest, by cache path
 
 
 def derivative_reference(inputs: CaseInputs, input_form: str, use_cache: bool = True) -> DerivativeReference:
@@ -406,14 +405,11 @@ def derivative_reference(inputs: CaseInputs, input_form: str, use_cache: bool = 
     if not use_cache:
         return _computed(inputs, input_form)
     path = _cache_path(inputs, input_form)
-    if path in _RECENT:
-        _RECENT.move_to_end(path)
-        return _RECENT[path]
+    if (recent := _RECENT.get(path)) is not None:
+        return recent
     result = cached_derivative_reference(inputs, input_form)
     if result is None:
         result = _computed(inputs, input_form)
         _stored(result, path)
-    _RECENT[path] = result
-    if len(_RECENT) > _RECENT_SIZE:
-        _RECENT.popitem(last=False)
+    _RECENT.put(path, result, sum(array.nbytes for array in result.arrays.values()))
     return result

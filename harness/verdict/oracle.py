@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import mpmath
 import numpy as np
@@ -38,7 +39,7 @@ import numpy as np
 from cases import DTYPES, CaseInputs, FloatFormat, float_format
 from harness.verdict.domain import shape_problem
 
-__all__ = ["ORACLE_VERSION", "Reference", "cache_dir", "cached_reference", "located_reference", "reference",
+__all__ = ["ORACLE_VERSION", "Recent", "Reference", "cache_dir", "cached_reference", "located_reference", "reference",
            "reference_uncached"]
 
 ORACLE_VERSION = 4  # 4: labels, weights and pos_weight of exactly 0 or 1 carry no rounding slack
@@ -47,6 +48,10 @@ _FAST_ERROR_FACTOR = 32.0  # a-priori bound: ≤ 16 roundings' worth, doubled fo
 _ACCEPT = 2.0**-10  # accept a value whose error is below this fraction of the target ULP
 _START_PREC = 256
 _MAX_PREC = 8192
+
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,10 @@ class Reference:
     mean_lo: float
     slow_elements: int
     undefined: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in _ARRAY_FIELDS)
 
     def loss(self, reduction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(hi, lo, band) of the loss under `reduction`."""
@@ -396,8 +405,32 @@ def cached_reference(inputs: CaseInputs, input_form: str) -> Reference | None:
         return None
 
 
-_RECENT: OrderedDict[str, Reference] = OrderedDict()  # this process's latest references, by cache key
-_RECENT_SIZE = 32  # a convention's predictions ask for the same reference once per reduction and quantity
+class Recent(Generic[K, V]):
+    """This process's latest values by key, as many as fit in `budget` bytes of their arrays (the least recently
+    used go first): an audit asks for a case's exact values again for each convention's prediction, each
+    reduction and quantity, and its findings; rereading them from the disk cache is what this saves."""
+
+    def __init__(self, budget: int = 256 * 2**20) -> None:
+        self.budget, self.used = budget, 0
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key][0]
+
+    def put(self, key: K, value: V, size: int) -> None:
+        """Keep `value` (its arrays hold `size` bytes) under `key`, and let the oldest go past the budget."""
+        if key in self._items:
+            self.used -= self._items.pop(key)[1]
+        self._items[key] = (value, size)
+        self.used += size
+        while self.used > self.budget and len(self._items) > 1:
+            self.used -= self._items.popitem(last=False)[1][1]
+
+
+_RECENT: Recent[str, Reference] = Recent()  # this process's latest references, by cache key
 
 
 def reference(inputs: CaseInputs, input_form: str, use_cache: bool = True) -> Reference:
@@ -411,14 +444,11 @@ def located_reference(inputs: CaseInputs, input_form: str, use_cache: bool = Tru
     if not use_cache:
         return reference_uncached(inputs, input_form), "computed"
     key = _cache_key(inputs, input_form)
-    if key in _RECENT:
-        _RECENT.move_to_end(key)
-        return _RECENT[key], "memory"
+    if (recent := _RECENT.get(key)) is not None:
+        return recent, "memory"
     stored = cached_reference(inputs, input_form)
     result, source = (stored, "disk") if stored is not None else (_computed_and_stored(inputs, input_form), "computed")
-    _RECENT[key] = result
-    if len(_RECENT) > _RECENT_SIZE:
-        _RECENT.popitem(last=False)
+    _RECENT.put(key, result, result.nbytes)
     return result, source
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cases import FloatFormat, round_to_format
+from cases import FloatFormat, round_in_format
 from harness.verdict.tolerance import BAND_FACTOR, ELEMENT_STATUSES, pass_ulp
 
 __all__ = ["Judgement", "judge", "same_values"]
@@ -37,11 +37,13 @@ def same_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
 
 
-def _ulp_at_exact(hi: np.ndarray, lo: np.ndarray, fmt: FloatFormat) -> np.ndarray:
-    """The dtype's ULP at |hi + lo|: when hi is a power of two and lo points towards zero, the exact value lies
-    in the binade below, whose ULP is half as large."""
+def _ulp_at_exact(hi: np.ndarray, lo: np.ndarray, fmt: FloatFormat, quantum: np.ndarray) -> np.ndarray:
+    """The dtype's ULP at |hi + lo| (`quantum`: its ULP at |hi|): when hi is a power of two and lo points towards
+    zero, the exact value lies in the binade below, whose ULP is half as large."""
     below = (lo != 0) & (np.sign(lo) != np.sign(hi)) & (np.frexp(hi)[0] == np.copysign(0.5, hi))
-    return np.where(below, fmt.ulp(np.nextafter(hi, 0.0)), fmt.ulp(hi))
+    if not below.any():
+        return quantum
+    return np.where(below, fmt.ulp(np.nextafter(hi, 0.0)), quantum)
 
 
 def judge(
@@ -71,11 +73,12 @@ def judge(
     if got.size == 0:
         return Judgement("pass", 0.0, 0.0, 0.0, 0, None, math.nan, math.nan)
     g, h, lw, b = got.ravel(), hi.ravel(), lo.ravel(), band.ravel()
-    rounded = round_to_format(h, fmt)
+    quantum = fmt.ulp(h)
+    rounded = round_in_format(h, fmt.precision, fmt.emin, fmt.max_finite, quantum)
 
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         abs_err = np.abs((g - h) - lw)
-        ulp_err = abs_err / _ulp_at_exact(h, lw, fmt)
+        ulp_err = abs_err / _ulp_at_exact(h, lw, fmt, quantum)
         rel_err = np.where(abs_err == 0, 0.0, abs_err / np.abs(h))
     nan_got, nan_ref = np.isnan(g), np.isnan(h)
     both_nan = nan_got & nan_ref
@@ -96,8 +99,7 @@ def judge(
         level[explained.ravel() & (level > _INEXACT)] = _DEVIATION
 
     # worst: highest status, then the largest ULP error
-    order = np.lexsort((np.nan_to_num(ulp_err, nan=np.inf), level))
-    worst = int(order[-1])
+    worst = 0 if g.size == 1 else int(np.lexsort((np.where(np.isnan(ulp_err), np.inf, ulp_err), level))[-1])
     worst_index = None if reduced_over is not None else tuple(int(i) for i in np.unravel_index(worst, hi.shape))
     return Judgement(
         status=ELEMENT_STATUSES[int(level[worst])],

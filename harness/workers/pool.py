@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,18 +163,18 @@ class WorkerPool:
             self._running.remove(worker)
         self._leaving.append(worker)
 
-    def close(self, goodbye: Any = None, grace: float = 2.0) -> None:
+    def close(self, goodbye: Any = None, grace: float = 2.0, wait: bool = True) -> None:
         """Stop every worker still running, and give those let go `grace` seconds in all to end before they are
-        killed (they have said all they had to say: what is left is their framework's teardown)."""
+        killed (they have said all they had to say: what is left is their framework's teardown). With `wait`
+        false that happens on a thread of its own while the caller carries on (the interpreter waits for it
+        before it exits)."""
         for worker in self.running:
             self.stop(worker, goodbye)
-        deadline = time.monotonic() + grace
-        for worker in self._leaving:
-            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(timeout=10)
-        self._leaving = []
+        leaving, self._leaving = self._leaving, []
+        if wait:
+            _end(leaving, time.monotonic() + grace)
+        elif leaving:
+            threading.Thread(target=_end, args=(leaving, time.monotonic() + grace), name="bce-teardown").start()
 
     def _received(self, worker: Worker) -> Received:
         message = worker.channel.recv()
@@ -194,3 +195,12 @@ class WorkerPool:
     def _lose(self, worker: Worker, status: str, why: str) -> Lost:
         self.stop(worker, grace=0.0)  # a worker that is lost is not waited for
         return Lost(worker, status, why)
+
+
+def _end(workers: list[Worker], deadline: float) -> None:
+    """Wait for each worker to end until `deadline`; kill those still there."""
+    for worker in workers:
+        worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=10)

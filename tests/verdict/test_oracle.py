@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from cases import SEED_MEAN_LOSS, Case, builtin_cases, float_format
 from harness.verdict.oracle import (
+    Recent,
     _fast_logits,
     _fast_probs,
     _mp_logits,
@@ -159,3 +160,16 @@ def test_the_disk_cache_serves_a_reference_and_a_damaged_entry_is_recomputed(tmp
     assert cached_reference(inputs, "logits") is None and not entry.exists()  # removed, never trusted
     entry.write_bytes(whole[:100])  # a truncated entry (a write cut short): a zip without its directory
     assert cached_reference(inputs, "logits") is None and not entry.exists()
+
+
+def test_recent_keeps_what_fits_its_byte_budget_and_lets_the_least_recently_used_go() -> None:
+    recent: Recent[str, str] = Recent(budget=100)
+    recent.put("a", "A", 40)
+    recent.put("b", "B", 40)
+    assert recent.get("a") == "A"  # now the most recently used
+    recent.put("c", "C", 40)  # 120 bytes: "b", the least recently used, goes
+    assert (recent.get("b"), recent.get("a"), recent.get("c"), recent.used) == (None, "A", "C", 80)
+    recent.put("a", "A2", 10)  # a key put again replaces its value and its size
+    assert (recent.get("a"), recent.used) == ("A2", 50)
+    recent.put("big", "X", 500)  # larger than the budget: kept alone, the newest
+    assert (recent.get("a"), recent.get("c"), recent.get("big"), recent.used) == (None, None, "X", 500)

@@ -87,3 +87,18 @@ def test_stop_lets_a_worker_say_goodbye() -> None:
     assert second.process.exitcode == 0
     pool.stop(second)
     assert pool.running == []
+
+
+def test_close_without_waiting_ends_the_workers_let_go_on_a_thread() -> None:
+    pool = WorkerPool()
+    echo, hung = pool.start("echo", pool_workers.echo), pool.start("hang", pool_workers.hello_then_hang)
+    assert pool.receive(hung, timeout=30).message == "hello"
+    pool.release(echo, None)  # it exits on its goodbye
+    pool.release(hung, None)  # it does not: the grace runs out and it is killed
+    began = time.monotonic()
+    pool.close(grace=1.0, wait=False)
+    assert time.monotonic() - began < 0.5  # the caller carries on at once
+    deadline = time.monotonic() + 30
+    while None in (echo.process.exitcode, hung.process.exitcode) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert echo.process.exitcode == 0 and hung.process.exitcode == -9  # SIGKILL, after the grace
