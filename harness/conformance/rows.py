@@ -18,7 +18,7 @@ from harness.verdict.conventions import Convention, Prediction, predict
 from harness.verdict.derivatives import DerivativeReference
 from harness.verdict.domain import domain_violation, implied_dtype
 from harness.verdict.oracle import Reference, located_reference
-from harness.verdict.regions import failures
+from harness.verdict.regions import failures, input_regions
 from harness.verdict.tolerance import ELEMENT_STATUSES
 from harness.verdict.ulp import Judgement, judge, same_values
 from harness.verdict.variants import ReferenceKey, variant_inputs, variant_of
@@ -57,6 +57,7 @@ class Judge:
     kept: set[Cell] = field(default_factory=set)  # sides of identities across frameworks: their outputs are stored
     _implementations: dict[str, Implementation] = field(default_factory=dict, repr=False)
     _owners: dict[str, str] = field(default_factory=dict, repr=False)
+    _regions: dict[tuple[int, str], np.ndarray] = field(default_factory=dict, repr=False)  # per element of a case
 
     # --------------------------------------------------------------------------------------- the inputs
 
@@ -476,8 +477,12 @@ class Judge:
         inputs = case.inputs(cell.dtype)
         if inputs.x.shape != got.shape or inputs.y.shape != got.shape:
             return ""
+        key = (cell.case_index, cell.dtype)
+        if key not in self._regions:  # the same for every implementation, reduction and quantity of the case
+            self._regions[key] = input_regions(inputs.x, inputs.y, case.input_form, cell.dtype)
         return failures(verdict.levels >= _FAIL_LEVEL, got, verdict.rounded, verdict.ulp_errors,
-                        inputs.x.astype(np.float64), inputs.y.astype(np.float64), case.input_form, cell.dtype)
+                        inputs.x.astype(np.float64), inputs.y.astype(np.float64), case.input_form, cell.dtype,
+                        self._regions[key])
 
     def _compute_dtype(self, framework: str, cell: Cell) -> str | None:
         return self.implementation(cell.impl).compute_dtype

@@ -79,9 +79,14 @@ def _element(row: Any, **values: Any) -> dict[str, Any]:
                "case": row.case, "reduction": row.reduction, "mode": row.mode, "check": row.check, "n": int(row.n),
                **values}
     if "x" in example and "y" in example:
-        example["region"] = str(input_regions(np.array([example["x"]]), np.array([example["y"]]), row.input_form,
-                                              row.dtype)[0])
+        example["region"] = _region(example["x"], example["y"], row.input_form, row.dtype)
     return example
+
+
+@functools.lru_cache(maxsize=2**16)
+def _region(x: Any, y: Any, input_form: str, dtype: str) -> str:
+    """One element's region (findings ask for the same few inputs' again and again)."""
+    return str(input_regions(np.array([x]), np.array([y]), input_form, dtype)[0])
 
 
 def _ulp(got: float, expected: float, dtype: str) -> float:
@@ -94,7 +99,7 @@ def _worst(row: Any) -> tuple[str, str, dict[str, Any]] | None:
     check); None where the row points at no element (a scalar result, a result of the wrong shape)."""
     if not row.worst_index:
         return None
-    region = str(input_regions(np.array([row.worst_x]), np.array([row.worst_y]), row.input_form, row.dtype)[0])
+    region = _region(row.worst_x, row.worst_y, row.input_form, row.dtype)
     failure = str(failure_modes(np.array([row.got]), np.array([row.expected]))[0])
     index = json.loads(row.worst_index) if row.worst_index else []
     example = _element(row, index=index, x=row.worst_x, y=row.worst_y, got=row.got, expected=row.expected,
