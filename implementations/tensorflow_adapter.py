@@ -242,9 +242,6 @@ class TensorflowAdapter(Adapter):
         # XLA_PYTHON_CLIENT_PREALLOCATE=false does, instead of all of it at start
         os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         os.environ["KERAS_BACKEND"] = "tensorflow"
-        flags = os.environ.get("TF_XLA_FLAGS", "")
-        if self.compile_cache and "tf_xla_persistent_cache_directory" not in flags:  # jit_compile's executables
-            os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={self.compile_cache}".strip()
         import keras as keras_module
 
         self.use_here()

@@ -57,7 +57,7 @@ class Judge:
     kept: set[Cell] = field(default_factory=set)  # sides of identities across frameworks: their outputs are stored
     _implementations: dict[str, Implementation] = field(default_factory=dict, repr=False)
     _owners: dict[str, str] = field(default_factory=dict, repr=False)
-    _regions: dict[tuple[int, str], np.ndarray] = field(default_factory=dict, repr=False)  # per element of a case
+    _regions: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     # --------------------------------------------------------------------------------------- the inputs
 
@@ -473,16 +473,23 @@ class Judge:
         """The failing (not explained) elements of an element-wise result, by region and failure mode."""
         if reduced_over is not None or verdict.levels is None or verdict.ulp_errors is None or verdict.rounded is None:
             return ""
+        failing = verdict.levels >= _FAIL_LEVEL
         case = self.cases[cell.case_index]  # regions in the case's own inputs, as the row's input_form says
         inputs = case.inputs(cell.dtype)
-        if inputs.x.shape != got.shape or inputs.y.shape != got.shape:
+        if not failing.any() or inputs.x.shape != got.shape or inputs.y.shape != got.shape:
             return ""
+        return failures(failing, got, verdict.rounded, verdict.ulp_errors, inputs.x.astype(np.float64),
+                        inputs.y.astype(np.float64), case.input_form, cell.dtype, self._regions_of(cell, inputs))
+
+    def _regions_of(self, cell: Cell, inputs: CaseInputs) -> tuple[np.ndarray, np.ndarray]:
+        """Every element's region in the case's inputs, as the distinct regions and an index into them per
+        element: the same for every implementation, reduction and quantity of the case in its dtype."""
         key = (cell.case_index, cell.dtype)
-        if key not in self._regions:  # the same for every implementation, reduction and quantity of the case
-            self._regions[key] = input_regions(inputs.x, inputs.y, case.input_form, cell.dtype)
-        return failures(verdict.levels >= _FAIL_LEVEL, got, verdict.rounded, verdict.ulp_errors,
-                        inputs.x.astype(np.float64), inputs.y.astype(np.float64), case.input_form, cell.dtype,
-                        self._regions[key])
+        if key not in self._regions:
+            regions = input_regions(inputs.x, inputs.y, self.cases[cell.case_index].input_form, cell.dtype)
+            labels, codes = np.unique(regions, return_inverse=True)
+            self._regions[key] = labels, codes.astype(np.min_scalar_type(max(len(labels) - 1, 0)))
+        return self._regions[key]
 
     def _compute_dtype(self, framework: str, cell: Cell) -> str | None:
         return self.implementation(cell.impl).compute_dtype

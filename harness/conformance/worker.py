@@ -83,7 +83,8 @@ def _alone_and_batched(adapter: Adapter, impl: Implementation, arrays: dict[str,
                        memo: Alone) -> tuple[Output, Output]:
     """Each element computed alone (a 1-element array), and all of them tiled into one batch of BATCH_SIZE.
     An element whose x and y have the same bits as one already computed alone (in this case or another of the
-    piece) takes that answer: the same call on the same bytes."""
+    piece) takes that answer: the same call on the same bytes. (Whether repeating a call gives the same bits is
+    not this check's question: it asks whether the batch changes an element's.)"""
     x, y = arrays["x"].ravel(), arrays["y"].ravel()
     alone = []
     for i in range(x.size):

@@ -84,6 +84,7 @@ class Reference:
 
     @property
     def nbytes(self) -> int:
+        """The bytes of its arrays."""
         return sum(getattr(self, name).nbytes for name in _ARRAY_FIELDS)
 
     def loss(self, reduction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -406,12 +407,13 @@ def cached_reference(inputs: CaseInputs, input_form: str) -> Reference | None:
 
 
 class Recent(Generic[K, V]):
-    """This process's latest values by key, as many as fit in `budget` bytes of their arrays (the least recently
-    used go first): an audit asks for a case's exact values again for each convention's prediction, each
-    reduction and quantity, and its findings; rereading them from the disk cache is what this saves."""
+    """This process's latest values by key, as many as fit in `budget` bytes (their arrays and `_ENTRY_BYTES`
+    for each) and `most` in number, the least recently used going first: an audit asks for a case's exact
+    values again for each convention's prediction, each reduction and quantity, and its findings; rereading
+    them from the disk cache is what this saves. A value larger than the budget is kept alone."""
 
-    def __init__(self, budget: int = 256 * 2**20) -> None:
-        self.budget, self.used = budget, 0
+    def __init__(self, budget: int = 256 * 2**20, most: int = 4096) -> None:
+        self.budget, self.most, self.used = budget, most, 0
         self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
 
     def get(self, key: K) -> V | None:
@@ -421,15 +423,16 @@ class Recent(Generic[K, V]):
         return self._items[key][0]
 
     def put(self, key: K, value: V, size: int) -> None:
-        """Keep `value` (its arrays hold `size` bytes) under `key`, and let the oldest go past the budget."""
+        """Keep `value` (its arrays hold `size` bytes) under `key`, and let the oldest go past the bounds."""
         if key in self._items:
             self.used -= self._items.pop(key)[1]
-        self._items[key] = (value, size)
-        self.used += size
-        while self.used > self.budget and len(self._items) > 1:
+        self._items[key] = (value, size + _ENTRY_BYTES)
+        self.used += size + _ENTRY_BYTES
+        while len(self._items) > 1 and (self.used > self.budget or len(self._items) > self.most):
             self.used -= self._items.popitem(last=False)[1][1]
 
 
+_ENTRY_BYTES = 1024  # what an entry holds besides its arrays (the objects, the small fields)
 _RECENT: Recent[str, Reference] = Recent()  # this process's latest references, by cache key
 
 

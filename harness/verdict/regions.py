@@ -92,17 +92,22 @@ def failure_modes(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 
 def failures(failing: np.ndarray, got: np.ndarray, expected: np.ndarray, ulp_error: np.ndarray, x: np.ndarray,
-             y: np.ndarray, input_form: str, dtype: str, regions_of: np.ndarray | None = None) -> str:
+             y: np.ndarray, input_form: str, dtype: str,
+             regions_of: tuple[np.ndarray, np.ndarray] | None = None) -> str:
     """The failing elements of one result grouped by (region, failure mode), as the JSON a row stores: per group
     the count and its worst element (index, x, y, got, expected, ULP error); "" when nothing fails. The largest
     ULP error first within a group; groups in order of their worst error. `regions_of`: every element's
-    `input_regions`, where the caller has them already (the same for every result of one case and dtype)."""
+    `input_regions` where the caller has them already (the same for every result of one case and dtype), as
+    the distinct regions and, per element, an index into them."""
     where = np.flatnonzero(np.ravel(failing))
     if where.size == 0:
         return ""
     flat = [np.ravel(a) for a in (got, expected, ulp_error, x, y)]
-    regions = (input_regions(flat[3][where], flat[4][where], input_form, dtype) if regions_of is None
-               else np.ravel(regions_of)[where])
+    if regions_of is None:
+        regions = input_regions(flat[3][where], flat[4][where], input_form, dtype)
+    else:
+        labels, codes = regions_of
+        regions = labels[np.ravel(codes)[where]]
     modes = failure_modes(flat[0][where], flat[1][where])
     ulps = np.nan_to_num(flat[2][where], nan=np.inf)
     order = np.argsort(-ulps, kind="stable")  # worst first: a group's first element is its worst

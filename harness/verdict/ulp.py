@@ -98,8 +98,10 @@ def judge(
     if explained is not None:
         level[explained.ravel() & (level > _INEXACT)] = _DEVIATION
 
-    # worst: highest status, then the largest ULP error
-    worst = 0 if g.size == 1 else int(np.lexsort((np.where(np.isnan(ulp_err), np.inf, ulp_err), level))[-1])
+    # worst: highest status, then the largest ULP error (NaN above +inf, which nan_to_num makes the largest float)
+    worst = 0
+    if g.size > 1:
+        worst = int(np.lexsort((np.nan_to_num(ulp_err, nan=np.inf), level))[-1])
     worst_index = None if reduced_over is not None else tuple(int(i) for i in np.unravel_index(worst, hi.shape))
     return Judgement(
         status=ELEMENT_STATUSES[int(level[worst])],

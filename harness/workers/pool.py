@@ -156,7 +156,8 @@ class WorkerPool:
 
     def release(self, worker: Worker, goodbye: Any) -> None:
         """Let a worker go without waiting for it: send `goodbye` (on which it exits by itself) and stop watching
-        it; `close` makes sure it has ended. The caller carries on at once, while the worker tears down."""
+        it; `close` makes sure it ends (or, without waiting, has that done on a thread). The caller carries on at
+        once, while the worker tears down."""
         self.send(worker, goodbye)
         worker.channel.close()
         if worker in self._running:

@@ -162,14 +162,19 @@ def test_the_disk_cache_serves_a_reference_and_a_damaged_entry_is_recomputed(tmp
     assert cached_reference(inputs, "logits") is None and not entry.exists()
 
 
-def test_recent_keeps_what_fits_its_byte_budget_and_lets_the_least_recently_used_go() -> None:
-    recent: Recent[str, str] = Recent(budget=100)
+def test_recent_keeps_what_fits_its_bounds_and_lets_the_least_recently_used_go() -> None:
+    entry = 1024  # each entry's own bytes, beside its arrays'
+    recent: Recent[str, str] = Recent(budget=100 + 2 * entry, most=3)
     recent.put("a", "A", 40)
     recent.put("b", "B", 40)
     assert recent.get("a") == "A"  # now the most recently used
-    recent.put("c", "C", 40)  # 120 bytes: "b", the least recently used, goes
-    assert (recent.get("b"), recent.get("a"), recent.get("c"), recent.used) == (None, "A", "C", 80)
+    recent.put("c", "C", 40)  # 120 bytes of arrays: "b", the least recently used, goes
+    assert (recent.get("b"), recent.get("a"), recent.get("c"), recent.used) == (None, "A", "C", 80 + 2 * entry)
     recent.put("a", "A2", 10)  # a key put again replaces its value and its size
-    assert (recent.get("a"), recent.used) == ("A2", 50)
+    assert (recent.get("a"), recent.used) == ("A2", 50 + 2 * entry)
     recent.put("big", "X", 500)  # larger than the budget: kept alone, the newest
-    assert (recent.get("a"), recent.get("c"), recent.get("big"), recent.used) == (None, None, "X", 500)
+    assert (recent.get("a"), recent.get("c"), recent.get("big"), recent.used) == (None, None, "X", 500 + entry)
+    small: Recent[int, int] = Recent(most=3)
+    for key in range(5):
+        small.put(key, key, 0)
+    assert [small.get(key) for key in range(5)] == [None, None, 2, 3, 4]  # no more than `most`

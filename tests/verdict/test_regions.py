@@ -50,8 +50,9 @@ def test_failures_group_by_region_and_mode_with_their_worst_element() -> None:
     assert [(g["region"], g["mode"], g["count"], g["index"]) for g in groups] == [
         ("x ≫ 0, y = 1", "lost", 2, [1]), ("x ≪ 0, y = 0", "lost", 1, [2])]
     assert failures(np.zeros(3, dtype=bool), got, exact, np.zeros(3), x, y, "logits", "float64") == ""
-    regions = input_regions(x, y, "logits", "float64")  # every element's, given: the same groups
+    labels, codes = np.unique(input_regions(x, y, "logits", "float64"), return_inverse=True)
     assert failures(np.array([True, True, True]), got, exact, np.array([1e15, 3e15, 1e15]), x, y, "logits",
-                    "float64", regions) == text
-    assert json.loads(failures(np.array([False, True, True]), got, exact, np.array([1e15, 3e15, 1e15]), x, y,
-                               "logits", "float64", regions))[1]["region"] == "x ≪ 0, y = 0"
+                    "float64", (labels, codes)) == text  # every element's regions given: the same groups
+    given = failures(np.array([False, True, True]), got, exact, np.array([1e15, 3e15, 1e15]), x, y, "logits",
+                     "float64", (np.array(["A", "B"]), np.array([0, 1, 0])))
+    assert [(g["region"], g["index"]) for g in json.loads(given)] == [("B", [1]), ("A", [2])]  # read, not made

@@ -93,6 +93,7 @@ def test_close_without_waiting_ends_the_workers_let_go_on_a_thread() -> None:
     pool = WorkerPool()
     echo, hung = pool.start("echo", pool_workers.echo), pool.start("hang", pool_workers.hello_then_hang)
     assert pool.receive(hung, timeout=30).message == "hello"
+    assert pool.ask(echo, 1, timeout=30) == Received(echo, 2)  # started: its goodbye ends it within the grace
     pool.release(echo, None)  # it exits on its goodbye
     pool.release(hung, None)  # it does not: the grace runs out and it is killed
     began = time.monotonic()
