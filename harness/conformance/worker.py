@@ -64,12 +64,12 @@ def usage() -> tuple[float, int]:
 
 
 def _answer(adapter: Adapter, impl: Implementation, arrays: dict[str, np.ndarray], cell: Cell,
-            derivatives: tuple[str, ...] = (), alone: Alone | None = None) -> CellMessage:
-    """What the framework did with one cell (and the further derivatives asked for with it)."""
+            derivatives: tuple[str, ...], alone: Alone) -> CellMessage:
+    """What the framework did with one cell (and the further derivatives asked for with it); `alone`: the
+    elements the piece's batch checks have computed alone so far."""
     try:
         if cell.check == "batch":
-            return BatchComputed(cell, *_alone_and_batched(adapter, impl, arrays, cell.device,
-                                                            {} if alone is None else alone))
+            return BatchComputed(cell, *_alone_and_batched(adapter, impl, arrays, cell.device, alone))
         output = adapter.compute(impl, arrays, cell.reduction, cell.device, cell.mode,  # type: ignore[arg-type]
                                  derivatives)
         return Computed(cell, output)

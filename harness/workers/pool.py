@@ -147,10 +147,7 @@ class WorkerPool:
         if goodbye is not None:
             self.send(worker, goodbye)
         worker.channel.close()
-        worker.process.join(timeout=grace)
-        if worker.process.is_alive():
-            worker.process.kill()
-            worker.process.join(timeout=10)
+        _end([worker], time.monotonic() + grace)
         if worker in self._running:
             self._running.remove(worker)
 
