@@ -100,3 +100,16 @@ def test_within_the_pass_tolerance_far_beyond_the_benchmark_inputs(kernel: Kerne
     labels = np.repeat([0.0, 1.0], logits.size // 2)
     accurate, said = kernel.accuracy(cast(logits, dtype), cast(labels, dtype), direction)
     assert accurate, said
+
+
+def test_both_directions_of_a_group_share_one_exact_reference(kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    computed: list[int] = []
+    exact = kernel_module.reference_uncached
+    monkeypatch.setattr(kernel_module, "reference_uncached",
+                        lambda inputs, form: computed.append(inputs.x.size) or exact(inputs, form))
+    inputs = bench_inputs(1_000, "logits", "float32")
+    for direction in ("forward", "forward_backward"):
+        assert kernel.accuracy(inputs["x"], inputs["y"], direction)[0]
+    other = bench_inputs(2_000, "logits", "float32")  # other inputs: their own reference
+    assert kernel.accuracy(other["x"], other["y"], "forward")[0]
+    assert computed == [1_000, 2_000]
